@@ -1,0 +1,27 @@
+"""The `vigia-settings` Block: where Vigia keeps its state and whom it tells it is alive."""
+
+from prefect.blocks.core import Block
+from pydantic import Field, SecretStr
+
+
+class VigiaSettings(Block):
+    """Vigia's own settings that flows need on any worker: store, home, time zone, links."""
+
+    _block_type_name = "Vigia Settings"
+    _block_type_slug = "vigia-settings"
+    _documentation_url = "https://github.com/vigia/vigia/blob/main/README.md#settings"
+    _code_example = """
+```python
+from blocks.vigia import VigiaSettings
+
+vigia_settings = VigiaSettings.load("BLOCK_NAME")
+```"""
+
+    home: str = Field(description="VIGIA_HOME: SQLite files, spool, local backups and reports.")
+    database_url: SecretStr = Field(description="VIGIA_DATABASE_URL: the store, as a SQLAlchemy URL.")
+    timezone: str = Field(default="America/Sao_Paulo", description="VIGIA_TIMEZONE: schedules and reports.")
+    heartbeat_url: SecretStr | None = Field(
+        default=None, description="VIGIA_HEARTBEAT_URL: pinged after every completed health check."
+    )
+    dashboard_url: str = Field(default="http://127.0.0.1:8501", description="Where the dashboard answers, for links.")
+    prefect_ui_url: str = Field(default="http://127.0.0.1:4200", description="Where the Prefect UI answers, for links.")

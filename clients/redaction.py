@@ -1,0 +1,29 @@
+"""Masking secrets out of text before it is logged, stored or shown."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from urllib.parse import urlsplit, urlunsplit
+
+_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]+)@", re.IGNORECASE)
+
+
+def mask_url(url: str) -> str:
+    """Return a URL with its password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def mask_secrets(text: str, secrets: Iterable[str] = ()) -> str:
+    """Return text with URL passwords and every given secret value replaced by ***."""
+    text = _USERINFO.sub(lambda match: f"{match['scheme']}{match['user']}:***@", text)
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text

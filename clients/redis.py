@@ -1,0 +1,78 @@
+"""Redis: PING, memory use, and the length of a list used as a queue."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis import exceptions as redis_errors
+
+from clients.errors import ClientError
+from clients.redaction import mask_secrets
+
+
+class RedisError(ClientError):
+    """Redis refused or did not answer."""
+
+
+@dataclass(frozen=True)
+class RedisStatus:
+    """One successful Redis probe."""
+
+    latency_ms: float
+    used_memory_bytes: int
+    max_memory_bytes: int  # 0 when no maxmemory is set
+
+
+async def ping(url: str, *, timeout: float) -> RedisStatus:
+    """PING Redis and read its memory use.
+
+    Raises:
+        RedisError: naming the reason (refused, timed out, needs a password, wrong password).
+    """
+    started = time.perf_counter()
+    async with _connect(url, timeout) as client:
+        try:
+            await client.ping()
+            memory = await client.info("memory")
+        except redis_errors.RedisError as error:
+            raise RedisError(_reason(error)) from error
+    return RedisStatus(
+        (time.perf_counter() - started) * 1000, int(memory.get("used_memory", 0)), int(memory.get("maxmemory", 0))
+    )
+
+
+async def list_length(url: str, key: str, *, timeout: float) -> tuple[int, float]:
+    """Return the length of a Redis list and the latency in ms.
+
+    Raises:
+        RedisError: as `ping` does.
+    """
+    started = time.perf_counter()
+    async with _connect(url, timeout) as client:
+        try:
+            length = await client.llen(key)
+        except redis_errors.RedisError as error:
+            raise RedisError(_reason(error)) from error
+    return int(length), (time.perf_counter() - started) * 1000
+
+
+def _connect(url: str, timeout: float) -> aioredis.Redis:
+    try:
+        return aioredis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False)
+    except ValueError as error:
+        raise RedisError(f"malformed Redis URL: {mask_secrets(str(error))}") from error
+
+
+def _reason(error: redis_errors.RedisError) -> str:
+    text = mask_secrets(str(error).strip()) or type(error).__name__
+    if isinstance(error, redis_errors.AuthenticationError) or "NOAUTH" in text:
+        if "NOAUTH" in text or "required" in text.lower():
+            return "Redis wants a password (NOAUTH): put it in the URL, redis://:PASSWORD@host"
+        return f"authentication failed: {text}"
+    if isinstance(error, redis_errors.TimeoutError):
+        return f"timed out: {text}"
+    if isinstance(error, redis_errors.ConnectionError):
+        return f"cannot connect: {text}"
+    return text

@@ -1,0 +1,234 @@
+"""Vigia's environment settings (DESIGN §4), parsed strictly: every problem named with what it accepts."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dotenv import dotenv_values
+
+from store.database import normalize_url
+
+LOOPBACK_NAMES = ("localhost",)
+
+
+class SettingsError(Exception):
+    """One or more settings are invalid; `problems` names each variable and what it accepts."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting Vigia reads from the environment, parsed."""
+
+    home: Path
+    database_url: str
+    timezone: str
+    bind: str
+    webhook_token: str | None
+    evolution_url: str | None
+    evolution_key: str | None
+    evolution_instance: str | None
+    groq_key: str | None
+    groq_base_url: str
+    transcription_model: str
+    transcription_language: str
+    apprise_config: Path | None
+    backup_postgres: tuple[str, ...]
+    backup_redis: tuple[str, ...]
+    backup_paths: tuple[Path, ...]
+    backup_remote: str
+    heartbeat_url: str | None
+    dashboard_password: str | None
+    keep_transcripts: bool
+    prefect_api_url: str | None
+    prefect_auth_string: str | None = field(default=None, repr=False)
+
+    @property
+    def bind_is_loopback(self) -> bool:
+        """Whether the receiver and dashboard listen only on this machine."""
+        if self.bind in LOOPBACK_NAMES:
+            return True
+        return ipaddress.ip_address(self.bind).is_loopback
+
+    def secrets(self) -> list[str]:
+        """Every secret value set, for masking."""
+        values = [self.webhook_token, self.evolution_key, self.groq_key, self.heartbeat_url, self.dashboard_password, self.prefect_auth_string]
+        return [value for value in values if value]
+
+
+def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")) -> Settings:
+    """Read the settings from the environment over `.env`, with `<NAME>_FILE` for any value.
+
+    Raises:
+        SettingsError: listing every invalid variable with what it accepts.
+    """
+    source = _merge(os.environ if environ is None else environ, env_file)
+    reader = _Reader(source)
+    home = Path(reader.text("VIGIA_HOME") or "~/.vigia").expanduser()
+    settings = Settings(
+        home=home,
+        database_url=reader.parse("VIGIA_DATABASE_URL", normalize_url, "a SQLAlchemy URL: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
+        or f"sqlite:///{home / 'vigia.db'}",
+        timezone=reader.parse("VIGIA_TIMEZONE", _zone, "an IANA time zone such as America/Sao_Paulo or UTC") or "America/Sao_Paulo",
+        bind=reader.parse("VIGIA_BIND", _address, "an IP address such as 127.0.0.1 or 0.0.0.0, or localhost") or "127.0.0.1",
+        webhook_token=reader.parse("VIGIA_WEBHOOK_TOKEN", _token, "a random string of at least 16 characters"),
+        evolution_url=reader.parse("EVOLUTION_API_URL", _http_url, "an http:// or https:// URL"),
+        evolution_key=reader.text("EVOLUTION_API_KEY"),
+        evolution_instance=reader.text("EVOLUTION_INSTANCE"),
+        groq_key=reader.text("GROQ_API_KEY"),
+        groq_base_url=reader.parse("GROQ_BASE_URL", _http_url, "an http:// or https:// URL") or "https://api.groq.com",
+        transcription_model=reader.text("VIGIA_TRANSCRIPTION_MODEL") or "whisper-large-v3-turbo",
+        transcription_language=reader.parse("VIGIA_TRANSCRIPTION_LANGUAGE", _language, "a two-letter ISO 639-1 code such as pt or en") or "pt",
+        apprise_config=reader.parse("VIGIA_APPRISE_CONFIG", _existing_file, "the path of an existing Apprise YAML or text file"),
+        backup_postgres=reader.parse_list("VIGIA_BACKUP_POSTGRES", _postgres_url, "comma-separated postgresql:// URLs"),
+        backup_redis=reader.parse_list("VIGIA_BACKUP_REDIS", _redis_url, "comma-separated redis:// or rediss:// URLs"),
+        backup_paths=reader.parse_list("VIGIA_BACKUP_PATHS", _existing_path, "comma-separated existing files or folders"),
+        backup_remote=reader.text("VIGIA_BACKUP_REMOTE") or str(home / "remote"),
+        heartbeat_url=reader.parse("VIGIA_HEARTBEAT_URL", _http_url, "an http:// or https:// URL"),
+        dashboard_password=reader.text("VIGIA_DASHBOARD_PASSWORD"),
+        keep_transcripts=reader.parse("VIGIA_KEEP_TRANSCRIPTS", _boolean, "true or false") or False,
+        prefect_api_url=reader.parse("PREFECT_API_URL", _http_url, "the Prefect API URL, e.g. http://127.0.0.1:4200/api"),
+        prefect_auth_string=reader.text("PREFECT_SERVER_API_AUTH_STRING"),
+    )
+    evolution = {"EVOLUTION_API_URL": settings.evolution_url, "EVOLUTION_API_KEY": settings.evolution_key, "EVOLUTION_INSTANCE": settings.evolution_instance}
+    if any(evolution.values()) and not all(evolution.values()):
+        missing = ", ".join(name for name, value in evolution.items() if not value)
+        reader.problems.append(f"{missing}: required together with the other EVOLUTION_* settings")
+    if reader.problems:
+        raise SettingsError(reader.problems)
+    return settings
+
+
+def _merge(environ: Mapping[str, str], env_file: Path | None) -> dict[str, str]:
+    values = {}
+    if env_file is not None and env_file.is_file():
+        values.update({key: value for key, value in dotenv_values(env_file).items() if value is not None})
+    values.update(environ)
+    return values
+
+
+class _Reader:
+    """Reads variables, collecting every problem instead of stopping at the first."""
+
+    def __init__(self, source: Mapping[str, str]):
+        self.source = source
+        self.problems: list[str] = []
+
+    def text(self, name: str) -> str | None:
+        direct = self.source.get(name, "").strip()
+        file_name = self.source.get(f"{name}_FILE", "").strip()
+        if direct and file_name:
+            self.problems.append(f"{name}: set either {name} or {name}_FILE, not both")
+            return None
+        if not file_name:
+            return direct or None
+        try:
+            return Path(file_name).read_text().strip() or None
+        except OSError as error:
+            self.problems.append(f"{name}_FILE: cannot read {file_name} ({error.strerror}); accepts a readable file holding the value")
+            return None
+
+    def parse(self, name: str, parser, accepts: str):
+        raw = self.text(name)
+        if raw is None:
+            return None
+        try:
+            return parser(raw)
+        except ValueError as error:
+            detail = f" ({error})" if str(error) else ""
+            self.problems.append(f"{name}: invalid value{detail}; accepts {accepts}")
+            return None
+
+    def parse_list(self, name: str, parser, accepts: str) -> tuple:
+        raw = self.text(name)
+        if raw is None:
+            return ()
+        items = []
+        for position, item in enumerate((part.strip() for part in raw.split(",")), start=1):
+            if not item:
+                continue
+            try:
+                items.append(parser(item))
+            except ValueError as error:
+                self.problems.append(f"{name}: item {position} is invalid ({error}); accepts {accepts}")
+        return tuple(items)
+
+
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError(f"unknown time zone {value!r}") from error
+    return value
+
+
+def _address(value: str) -> str:
+    if value in LOOPBACK_NAMES:
+        return value
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError as error:
+        raise ValueError(f"{value!r} is not an IP address") from error
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("not an http(s) URL with a host")
+    return value.rstrip("/")
+
+
+def _postgres_url(value: str) -> str:
+    if urlsplit(value).scheme.split("+")[0] not in ("postgresql", "postgres") or not urlsplit(value).path.strip("/"):
+        raise ValueError("not a postgresql:// URL naming a database")
+    return value
+
+
+def _redis_url(value: str) -> str:
+    if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("not a redis:// URL")
+    return value
+
+
+def _existing_file(value: str) -> Path:
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist")
+    return path
+
+
+def _existing_path(value: str) -> Path:
+    path = Path(value).expanduser()
+    if not path.exists():
+        raise ValueError(f"{path} does not exist")
+    return path
+
+
+def _language(value: str) -> str:
+    if len(value) != 2 or not value.isalpha():
+        raise ValueError(f"{value!r} is not a two-letter code")
+    return value.lower()
+
+
+def _token(value: str) -> str:
+    if len(value) < 16:
+        raise ValueError("shorter than 16 characters")
+    return value
+
+
+def _boolean(value: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{value!r} is not a boolean")

@@ -1,0 +1,123 @@
+"""`vigia setup`: turn the settings into Block documents named `default`, idempotently."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from blocks.evolution import EvolutionApi
+from blocks.groq import GroqApi
+from blocks.health_targets import HealthTarget, HealthTargets
+from blocks.vigia import VigiaSettings
+from clients import postgres, redis, tcp
+from clients.errors import ClientError
+from deployments.settings import Settings
+
+LOCAL_POSTGRES = "postgresql://127.0.0.1:5432/postgres"
+LOCAL_REDIS = "redis://127.0.0.1:6379/0"
+BLOCK_NAME = "default"
+
+
+@dataclass(frozen=True)
+class SetupReport:
+    """What `vigia setup` wrote: one line per Block document."""
+
+    lines: list[str]
+
+
+def run_setup(settings: Settings, *, dashboard_url: str, prefect_ui_url: str) -> SetupReport:
+    """Create or update every Block document from the settings; user-added targets are kept."""
+    lines = []
+    VigiaSettings(
+        home=str(settings.home),
+        database_url=settings.database_url,
+        timezone=settings.timezone,
+        heartbeat_url=settings.heartbeat_url,
+        dashboard_url=dashboard_url,
+        prefect_ui_url=prefect_ui_url,
+    ).save(BLOCK_NAME, overwrite=True)
+    lines.append(f"vigia-settings/{BLOCK_NAME}: store, home {settings.home}, time zone {settings.timezone}")
+    if settings.evolution_url:
+        EvolutionApi(url=settings.evolution_url, api_key=settings.evolution_key, instance=settings.evolution_instance).save(BLOCK_NAME, overwrite=True)
+        lines.append(f"evolution-api/{BLOCK_NAME}: {settings.evolution_url}, instance {settings.evolution_instance}")
+    if settings.groq_key:
+        GroqApi(
+            api_key=settings.groq_key, base_url=settings.groq_base_url,
+            transcription_model=settings.transcription_model, transcription_language=settings.transcription_language,
+        ).save(BLOCK_NAME, overwrite=True)
+        lines.append(f"groq/{BLOCK_NAME}: {settings.groq_base_url}, model {settings.transcription_model}")
+    derived = asyncio.run(derive_targets(settings))
+    kept = [target for target in _existing_targets() if not target.managed and target.name not in {t.name for t in derived}]
+    HealthTargets(targets=derived + kept).save(BLOCK_NAME, overwrite=True)
+    lines.append(
+        f"health-targets/{BLOCK_NAME}: {len(derived) + len(kept)} targets "
+        f"({', '.join(t.name for t in derived)}{'; kept yours: ' + ', '.join(t.name for t in kept) if kept else ''})"
+    )
+    return SetupReport(lines)
+
+
+async def derive_targets(settings: Settings) -> list[HealthTarget]:
+    """Return the targets the settings imply, plus PostgreSQL and Redis on localhost when they answer."""
+    targets = [
+        HealthTarget(name="prefect", kind="prefect", critical=True, managed=True),
+        HealthTarget(name="disk", kind="disk", url=str(settings.home), managed=True),
+        HealthTarget(name="memory", kind="memory", managed=True),
+    ]
+    if settings.evolution_url:
+        targets.append(HealthTarget(name="evolution", kind="evolution", critical=True, managed=True))
+    if settings.groq_key:
+        targets.append(HealthTarget(name="groq", kind="groq", critical=True, managed=True))
+    postgres_urls = list(settings.backup_postgres)
+    if settings.database_url.startswith("postgresql"):
+        postgres_urls.insert(0, settings.database_url)
+    if not postgres_urls and await _answers_postgres(LOCAL_POSTGRES):
+        postgres_urls.append(LOCAL_POSTGRES)
+    redis_urls = list(settings.backup_redis)
+    if not redis_urls and await _answers_redis(LOCAL_REDIS):
+        redis_urls.append(LOCAL_REDIS)
+    targets += _named_targets("postgres", postgres_urls)
+    targets += _named_targets("redis", redis_urls)
+    return targets
+
+
+def _named_targets(kind: str, urls: list[str]) -> list[HealthTarget]:
+    seen: dict[str, str] = {}
+    for url in urls:
+        name = kind if not seen and len(urls) == 1 else _target_name(kind, url)
+        while name in seen:
+            name += "-2"
+        seen[name] = url
+    return [HealthTarget(name=name, kind=kind, dsn=url, critical=True, managed=True) for name, url in seen.items()]
+
+
+def _target_name(kind: str, url: str) -> str:
+    parts = urlsplit(url)
+    database = parts.path.strip("/") or "0"
+    slug = re.sub(r"[^a-z0-9_.-]+", "-", f"{kind}-{parts.hostname or 'local'}-{database}".lower())
+    return slug[:63]
+
+
+def _existing_targets() -> list[HealthTarget]:
+    try:
+        return list(HealthTargets.load(BLOCK_NAME).targets)
+    except ValueError:
+        return []
+
+
+async def _answers_postgres(url: str) -> bool:
+    try:
+        await tcp.connect("127.0.0.1:5432", timeout=1)
+        await postgres.ping(url, timeout=2)
+    except ClientError:
+        return False
+    return True
+
+
+async def _answers_redis(url: str) -> bool:
+    try:
+        await redis.ping(url, timeout=2)
+    except ClientError:
+        return False
+    return True

@@ -1,0 +1,131 @@
+"""Engines, sessions and migrations for the store, on SQLite or PostgreSQL (psycopg 3)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import DateTime, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class StoreError(Exception):
+    """The store cannot be reached or used."""
+
+
+class UtcDateTime(TypeDecorator):
+    """A timezone-aware UTC datetime on every backend (SQLite keeps naive text)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given to the store; use UTC-aware datetimes")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+def normalize_url(url: str) -> str:
+    """Return the store URL with the psycopg 3 driver made explicit.
+
+    Raises:
+        ValueError: when the URL is not a SQLite or PostgreSQL SQLAlchemy URL.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as error:
+        raise ValueError("not a SQLAlchemy URL (expected sqlite:///PATH or postgresql+psycopg://…)") from error
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg"):
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    if parsed.drivername == "sqlite":
+        return url
+    raise ValueError(f"unsupported driver {parsed.drivername!r} (expected sqlite or postgresql+psycopg)")
+
+
+def describe_url(url: str) -> str:
+    """Return the URL with any password masked, for messages."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@functools.lru_cache(maxsize=8)
+def get_engine(url: str) -> Engine:
+    """Return the process-wide engine for a store URL."""
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _configure_sqlite)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args={"connect_timeout": 10})
+
+
+def _configure_sqlite(connection, _record) -> None:
+    # WAL lets the dashboard and /health read while a flow writes; the busy timeout absorbs the
+    # short write locks of overlapping runs instead of failing with "database is locked".
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+@contextmanager
+def open_session(url: str) -> Iterator[Session]:
+    """Yield a session on the store; commit on success, roll back on error.
+
+    Raises:
+        StoreError: when the store cannot be reached, naming it without its password.
+    """
+    factory = sessionmaker(get_engine(url), expire_on_commit=False)
+    try:
+        with factory.begin() as session:
+            yield session
+    except SQLAlchemyError as error:
+        raise StoreError(f"store {describe_url(url)} failed: {_first_line(error)}") from error
+
+
+def check_store(url: str) -> None:
+    """Run `SELECT 1` on the store.
+
+    Raises:
+        StoreError: when it does not answer.
+    """
+    with open_session(url) as session:
+        session.execute(text("SELECT 1"))
+
+
+def migrate(url: str) -> None:
+    """Bring the store's schema up to the newest migration.
+
+    Raises:
+        StoreError: when the store cannot be reached or a migration fails.
+    """
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    try:
+        with get_engine(url).begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    except SQLAlchemyError as error:
+        raise StoreError(f"migrating store {describe_url(url)} failed: {_first_line(error)}") from error
+
+
+def _first_line(error: Exception) -> str:
+    return str(getattr(error, "orig", None) or error).strip().splitlines()[0]

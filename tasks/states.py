@@ -1,0 +1,90 @@
+"""Tasks that store probe results, move target states and record completed runs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from blocks.health_targets import HealthTargets
+from store.database import open_session
+from store.health_runs import record_health_run
+from store.probes import ProbeResult, insert_probe_results
+from store.states import ConcurrentUpdate, StateChange, TargetState, apply_result
+
+MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class RoundOutcome:
+    """The states after one probe round and the changes it stored."""
+
+    states: dict[str, TargetState]
+    changes: list[StateChange]
+
+
+@task(name="record-results", cache_policy=NO_CACHE)
+def record_results(
+    database_url: str,
+    results: Sequence[ProbeResult],
+    targets: HealthTargets,
+    confirm_after: timedelta,
+    run_id: str | None,
+) -> RoundOutcome:
+    """Store a round of probe results and apply each to its target's state, parents first."""
+    logger = get_run_logger()
+    with open_session(database_url) as session:
+        insert_probe_results(session, results, run_id)
+    by_target = {result.target: result for result in results}
+    states, changes = {}, []
+    for target in targets.ordered():
+        result = by_target.get(target.name)
+        if result is None:
+            continue
+        state, change = _apply_with_retry(database_url, result, target.critical, confirm_after, targets.ancestors(target.name), run_id)
+        states[target.name] = state
+        if change is not None:
+            changes.append(change)
+            cause = f" (root cause: {change.root_cause})" if change.root_cause else ""
+            logger.info(
+                "%s %s → %s%s: %s", change.target, _label(change.old_state, change.old_level),
+                _label(change.new_state, change.new_level), cause, change.reason or "ok",
+            )
+    return RoundOutcome(states, changes)
+
+
+@task(name="record-health-run", cache_policy=NO_CACHE)
+def record_run(database_url: str, run_id: str | None, started_at: datetime, finished_at: datetime, states: dict[str, TargetState]) -> None:
+    """Record that a health check completed, for `/health` freshness."""
+    with open_session(database_url) as session:
+        record_health_run(
+            session, run_id=run_id, started_at=started_at, finished_at=finished_at,
+            targets_total=len(states), targets_down=sum(state.state == "DOWN" for state in states.values()),
+        )
+
+
+def _apply_with_retry(
+    database_url: str, result: ProbeResult, critical: bool, confirm_after: timedelta, ancestors: list[str], run_id: str | None
+) -> tuple[TargetState, StateChange | None]:
+    # An overlapping run may move the target between our read and write; re-read and re-apply,
+    # so the transition is stored once, by whichever run got there first.
+    attempts = 0
+    while True:
+        try:
+            with open_session(database_url) as session:
+                return apply_result(
+                    session, result, critical=critical, confirm_after=confirm_after, ancestors=ancestors, run_id=run_id
+                )
+        except ConcurrentUpdate:
+            attempts += 1
+            if attempts >= MAX_ATTEMPTS:
+                raise
+
+
+def _label(state: str | None, level: str | None) -> str:
+    if state is None:
+        return "new"
+    return state if level in (None, "ok", "critical") else f"{state} ({level})"
