@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from deployments.definitions import read_definitions
 from deployments.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -69,8 +70,11 @@ class Platform:
         self._wait_healthy("prefect-server", f"{self.api_url}/health", SERVER_START_SECONDS)
 
     def start_services(self) -> None:
-        """Start the runner serving prefect.yaml and the webhook receiver."""
+        """Start the runner serving prefect.yaml and the webhook receiver; wait until both answer."""
         self._spawn("serve", [sys.executable, "-m", "deployments.serve"])
+        for definition in read_definitions(environ=self.env):
+            path = f"{definition.load_flow().name}/{definition.name}"
+            self._wait_healthy("serve", f"{self.api_url}/deployments/name/{path}", 120)
         self._spawn("receiver", [
             sys.executable, "-m", "uvicorn", "deployments.webhook:create_app_from_environment", "--factory",
             "--host", self.settings.bind, "--port", str(self.ports.webhook), "--log-level", "warning",

@@ -26,11 +26,17 @@ class MissingBlock(Exception):
 
 @flow(name="health-check", description="Probe every target, update states and incidents, ping the heartbeat.")
 async def health_check(
-    targets_block: Annotated[str, Field(description="Name of the health-targets Block document to probe.")] = "default",
-    confirm_after_seconds: Annotated[int, Field(ge=0, description="A target turns DOWN after failing this long.")] = 120,
-    recheck_every_seconds: Annotated[int, Field(ge=1, description="How often a failing target is probed again.")] = 30,
+    targets_block: str = "default",
+    confirm_after_seconds: Annotated[int, Field(ge=0)] = 120,
+    recheck_every_seconds: Annotated[int, Field(ge=1)] = 30,
 ) -> dict[str, TargetState]:
-    """Probe every target, re-probing failing ones until they are confirmed DOWN or recover."""
+    """Probe every target, re-probing failing ones until they are confirmed DOWN or recover.
+
+    Args:
+        targets_block: Name of the health-targets Block document to probe.
+        confirm_after_seconds: A failing target turns DOWN after failing this long (0: at once).
+        recheck_every_seconds: How often a failing target is probed again within the run.
+    """
     logger = get_run_logger()
     started_at = datetime.now(timezone.utc)
     settings = await _load(VigiaSettings, "default")

@@ -72,6 +72,7 @@ def get_engine(url: str) -> Engine:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _configure_sqlite)
+        event.listen(engine, "begin", _begin_immediate)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args={"connect_timeout": 10})
 
@@ -82,8 +83,18 @@ def _configure_sqlite(connection, _record) -> None:
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")  # WAL stays consistent; only a power cut loses the last commits
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+    # SQLAlchemy emits BEGIN itself (see _begin_immediate) instead of pysqlite's lazy BEGIN.
+    connection.isolation_level = None
+
+
+def _begin_immediate(connection) -> None:
+    # Take the write lock when the transaction starts: a transaction that read first and wrote
+    # later would fail with SQLITE_BUSY_SNAPSHOT when another writer committed in between,
+    # instead of waiting and then seeing the other run's write.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 @contextmanager

@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from store.database import open_session
 from store.incidents import open_incident, resolve_incident
 from store.models import StateChangeRow, TargetStateRow
 from store.probes import ProbeResult
@@ -148,6 +149,33 @@ def apply_result(
     session.add(row)
     session.flush()
     return new, _to_change(row)
+
+
+def record_probe(
+    url: str,
+    result: ProbeResult,
+    *,
+    critical: bool,
+    confirm_after: timedelta,
+    ancestors: Sequence[str] = (),
+    run_id: str | None = None,
+    attempts: int = 5,
+) -> tuple[TargetState, StateChange | None]:
+    """Apply one probe result in a transaction of its own, re-reading when another run got there first.
+
+    Raises:
+        ConcurrentUpdate: when every attempt lost the race (a target updated many times at once).
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            with open_session(url) as session:
+                return apply_result(
+                    session, result, critical=critical, confirm_after=confirm_after, ancestors=ancestors, run_id=run_id
+                )
+        except ConcurrentUpdate:
+            if attempt == attempts:
+                raise
+    raise ValueError("attempts must be at least 1")
 
 
 def claim_state_changes(session: Session, claimer: str, now: datetime, limit: int = 500) -> list[StateChange]:

@@ -19,4 +19,4 @@ def _epoch_seconds_sqlite(element, compiler, **kw) -> str:
 
 @compiles(epoch_seconds, "postgresql")
 def _epoch_seconds_postgresql(element, compiler, **kw) -> str:
-    return f"EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})"
+    return f"CAST(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)}) AS DOUBLE PRECISION)"

@@ -13,9 +13,7 @@ from blocks.health_targets import HealthTargets
 from store.database import open_session
 from store.health_runs import record_health_run
 from store.probes import ProbeResult, insert_probe_results
-from store.states import ConcurrentUpdate, StateChange, TargetState, apply_result
-
-MAX_ATTEMPTS = 5
+from store.states import StateChange, TargetState, record_probe
 
 
 @dataclass(frozen=True)
@@ -44,7 +42,10 @@ def record_results(
         result = by_target.get(target.name)
         if result is None:
             continue
-        state, change = _apply_with_retry(database_url, result, target.critical, confirm_after, targets.ancestors(target.name), run_id)
+        state, change = record_probe(
+            database_url, result, critical=target.critical, confirm_after=confirm_after,
+            ancestors=targets.ancestors(target.name), run_id=run_id,
+        )
         states[target.name] = state
         if change is not None:
             changes.append(change)
@@ -64,24 +65,6 @@ def record_run(database_url: str, run_id: str | None, started_at: datetime, fini
             session, run_id=run_id, started_at=started_at, finished_at=finished_at,
             targets_total=len(states), targets_down=sum(state.state == "DOWN" for state in states.values()),
         )
-
-
-def _apply_with_retry(
-    database_url: str, result: ProbeResult, critical: bool, confirm_after: timedelta, ancestors: list[str], run_id: str | None
-) -> tuple[TargetState, StateChange | None]:
-    # An overlapping run may move the target between our read and write; re-read and re-apply,
-    # so the transition is stored once, by whichever run got there first.
-    attempts = 0
-    while True:
-        try:
-            with open_session(database_url) as session:
-                return apply_result(
-                    session, result, critical=critical, confirm_after=confirm_after, ancestors=ancestors, run_id=run_id
-                )
-        except ConcurrentUpdate:
-            attempts += 1
-            if attempts >= MAX_ATTEMPTS:
-                raise
 
 
 def _label(state: str | None, level: str | None) -> str:

@@ -1,0 +1,63 @@
+"""Settings parse strictly and name every bad variable with what it accepts."""
+
+import pytest
+
+from deployments.settings import SettingsError, load_settings
+
+
+def load(environ: dict, tmp_path, env_file_text: str | None = None):
+    env_file = tmp_path / ".env"
+    if env_file_text is not None:
+        env_file.write_text(env_file_text)
+    return load_settings({"VIGIA_HOME": str(tmp_path / "home"), **environ}, env_file)
+
+
+def test_defaults_with_nothing_configured(tmp_path):
+    settings = load({}, tmp_path)
+    assert settings.database_url == f"sqlite:///{tmp_path / 'home' / 'vigia.db'}"
+    assert (settings.timezone, settings.bind, settings.groq_base_url, settings.transcription_model) == (
+        "America/Sao_Paulo", "127.0.0.1", "https://api.groq.com", "whisper-large-v3-turbo",
+    )
+    assert settings.backup_remote == str(tmp_path / "home" / "remote")
+    assert settings.bind_is_loopback
+
+
+def test_every_bad_value_is_named_with_what_it_accepts(tmp_path):
+    with pytest.raises(SettingsError) as caught:
+        load({
+            "VIGIA_TIMEZONE": "Mars/Olympus", "VIGIA_BIND": "everywhere", "VIGIA_DATABASE_URL": "mysql://x/y",
+            "VIGIA_KEEP_TRANSCRIPTS": "perhaps", "VIGIA_BACKUP_REDIS": "redis://ok,http://bad",
+        }, tmp_path)
+    assert caught.value.problems == [
+        "VIGIA_DATABASE_URL: invalid value (unsupported driver 'mysql' (expected sqlite or postgresql+psycopg)); "
+        "accepts a SQLAlchemy URL: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB",
+        "VIGIA_TIMEZONE: invalid value (unknown time zone 'Mars/Olympus'); accepts an IANA time zone such as America/Sao_Paulo or UTC",
+        "VIGIA_BIND: invalid value ('everywhere' is not an IP address); accepts an IP address such as 127.0.0.1 or 0.0.0.0, or localhost",
+        "VIGIA_BACKUP_REDIS: item 2 is invalid (not a redis:// URL); accepts comma-separated redis:// or rediss:// URLs",
+        "VIGIA_KEEP_TRANSCRIPTS: invalid value ('perhaps' is not a boolean); accepts true or false",
+    ]
+
+
+def test_a_secret_comes_from_its_file_and_never_from_both(tmp_path):
+    secret = tmp_path / "groq.key"
+    secret.write_text("gsk_from_file\n")
+    assert load({"GROQ_API_KEY_FILE": str(secret)}, tmp_path).groq_key == "gsk_from_file"
+    with pytest.raises(SettingsError, match="GROQ_API_KEY: set either GROQ_API_KEY or GROQ_API_KEY_FILE, not both"):
+        load({"GROQ_API_KEY_FILE": str(secret), "GROQ_API_KEY": "gsk_env"}, tmp_path)
+    with pytest.raises(SettingsError, match="GROQ_API_KEY_FILE: cannot read .*missing"):
+        load({"GROQ_API_KEY_FILE": str(tmp_path / "missing")}, tmp_path)
+
+
+def test_dotenv_fills_in_and_the_environment_wins(tmp_path):
+    settings = load({"VIGIA_TIMEZONE": "UTC"}, tmp_path, "VIGIA_TIMEZONE=Europe/Lisbon\nGROQ_API_KEY=gsk_dotenv\n")
+    assert (settings.timezone, settings.groq_key) == ("UTC", "gsk_dotenv")
+
+
+def test_evolution_settings_go_together(tmp_path):
+    with pytest.raises(SettingsError, match="EVOLUTION_API_KEY, EVOLUTION_INSTANCE: required together"):
+        load({"EVOLUTION_API_URL": "https://evo.example"}, tmp_path)
+
+
+def test_postgres_store_url_gets_the_psycopg_driver(tmp_path):
+    settings = load({"VIGIA_DATABASE_URL": "postgresql://vigia:pw@db:5432/vigia"}, tmp_path)
+    assert settings.database_url == "postgresql+psycopg://vigia:pw@db:5432/vigia"

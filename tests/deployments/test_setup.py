@@ -1,0 +1,48 @@
+"""`vigia setup` writes the Block documents from the settings, idempotently, keeping user targets."""
+
+import pytest
+
+from blocks.evolution import EvolutionApi
+from blocks.groq import GroqApi
+from blocks.health_targets import HealthTarget, HealthTargets
+from blocks.vigia import VigiaSettings
+from deployments.settings import load_settings
+from deployments.setup import run_setup
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+def settings_for(tmp_path, **environ):
+    return load_settings({"VIGIA_HOME": str(tmp_path), **environ}, env_file=None)
+
+
+def setup(settings):
+    return run_setup(settings, dashboard_url="http://127.0.0.1:8501", prefect_ui_url="http://127.0.0.1:4200")
+
+
+def test_setup_derives_targets_from_the_settings_and_what_answers_on_localhost(tmp_path):
+    settings = settings_for(
+        tmp_path, EVOLUTION_API_URL="http://127.0.0.1:9/", EVOLUTION_API_KEY="evo-key-123", EVOLUTION_INSTANCE="bot",
+        GROQ_API_KEY="gsk_test_key", VIGIA_HEARTBEAT_URL="http://127.0.0.1:9/ping",
+    )
+    report = setup(settings)
+    targets = {t.name: t for t in HealthTargets.load("default").targets}
+    assert sorted(targets) == ["disk", "evolution", "groq", "memory", "postgres", "prefect", "redis"]
+    assert targets["disk"].url == str(tmp_path)
+    assert {n for n, t in targets.items() if t.critical} == {"evolution", "groq", "postgres", "prefect", "redis"}
+    assert EvolutionApi.load("default").api_key.get_secret_value() == "evo-key-123"
+    assert GroqApi.load("default").transcription_model == "whisper-large-v3-turbo"
+    assert VigiaSettings.load("default").heartbeat_url.get_secret_value() == "http://127.0.0.1:9/ping"
+    assert all("evo-key-123" not in line and "gsk_test_key" not in line for line in report.lines)
+
+
+def test_setup_twice_changes_nothing_and_keeps_targets_added_by_hand(tmp_path):
+    settings = settings_for(tmp_path)
+    setup(settings)
+    first = HealthTargets.load("default")
+    HealthTargets(targets=[*first.targets, HealthTarget(name="landing", kind="http", url="https://bot.example")]).save("default", overwrite=True)
+    setup(settings)
+    setup(settings)
+    again = HealthTargets.load("default")
+    assert [t.name for t in again.targets] == [t.name for t in first.targets] + ["landing"]
+    assert again.targets[-1].managed is False

@@ -1,0 +1,130 @@
+"""`vigia up` for real: it starts, serves, answers /health after a check, stops cleanly, and resumes."""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, seconds: float, what: str, process: subprocess.Popen | None = None):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"vigia up exited with {process.returncode} while waiting for {what}: {process.stderr.read()}")
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+
+
+def processes_tagged(tag: str) -> list[int]:
+    needle = f"VIGIA_TEST_TAG={tag}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if needle in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def status_of(url: str) -> int | None:
+    try:
+        return httpx.get(url, timeout=2).status_code
+    except httpx.HTTPError:
+        return None
+
+
+class Platform:
+    def __init__(self, home: Path):
+        self.home = home
+        self.tag = uuid.uuid4().hex
+        self.prefect_port, self.webhook_port = free_port(), free_port()
+        self.api = f"http://127.0.0.1:{self.prefect_port}/api"
+        self.health = f"http://127.0.0.1:{self.webhook_port}/health"
+
+    def start(self) -> subprocess.Popen:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+        env.update({"VIGIA_HOME": str(self.home), "VIGIA_TEST_TAG": self.tag})
+        return subprocess.Popen(
+            ["vigia", "up", "--prefect-port", str(self.prefect_port), "--webhook-port", str(self.webhook_port)],
+            cwd=self.home, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+
+    def run_health_check(self) -> None:
+        env = {**os.environ, "PREFECT_API_URL": self.api}
+        subprocess.run(
+            ["prefect", "deployment", "run", "health-check/every-5-min"], env=env, check=True, capture_output=True, timeout=120
+        )
+
+    def deployment_paused(self) -> bool:
+        response = httpx.get(f"{self.api}/deployments/name/health-check/every-5-min", timeout=5)
+        return response.json()["paused"]
+
+    def stop(self, process: subprocess.Popen) -> tuple[int, str]:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=90)
+        return process.returncode, stderr
+
+
+@pytest.mark.timeout(600)
+def test_up_serves_the_health_check_answers_health_stops_cleanly_and_resumes(tmp_path):
+    platform = Platform(tmp_path)
+    process = platform.start()
+    try:
+        wait_for(lambda: status_of(platform.health) in (200, 503), 240, "the receiver", process)
+        assert status_of(platform.health) == 503  # no health check has completed yet
+        assert platform.deployment_paused() is False
+        platform.run_health_check()
+        wait_for(lambda: status_of(platform.health) == 200, 180, "/health to turn 200 after the first check", process)
+    finally:
+        code, stderr = platform.stop(process)
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
+    wait_for(lambda: processes_tagged(platform.tag) == [], 30, "every child process to exit")
+    assert status_of(f"{platform.api}/health") is None
+
+    second = platform.start()
+    try:
+        wait_for(lambda: status_of(platform.health) == 200, 240, "the resumed platform to report the stored check", second)
+        assert platform.deployment_paused() is False
+        assert httpx.get(platform.health, timeout=5).json()["targets"]["prefect"] == "UP"
+    finally:
+        code, stderr = platform.stop(second)
+    assert code == 0, stderr
+    wait_for(lambda: processes_tagged(platform.tag) == [], 30, "every child process to exit after the second run")
+
+
+def test_up_with_a_broken_setting_stops_with_one_clear_line(tmp_path):
+    env = {**os.environ, "VIGIA_HOME": str(tmp_path), "VIGIA_TIMEZONE": "Mars/Olympus"}
+    result = subprocess.run(["vigia", "up"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr == (
+        "vigia: VIGIA_TIMEZONE: invalid value (unknown time zone 'Mars/Olympus'); "
+        "accepts an IANA time zone such as America/Sao_Paulo or UTC\n"
+    )
+
+
+def test_up_refuses_a_public_bind_without_authentication(tmp_path):
+    env = {**os.environ, "VIGIA_HOME": str(tmp_path), "VIGIA_BIND": "0.0.0.0"}
+    env.pop("PREFECT_SERVER_API_AUTH_STRING", None)
+    result = subprocess.run(["vigia", "up"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "VIGIA_BIND=0.0.0.0 is not loopback: set PREFECT_SERVER_API_AUTH_STRING and VIGIA_DASHBOARD_PASSWORD first" in result.stderr
