@@ -51,6 +51,7 @@ async def ping(url: str, *, timeout: float) -> PostgresStatus:
 
 
 def _reason(error: psycopg.Error) -> str:
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    # libpq puts the useful part ("password authentication failed…", "Connection refused") last.
+    # libpq puts the useful part ("password authentication failed…", "Connection refused") last,
+    # followed by tab-indented hints ("Is the server running…?") that say nothing new.
+    lines = [line.strip() for line in str(error).splitlines() if line.strip() and not line[:1].isspace()]
     return lines[-1] if lines else type(error).__name__

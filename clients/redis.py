@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
@@ -37,7 +38,7 @@ async def ping(url: str, *, timeout: float) -> RedisStatus:
             await client.ping()
             memory = await client.info("memory")
         except redis_errors.RedisError as error:
-            raise RedisError(_reason(error)) from error
+            raise RedisError(_reason(error, _has_password(url))) from error
     return RedisStatus(
         (time.perf_counter() - started) * 1000, int(memory.get("used_memory", 0)), int(memory.get("maxmemory", 0))
     )
@@ -54,7 +55,7 @@ async def list_length(url: str, key: str, *, timeout: float) -> tuple[int, float
         try:
             length = await client.llen(key)
         except redis_errors.RedisError as error:
-            raise RedisError(_reason(error)) from error
+            raise RedisError(_reason(error, _has_password(url))) from error
     return int(length), (time.perf_counter() - started) * 1000
 
 
@@ -65,11 +66,16 @@ def _connect(url: str, timeout: float) -> aioredis.Redis:
         raise RedisError(f"malformed Redis URL: {mask_secrets(str(error))}") from error
 
 
-def _reason(error: redis_errors.RedisError) -> str:
+def _has_password(url: str) -> bool:
+    return urlsplit(url).password is not None
+
+
+def _reason(error: redis_errors.RedisError, sent_password: bool) -> str:
     text = mask_secrets(str(error).strip()) or type(error).__name__
-    if isinstance(error, redis_errors.AuthenticationError) or "NOAUTH" in text:
-        if "NOAUTH" in text or "required" in text.lower():
-            return "Redis wants a password (NOAUTH): put it in the URL, redis://:PASSWORD@host"
+    # redis-py 8 opens with HELLO, whose refusal no longer says NOAUTH; what we sent tells us more.
+    if isinstance(error, redis_errors.AuthenticationError) or "NOAUTH" in text or "already authenticated" in text:
+        if not sent_password:
+            return "Redis wants a password (NOAUTH): add `:PASSWORD@` before the host in the URL"
         return f"authentication failed: {text}"
     if isinstance(error, redis_errors.TimeoutError):
         return f"timed out: {text}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 from clients.errors import ClientError
@@ -38,7 +39,8 @@ async def connect(address: str, *, timeout: float) -> float:
     except asyncio.TimeoutError as error:
         raise TcpError(f"connect to {host}:{port} timed out after {timeout:g} s") from error
     except OSError as error:
-        raise TcpError(f"cannot connect to {host}:{port}: {error.strerror or error}") from error
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        raise TcpError(f"cannot connect to {host}:{port}: {reason}") from error
     latency_ms = (time.perf_counter() - started) * 1000
     writer.close()
     try:

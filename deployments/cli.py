@@ -105,14 +105,17 @@ def setup() -> None:
 
 
 @app.command()
-def check(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
+def check(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    confirm_after: Annotated[int, typer.Option(min=0, help="Seconds a failing target must keep failing to be DOWN.")] = 120,
+) -> None:
     """Run the health check now; exit 1 when a critical target is DOWN."""
     settings = read_settings()
     with prefect_api(settings):
         from flows.health_check import MissingBlock, health_check
 
         try:
-            states = asyncio.run(health_check())
+            states = asyncio.run(health_check(confirm_after_seconds=confirm_after))
         except MissingBlock as error:
             raise fail(str(error)) from None
     rows = [
