@@ -75,7 +75,7 @@ def up(
         )
     ports = Ports(prefect=prefect_port, webhook=webhook_port)
     platform = Platform(settings, ports, say=lambda line: typer.echo(f"vigia: {line}", err=True))
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         migrate(settings.database_url)
         platform.start_prefect()
@@ -167,6 +167,10 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON inst
         flag = "*" if row["critical"] else " "
         typer.echo(f"{flag}{row['target']:<24} {row['state']:<8} {cells[0]:>9} {cells[1]:>9} {cells[2]:>9}  {_duration(row['unknown_24h_s'])}")
     typer.echo("* critical: counts for the 99.5 % uptime SLA; unknown = no probe covered that time")
+
+
+def _stop_on_sigterm(signum, frame) -> None:
+    raise KeyboardInterrupt  # a service manager's stop goes the same way as Ctrl-C
 
 
 def _percent(value: float | None) -> str:
