@@ -95,10 +95,11 @@ class Platform:
 
     def stop(self) -> None:
         """Stop every child with SIGINT (an idle Prefect worker ignores SIGTERM), then kill stragglers."""
+        started = time.monotonic()
         for child in reversed(self.children):
             if child.process.poll() is None:
                 _signal_group(child.process.pid, signal.SIGINT)
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        deadline = started + STOP_GRACE_SECONDS
         for child in reversed(self.children):
             try:
                 child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
@@ -106,6 +107,7 @@ class Platform:
                 self.say(f"{child.name} did not stop within {STOP_GRACE_SECONDS} s; killing it")
                 _signal_group(child.process.pid, signal.SIGKILL)
                 child.process.wait()
+            self.say(f"{child.name} stopped after {time.monotonic() - started:.1f} s")
         # Flow runs start in sessions of their own; anything still carrying our marker goes too.
         for pid in processes_with_marker(self.marker):
             _signal_group(pid, signal.SIGKILL, group=False)

@@ -12,6 +12,12 @@ from deployments.setup import run_setup
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
 
+@pytest.fixture(autouse=True)
+def no_targets_yet():
+    """Start from an empty health-targets/default: the session's Prefect server is shared."""
+    HealthTargets(targets=[]).save("default", overwrite=True)
+
+
 def settings_for(tmp_path, **environ):
     return load_settings({"VIGIA_HOME": str(tmp_path), **environ}, env_file=None)
 

@@ -80,7 +80,12 @@ class Platform:
 
     def stop(self, process: subprocess.Popen) -> tuple[int, str]:
         process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=90)
+        try:
+            _, stderr = process.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, stderr = process.communicate()
+            raise AssertionError(f"vigia up did not stop within 90 s of SIGINT: {stderr}") from None
         return process.returncode, stderr
 
 
