@@ -75,6 +75,9 @@ def up(
         )
     ports = Ports(prefect=prefect_port, webhook=webhook_port)
     platform = Platform(settings, ports, say=lambda line: typer.echo(f"vigia: {line}", err=True))
+    # A process started in the background by a shell (or by a parent that ignores SIGINT)
+    # inherits SIGINT as ignored; Ctrl-C and `kill -INT` must still stop the platform.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         migrate(settings.database_url)
