@@ -10,7 +10,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import DateTime, Engine, create_engine, event, text
+from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -110,16 +110,6 @@ def open_session(url: str) -> Iterator[Session]:
             yield session
     except SQLAlchemyError as error:
         raise StoreError(f"store {describe_url(url)} failed: {_first_line(error)}") from error
-
-
-def check_store(url: str) -> None:
-    """Run `SELECT 1` on the store.
-
-    Raises:
-        StoreError: when it does not answer.
-    """
-    with open_session(url) as session:
-        session.execute(text("SELECT 1"))
 
 
 def migrate(url: str) -> None:
