@@ -83,7 +83,8 @@ class Platform:
         try:
             _, stderr = process.communicate(timeout=90)
         except subprocess.TimeoutExpired:
-            process.kill()
+            for pid in [process.pid, *processes_tagged(self.tag)]:
+                os.kill(pid, signal.SIGKILL)  # leave nothing running for the tests after this one
             _, stderr = process.communicate()
             raise AssertionError(f"vigia up did not stop within 90 s of SIGINT: {stderr}") from None
         return process.returncode, stderr
