@@ -1,5 +1,6 @@
 """`vigia up` for real: it starts, serves, answers /health after a check, stops cleanly, and resumes."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -83,8 +84,9 @@ class Platform:
         try:
             _, stderr = process.communicate(timeout=90)
         except subprocess.TimeoutExpired:
-            for pid in [process.pid, *processes_tagged(self.tag)]:
-                os.kill(pid, signal.SIGKILL)  # leave nothing running for the tests after this one
+            for pid in {process.pid, *processes_tagged(self.tag)}:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)  # leave nothing running for the tests after this one
             _, stderr = process.communicate()
             raise AssertionError(f"vigia up did not stop within 90 s of SIGINT: {stderr}") from None
         return process.returncode, stderr
