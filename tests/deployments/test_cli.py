@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 from datetime import datetime, timedelta, timezone
 
@@ -13,22 +12,19 @@ from blocks.vigia import VigiaSettings
 from store.probes import ProbeResult, insert_probe_results
 from store.database import open_session
 from store.states import record_probe
+from tests.fakes.server import free_port
 
 
 def vigia(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(["vigia", *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=180)
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_check_prints_each_target_and_exits_1_when_a_critical_target_is_down(prefect_server, sqlite_store_url, tmp_path):
     VigiaSettings(home=str(tmp_path), database_url=sqlite_store_url).save("default", overwrite=True)
     HealthTargets(targets=[
-        HealthTarget(name="gateway", kind="tcp", url=f"127.0.0.1:{closed_port()}", critical=True),
+        HealthTarget(name="gateway", kind="tcp", url=f"127.0.0.1:{free_port()}", critical=True),
         HealthTarget(name="memory", kind="memory"),
     ]).save("default", overwrite=True)
     result = vigia("check", "--json", "--confirm-after", "0", env={"PREFECT_API_URL": prefect_server, "VIGIA_HOME": str(tmp_path)})
@@ -39,7 +35,7 @@ def test_check_prints_each_target_and_exits_1_when_a_critical_target_is_down(pre
 
 
 def test_check_without_a_prefect_server_says_how_to_start_one(tmp_path):
-    url = f"http://127.0.0.1:{closed_port()}/api"
+    url = f"http://127.0.0.1:{free_port()}/api"
     result = vigia("check", env={"PREFECT_API_URL": url, "VIGIA_HOME": str(tmp_path)})
     assert result.returncode == 1
     assert result.stderr == f"vigia: the Prefect server at {url} does not answer; start the platform with `vigia up`\n"

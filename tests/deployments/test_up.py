@@ -3,7 +3,6 @@
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -12,13 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.fakes.server import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(predicate, seconds: float, what: str, process: subprocess.Popen | None = None):

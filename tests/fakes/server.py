@@ -25,6 +25,13 @@ class RecordedRequest:
     headers: Mapping[str, str]
 
 
+def free_port() -> int:
+    """Return a loopback TCP port that nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK_HOST, 0))
+        return sock.getsockname()[1]
+
+
 @contextmanager
 def serve_app(app: ASGIApp, startup_timeout_seconds: float = 10.0) -> Iterator[str]:
     """Serve `app` with uvicorn on a free loopback port and yield its base URL, `http://127.0.0.1:PORT`."""

@@ -1,7 +1,6 @@
 """The health-check flow run for real against a local Prefect server, real services and loopback servers."""
 
 import asyncio
-import socket
 import uuid
 
 import pytest
@@ -14,15 +13,11 @@ from store.database import open_session
 from store.health_runs import last_health_run_finished_at
 from store.incidents import list_incidents
 from store.states import list_state_changes
-from tests.fakes.server import serve_app
+from tests.fakes.server import free_port, serve_app
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def save_blocks(store_url: str, tmp_path, targets: list[HealthTarget], heartbeat_url: str | None = None) -> str:
@@ -64,7 +59,7 @@ def test_health_check_stores_states_and_the_run_and_pings_the_heartbeat(store_ur
 
 
 def test_a_target_failing_past_confirmation_is_reprobed_and_turns_down_with_an_incident(sqlite_store_url, tmp_path):
-    port = closed_port()
+    port = free_port()
     name = save_blocks(sqlite_store_url, tmp_path, [HealthTarget(name="gone", kind="tcp", url=f"127.0.0.1:{port}", critical=True)])
     states = asyncio.run(health_check(targets_block=name, confirm_after_seconds=2, recheck_every_seconds=1))
     assert states["gone"].state == "DOWN"
@@ -103,7 +98,7 @@ def test_a_malformed_target_fails_alone_and_the_flow_completes(sqlite_store_url,
 def test_an_unreachable_heartbeat_does_not_fail_the_health_check(sqlite_store_url, tmp_path):
     name = save_blocks(
         sqlite_store_url, tmp_path, [HealthTarget(name="mem", kind="memory")],
-        heartbeat_url=f"http://127.0.0.1:{closed_port()}/ping/secret-uuid",
+        heartbeat_url=f"http://127.0.0.1:{free_port()}/ping/secret-uuid",
     )
     states = asyncio.run(health_check(targets_block=name))
     assert states["mem"].state == "UP"

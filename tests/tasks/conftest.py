@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.fakes.server import serve_app
-from tests.tasks.servers import LOOPBACK, REDIS_PASSWORD, LocalCa, build_site, free_port, wait_until
+from tests.fakes.server import free_port
+from tests.tasks.servers import LOOPBACK, REDIS_PASSWORD, LocalCa, build_site, wait_until
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def site_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def test_ca(tmp_path_factory: pytest.TempPathFactory) -> LocalCa:
+def local_ca(tmp_path_factory: pytest.TempPathFactory) -> LocalCa:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Vigia Test CA")])
     now = datetime.now(timezone.utc)

@@ -36,11 +36,6 @@ def probe(target: HealthTarget, context: ProbeContext | None = None) -> ProbeRes
     return asyncio.run(probe_target(target, context or ProbeContext()))
 
 
-def free_port() -> int:
-    """A loopback port nothing listens on: bound once to pick it, then closed."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
 
 
 def wait_until(condition, what: str, timeout_seconds: float = 10.0) -> None:
@@ -131,11 +126,11 @@ class LocalCa:
 
 
 @contextmanager
-def https_site(test_ca: LocalCa, directory: Path, valid_for: timedelta) -> Iterator[str]:
-    """The test site over HTTPS with a certificate from `test_ca` expiring `valid_for` from now."""
+def https_site(local_ca: LocalCa, directory: Path, valid_for: timedelta) -> Iterator[str]:
+    """The test site over HTTPS with a certificate from `local_ca` expiring `valid_for` from now."""
     now = datetime.now(timezone.utc)
     not_before = min(now - timedelta(days=1), now + valid_for - timedelta(days=1))
-    certfile, keyfile = test_ca.issue(directory, now + valid_for, not_before)
+    certfile, keyfile = local_ca.issue(directory, now + valid_for, not_before)
     with serve_https(build_site(), certfile, keyfile) as base_url:
         yield base_url
 

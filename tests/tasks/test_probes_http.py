@@ -125,11 +125,11 @@ def test_http_probe_slower_than_the_latency_limit_is_a_warning_naming_the_latenc
     ids=["30-days-ok", "10-days-warning", "3-days-critical"],
 )
 def test_https_probe_grades_the_days_until_the_certificate_expires(
-    test_ca: LocalCa, tmp_path: Path, days: int, ok: bool, level: str, reason_tail: str
+    local_ca: LocalCa, tmp_path: Path, days: int, ok: bool, level: str, reason_tail: str
 ) -> None:
     # An hour's margin keeps the day count from rounding across a boundary while the test runs.
-    with https_site(test_ca, tmp_path, timedelta(days=days, hours=1)) as base_url:
-        result = probe(HealthTarget(name="site", kind="http", url=f"{base_url}/health", ca_file=str(test_ca.path)))
+    with https_site(local_ca, tmp_path, timedelta(days=days, hours=1)) as base_url:
+        result = probe(HealthTarget(name="site", kind="http", url=f"{base_url}/health", ca_file=str(local_ca.path)))
 
     assert (result.ok, result.level) == (ok, level)
     assert result.value == pytest.approx(days + 1 / 24, abs=0.01)
@@ -137,17 +137,17 @@ def test_https_probe_grades_the_days_until_the_certificate_expires(
 
 
 def test_https_probe_of_an_expired_certificate_fails_the_handshake_saying_it_expired(
-    test_ca: LocalCa, tmp_path: Path
+    local_ca: LocalCa, tmp_path: Path
 ) -> None:
-    with https_site(test_ca, tmp_path, timedelta(days=-1)) as base_url:
-        result = probe(HealthTarget(name="site", kind="http", url=f"{base_url}/health", ca_file=str(test_ca.path)))
+    with https_site(local_ca, tmp_path, timedelta(days=-1)) as base_url:
+        result = probe(HealthTarget(name="site", kind="http", url=f"{base_url}/health", ca_file=str(local_ca.path)))
 
     assert (result.ok, result.level) == (False, "critical")
     assert result.reason.startswith("cannot connect: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: certificate has expired")
 
 
-def test_https_probe_of_a_certificate_from_an_untrusted_authority_fails(test_ca: LocalCa, tmp_path: Path) -> None:
-    with https_site(test_ca, tmp_path, timedelta(days=30)) as base_url:
+def test_https_probe_of_a_certificate_from_an_untrusted_authority_fails(local_ca: LocalCa, tmp_path: Path) -> None:
+    with https_site(local_ca, tmp_path, timedelta(days=30)) as base_url:
         result = probe(HealthTarget(name="site", kind="http", url=f"{base_url}/health"))
 
     assert (result.ok, result.level) == (False, "critical")
