@@ -14,7 +14,9 @@ from typing import Annotated
 import httpx
 import typer
 
+from deployments import alerting_cli
 from deployments.settings import Settings, SettingsError, load_settings
+from clients.notify import NotifyConfigError
 from deployments.up import Platform, PlatformError, Ports
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Vigia: operations for WhatsApp AI bots, on Prefect.")
@@ -93,7 +95,7 @@ def up(
         platform.watch()
     except KeyboardInterrupt:
         typer.echo("vigia: stopping…", err=True)
-    except (PlatformError, StoreError) as error:
+    except (PlatformError, StoreError, NotifyConfigError) as error:
         raise fail(str(error)) from None
     finally:
         platform.stop()
@@ -104,7 +106,10 @@ def setup() -> None:
     """Create or update the Block documents from the settings (idempotent)."""
     settings = read_settings()
     with prefect_api(settings):
-        _print_setup(settings, Ports())
+        try:
+            _print_setup(settings, Ports())
+        except NotifyConfigError as error:
+            raise fail(str(error)) from None
 
 
 @app.command()
@@ -140,6 +145,7 @@ def check(
 def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
     """Show each target's state and uptime over 24 h, 7 d and 30 d (DESIGN §11)."""
     from store.database import StoreError, open_session
+    from store.silences import active_silences
     from store.sla import uptime_windows
     from store.states import read_states
 
@@ -148,6 +154,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON inst
     try:
         with open_session(settings.database_url) as session:
             states = {state.target: state for state in read_states(session)}
+            silenced = {silence.target for silence in active_silences(session, now)}
             windows = uptime_windows(session, now)
     except StoreError as error:
         raise fail(f"{error}; is the platform set up (`vigia up`)?") from None
@@ -155,7 +162,8 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON inst
         raise fail("no health check has run yet; run `vigia check` or wait for the schedule")
     rows = []
     for name, state in sorted(states.items()):
-        row = {"target": name, "state": state.state, "critical": state.critical, "since": state.since.isoformat()}
+        shown = "MAINTENANCE" if name in silenced else state.state
+        row = {"target": name, "state": shown, "critical": state.critical, "since": state.since.isoformat()}
         for window, report in windows.items():
             entry = next((u for u in report if u.target == name), None)
             row[f"uptime_{window}"] = None if entry is None or entry.percent is None else round(entry.percent, 3)
@@ -164,11 +172,11 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON inst
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    typer.echo(f" {'target':<24} {'state':<8} {'24h':>9} {'7d':>9} {'30d':>9}  unknown 24h")
+    typer.echo(f" {'target':<24} {'state':<11} {'24h':>9} {'7d':>9} {'30d':>9}  unknown 24h")
     for row in rows:
         cells = [_percent(row[f"uptime_{w}"]) for w in ("24h", "7d", "30d")]
         flag = "*" if row["critical"] else " "
-        typer.echo(f"{flag}{row['target']:<24} {row['state']:<8} {cells[0]:>9} {cells[1]:>9} {cells[2]:>9}  {_duration(row['unknown_24h_s'])}")
+        typer.echo(f"{flag}{row['target']:<24} {row['state']:<11} {cells[0]:>9} {cells[1]:>9} {cells[2]:>9}  {_duration(row['unknown_24h_s'])}")
     typer.echo("* critical: counts for the 99.5 % uptime SLA; unknown = no probe covered that time")
 
 
@@ -194,6 +202,9 @@ def _print_setup(settings: Settings, ports: Ports) -> None:
     report = run_setup(settings, dashboard_url=f"http://127.0.0.1:{ports.dashboard}", prefect_ui_url=ui_url)
     for line in report.lines:
         typer.echo(line)
+
+
+alerting_cli.register(app, read_settings, fail)
 
 
 if __name__ == "__main__":

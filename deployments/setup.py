@@ -7,12 +7,14 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from blocks.alert_routes import AlertRoutes
 from blocks.evolution import EvolutionApi
 from blocks.groq import GroqApi
 from blocks.health_targets import HealthTarget, HealthTargets
 from blocks.vigia import VigiaSettings
 from clients import postgres, redis, tcp
 from clients.errors import ClientError
+from clients.notify import SEVERITIES, Router
 from deployments.settings import Settings
 
 LOCAL_POSTGRES = "postgresql://127.0.0.1:5432/postgres"
@@ -48,6 +50,7 @@ def run_setup(settings: Settings, *, dashboard_url: str, prefect_ui_url: str) ->
             transcription_model=settings.transcription_model, transcription_language=settings.transcription_language,
         ).save(BLOCK_NAME, overwrite=True)
         lines.append(f"groq/{BLOCK_NAME}: {settings.groq_base_url}, model {settings.transcription_model}")
+    lines.append(_save_alert_routes(settings))
     derived = asyncio.run(derive_targets(settings))
     kept = [target for target in _existing_targets() if not target.managed and target.name not in {t.name for t in derived}]
     HealthTargets(targets=derived + kept).save(BLOCK_NAME, overwrite=True)
@@ -56,6 +59,25 @@ def run_setup(settings: Settings, *, dashboard_url: str, prefect_ui_url: str) ->
         f"({', '.join(t.name for t in derived)}{'; kept yours: ' + ', '.join(t.name for t in kept) if kept else ''})"
     )
     return SetupReport(lines)
+
+
+def _save_alert_routes(settings: Settings) -> str:
+    """Validate VIGIA_APPRISE_CONFIG and store it as alert-routes/default (or log-only routes).
+
+    Raises:
+        NotifyConfigError: when Apprise finds no notification target in the file.
+    """
+    if settings.apprise_config is None:
+        AlertRoutes().save(BLOCK_NAME, overwrite=True)
+        return f"alert-routes/{BLOCK_NAME}: no channel configured (VIGIA_APPRISE_CONFIG unset): alerts go to the log"
+    path = settings.apprise_config
+    text = path.read_text()
+    config_format = "yaml" if path.suffix in (".yaml", ".yml") else None
+    router = Router(text, f"VIGIA_APPRISE_CONFIG {path}", config_format)
+    routes = AlertRoutes(config=text, config_format=config_format, source=f"VIGIA_APPRISE_CONFIG {path}")
+    routes.save(BLOCK_NAME, overwrite=True)
+    reach = ", ".join(f"{tag} → {len(router.channels(tag))}" for tag in SEVERITIES)
+    return f"alert-routes/{BLOCK_NAME}: {len(router)} channels from {path} ({reach})"
 
 
 async def derive_targets(settings: Settings) -> list[HealthTarget]:

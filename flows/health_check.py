@@ -1,4 +1,4 @@
-"""The `health-check` flow: probe every target, move states, record incidents, ping the heartbeat."""
+"""The `health-check` flow: probe every target, move states, record incidents, alert, ping the heartbeat."""
 
 import asyncio
 from datetime import datetime, timedelta, timezone
@@ -13,7 +13,9 @@ from blocks.evolution import EvolutionApi
 from blocks.groq import GroqApi
 from blocks.health_targets import HealthTargets
 from blocks.vigia import VigiaSettings
+from tasks.alerts import load_alert_context
 from tasks.heartbeat import ping_heartbeat
+from tasks.notifier import notify_changes
 from tasks.probes import ProbeContext, probe_targets
 from tasks.states import record_results, record_run
 from store.health_runs import CHECK_INTERVAL
@@ -61,6 +63,8 @@ async def health_check(
         states.update(record_results(database_url, results, targets, confirm_after, run_id).states)
 
     record_run(database_url, run_id, started_at, datetime.now(timezone.utc), states)
+    alert_context = await load_alert_context(run_id)
+    await notify_changes(alert_context, targets, claimer=run_id or f"health-check-{started_at:%Y%m%dT%H%M%S}")
     await _publish_summary(states, latest)
     if settings.heartbeat_url is not None:
         await ping_heartbeat(settings.heartbeat_url)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from store.models import IncidentRow
@@ -40,6 +40,37 @@ def resolve_incident(session: Session, incident_id: int, resolved_at: datetime) 
     row = session.get(IncidentRow, incident_id)
     if row is not None and row.resolved_at is None:
         row.resolved_at = resolved_at
+
+
+def acknowledge_incident(session: Session, incident_id: int, reason: str, at: datetime) -> Incident:
+    """Acknowledge an open incident, stopping its reminders and escalation.
+
+    Raises:
+        LookupError: when there is no such incident.
+        ValueError: when it is resolved or already acknowledged, or the reason is empty.
+    """
+    if not reason.strip():
+        raise ValueError("an acknowledgement needs a reason")
+    row = session.get(IncidentRow, incident_id)
+    if row is None:
+        raise LookupError(f"no incident {incident_id}")
+    outcome = session.execute(
+        update(IncidentRow)
+        .where(IncidentRow.id == incident_id, IncidentRow.acknowledged_at.is_(None), IncidentRow.resolved_at.is_(None))
+        .values(acknowledged_at=at, acknowledge_reason=reason.strip())
+        .execution_options(synchronize_session=False)
+    )
+    if outcome.rowcount != 1:
+        state = "resolved" if row.resolved_at else "already acknowledged"
+        raise ValueError(f"incident {incident_id} ({row.target}) is {state}")
+    session.refresh(row)
+    return _to_incident(row)
+
+
+def read_incident(session: Session, incident_id: int) -> Incident | None:
+    """Return one incident, or None."""
+    row = session.get(IncidentRow, incident_id)
+    return None if row is None else _to_incident(row)
 
 
 def list_incidents(session: Session, *, since: datetime | None = None, open_only: bool = False) -> list[Incident]:

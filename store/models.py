@@ -105,3 +105,63 @@ class HealthRunRow(Base):
     finished_at: Mapped[datetime] = mapped_column(UtcDateTime())
     targets_total: Mapped[int] = mapped_column(Integer)
     targets_down: Mapped[int] = mapped_column(Integer)
+
+
+class SilenceRow(Base):
+    """A maintenance window: notifications for the target are held and the time is MAINTENANCE."""
+
+    __tablename__ = "silences"
+    __table_args__ = (Index("ix_silences_target_ends", "target", "ends_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    target: Mapped[str] = mapped_column(String(64))
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    reason: Mapped[str] = mapped_column(Text)
+    removed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class AlertRow(Base):
+    """One alert raised: sent, held back (silence, inhibition) or only logged."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_created_at", "created_at"), Index("ix_alerts_incident", "incident_id"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[str] = mapped_column(String(10))
+    title: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    target: Mapped[str | None] = mapped_column(String(64))
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
+    status: Mapped[str] = mapped_column(String(10))
+    held_reason: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class DeliveryRow(Base):
+    """One delivery attempt of an alert to one Apprise target (privacy URL only, never a secret)."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_alert", "alert_id"), Index("ix_deliveries_at", "at"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"))
+    channel: Mapped[str] = mapped_column(Text)
+    service: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(10))
+    reason: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer)
+    elapsed_ms: Mapped[float] = mapped_column(Float)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class AlertKeyRow(Base):
+    """When an alert key last fired: the atomic claim behind once-only alerts and cooldowns."""
+
+    __tablename__ = "alert_keys"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    last_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -10,6 +10,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from store.models import ProbeResultRow, StateChangeRow, TargetStateRow
+from store.silences import silences_between
 from store.health_runs import CHECK_INTERVAL
 from store.timearith import epoch_seconds
 
@@ -48,12 +49,13 @@ def uptime(session: Session, start: datetime, end: datetime, *, probe_interval: 
     """Return each known target's uptime in [start, end), from its state changes and probe coverage.
 
     A probe covers the two intervals after it; time no probe covers is unknown. MAINTENANCE time
-    is excluded from both up and down.
+    and silenced time are excluded from both up and down.
     """
     max_gap = 2 * probe_interval
     targets = {row.target: row.critical for row in session.execute(select(TargetStateRow.target, TargetStateRow.critical))}
     timelines = _state_timelines(session, start, end)
     coverage = _probe_coverage(session, start, end, max_gap)
+    silenced = _silenced_spans(session, start, end)
     report = []
     for target in sorted(targets):
         totals = defaultdict(float)
@@ -61,8 +63,10 @@ def uptime(session: Session, start: datetime, end: datetime, *, probe_interval: 
             if state == "MAINTENANCE":
                 totals["maintenance"] += seg_end - seg_start
                 continue
-            covered = _overlap(coverage.get(target, []), seg_start, seg_end)
-            totals["up" if state in _UP_STATES else "down"] += covered
+            totals["maintenance"] += _overlap(silenced.get(target, []), seg_start, seg_end)
+            for piece_start, piece_end in _subtract(seg_start, seg_end, silenced.get(target, [])):
+                covered = _overlap(coverage.get(target, []), piece_start, piece_end)
+                totals["up" if state in _UP_STATES else "down"] += covered
         window = end.timestamp() - start.timestamp()
         unknown = window - totals["up"] - totals["down"] - totals["maintenance"]
         report.append(
@@ -142,6 +146,32 @@ def _probe_coverage(session: Session, start: datetime, end: datetime, max_gap: t
             if next_at is not None:
                 span_start[target] = next_at
     return spans
+
+
+def _silenced_spans(session: Session, start: datetime, end: datetime) -> dict[str, list[tuple[float, float]]]:
+    """Return per target the merged silence windows within the window: silenced time is MAINTENANCE."""
+    spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for silence in silences_between(session, start, end):
+        a, b = max(silence.starts_at, start).timestamp(), min(silence.ends_at, end).timestamp()
+        merged = spans[silence.target]
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return spans
+
+
+def _subtract(start: float, end: float, holes: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    pieces, cursor = [], start
+    for a, b in holes:
+        if b <= cursor or a >= end:
+            continue
+        if a > cursor:
+            pieces.append((cursor, a))
+        cursor = max(cursor, b)
+    if cursor < end:
+        pieces.append((cursor, end))
+    return pieces
 
 
 def _overlap(spans: list[tuple[float, float]], start: float, end: float) -> float:

@@ -60,6 +60,7 @@ def test_clients_do_not_import_prefect():
 def test_readme_names_every_cli_verb_and_every_deployed_flow():
     readme = (ROOT / "README.md").read_text()
     verbs = [command.name or command.callback.__name__ for command in cli.app.registered_commands]
+    verbs += [group.name for group in cli.app.registered_groups]
     assert "up" in verbs
     assert [verb for verb in verbs if f"vigia {verb}" not in readme] == []
     deployments = re.findall(r"entrypoint: flows/\w+\.py:(\w+)", (ROOT / "prefect.yaml").read_text())

@@ -4,12 +4,13 @@ import pytest
 from prefect.testing.standard_test_suites import BlockStandardTestSuite
 from pydantic import ValidationError
 
+from blocks.alert_routes import AlertRoutes
 from blocks.evolution import EvolutionApi
 from blocks.groq import GroqApi
 from blocks.health_targets import HealthTarget, HealthTargets
 from blocks.vigia import VigiaSettings
 
-ALL_BLOCKS = [HealthTargets, EvolutionApi, GroqApi, VigiaSettings]
+ALL_BLOCKS = [HealthTargets, EvolutionApi, GroqApi, VigiaSettings, AlertRoutes]
 
 
 class TestBlockStandards(BlockStandardTestSuite):
@@ -23,7 +24,7 @@ class TestBlockStandards(BlockStandardTestSuite):
 
 
 def test_every_block_has_an_explicit_slug():
-    assert [block.get_block_type_slug() for block in ALL_BLOCKS] == ["health-targets", "evolution-api", "groq", "vigia-settings"]
+    assert [block.get_block_type_slug() for block in ALL_BLOCKS] == ["health-targets", "evolution-api", "groq", "vigia-settings", "alert-routes"]
 
 
 @pytest.mark.usefixtures("prefect_server")

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import json
+import re
+import secrets
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from http import HTTPStatus
@@ -29,6 +34,32 @@ MANAGER_INDEX_HTML = (
     '<script type="module" crossorigin src="/assets/index-CJ7gpK4v.js"></script>'
     '</head><body><div id="root"></div></body></html>'
 )
+
+
+# What the fake WhatsApp socket answers when it is not connected (issues #1286, #1772, #2229).
+CONNECTION_CLOSED = "Connection Closed"
+# A loaded-in-DB but not-in-memory instance crashes the send controller (issues #1412, #2583).
+INSTANCE_NOT_LOADED = "Cannot read properties of undefined (reading 'textMessage')"
+URL_PATTERN = re.compile(r"https?://\S+")
+
+
+@dataclass(frozen=True)
+class SentText:
+    """One message the fake accepted on `POST /message/sendText/{instance}`, for assertions.
+
+    `number` is the body's `number` as sent; `quoted_id` is the id actually quoted (None when the
+    request quoted nothing or quoted an id Evolution could not find, which it sends unquoted);
+    `link_preview` is the effective setting (on unless the body said `false`).
+    """
+
+    instance: str
+    number: str
+    text: str
+    quoted_id: str | None
+    link_preview: bool
+    delay_ms: int
+    remote_jid: str
+    message_id: str
 
 
 class ExpressJSONResponse(JSONResponse):
@@ -60,6 +91,12 @@ class FakeEvolution:
     fail_with: int | None = None
     version: str = "2.3.6"
     requests: list[RecordedRequest] = field(default_factory=list)
+    # sendText: accepted messages, a forced failure (500 or 400 "Connection Closed"), numbers
+    # `onWhatsApp` reports as absent (digits), and message ids quotable without a `quoted.message`.
+    sent: list[SentText] = field(default_factory=list)
+    send_fails_with: int | None = None
+    unregistered_numbers: set[str] = field(default_factory=set)
+    stored_message_ids: set[str] = field(default_factory=set)
 
     def is_authorized(self, instance: str, apikey: str | None) -> bool:
         """Whether `apikey` is the global key or the token of `instance`."""
@@ -84,10 +121,147 @@ class FakeEvolution:
             return license_gate_response(request)
         return error_response(self.fail_with, HTTPStatus(self.fail_with).phrase)
 
+    async def deliver_text(self, instance: str, body: dict[str, Any]) -> Response:
+        """Evolution's `textMessage` + `sendMessageWithTyping` for a schema-valid body."""
+        state = self.instances[instance]
+        if state is None:
+            return error_response(500, INSTANCE_NOT_LOADED)
+        text: str = body["text"]
+        if not text.strip():
+            return error_response(400, ["Text is required"])
+        if self.send_fails_with == 400:
+            # The socket dropped inside sendMessageWithTyping, whose catch rethrows it as a 400.
+            return error_response(400, [f"Error: {CONNECTION_CLOSED}"])
+        if self.send_fails_with is not None:
+            status = self.send_fails_with
+            return error_response(status, CONNECTION_CLOSED if status == 500 else HTTPStatus(status).phrase)
+        if state != "open":
+            # The `onWhatsApp` lookup runs outside that catch, so a closed socket surfaces as a 500.
+            return error_response(500, CONNECTION_CLOSED)
+        remote_jid = create_jid(body["number"])
+        digits = remote_jid.split("@")[0]
+        if remote_jid.endswith("@s.whatsapp.net") and digits in self.unregistered_numbers:
+            return error_response(400, [{"jid": remote_jid, "exists": False, "number": body["number"]}])
+        delay_ms: int = body.get("delay") or 0
+        if delay_ms > 0:
+            # The real server shows "composing" and waits inside the request before answering.
+            await asyncio.sleep(delay_ms / 1000)
+        quoted = body.get("quoted") if isinstance(body.get("quoted"), dict) else None
+        if quoted is not None and ("key" not in quoted or not (
+            quoted.get("message") or quoted["key"]["id"] in self.stored_message_ids
+        )):
+            quoted = None  # not found in the store: Evolution sends the reply unquoted, without an error
+        link_preview = body.get("linkPreview") is not False
+        message_id = new_message_id()
+        record = sent_text_record(instance, remote_jid, text, quoted, link_preview, message_id)
+        self.stored_message_ids.add(message_id)
+        self.sent.append(
+            SentText(
+                instance=instance,
+                number=body["number"],
+                text=text,
+                quoted_id=quoted["key"]["id"] if quoted else None,
+                link_preview=link_preview,
+                delay_ms=delay_ms,
+                remote_jid=remote_jid,
+                message_id=message_id,
+            )
+        )
+        return ExpressJSONResponse({k: v for k, v in record.items() if v is not None}, status_code=201)
+
     @cached_property
     def app(self) -> FastAPI:
         """The ASGI app serving this fake's state."""
         return build_app(self)
+
+
+def create_jid(number: str) -> str:
+    """Evolution's `createJid`: pass JIDs through, strip `+ ()` and spaces, apply the MX/AR/BR 9-digit fixes."""
+    number = re.sub(r":\d+", "", number, count=1)
+    if any(suffix in number for suffix in ("@g.us", "@s.whatsapp.net", "@lid", "@broadcast")):
+        return number
+    number = re.sub(r"[\s+()]", "", number).split(":")[0].split("@")[0]
+    if "-" in number and len(number) >= 23:
+        return re.sub(r"[^\d-]", "", number) + "@g.us"
+    number = re.sub(r"\D", "", number)
+    if len(number) >= 18:
+        return f"{number}@g.us"
+    if number[:2] in ("52", "54") and len(number) == 13:
+        number = number[:2] + number[3:]
+    if (match := re.fullmatch(r"(\d{2})(\d{2})\d(\d{8})", number)) and match[1] == "55":
+        if int(match[3][0]) >= 7 and int(match[2]) >= 31:
+            number = match[1] + match[2] + match[3]
+    return f"{number}@s.whatsapp.net"
+
+
+def text_schema_errors(body: Mapping[str, Any]) -> list[str]:
+    """The `jsonschema` messages Evolution's `textMessageSchema` yields, in its order (properties, then required).
+
+    A property whose schema has a `description` reports that description instead of the stack line.
+    """
+    errors: list[str] = []
+    if "number" in body and not isinstance(body["number"], str):
+        errors.append("Invalid format")
+    if "text" in body and not isinstance(body["text"], str):
+        errors.append("text is not of a type(s) string")
+    if "linkPreview" in body and not isinstance(body["linkPreview"], bool):
+        errors.append("linkPreview is not of a type(s) boolean")
+    delay = body.get("delay")
+    if "delay" in body and (isinstance(delay, bool) or not isinstance(delay, int)):
+        errors.append("Enter a value in milliseconds")
+    quoted = body.get("quoted")
+    if isinstance(quoted, dict) and "key" in quoted:
+        key = quoted["key"]
+        if not isinstance(key, dict):
+            errors.append("quoted.key is not of a type(s) object")
+        elif "id" not in key:
+            errors.append('quoted.key requires property "id"')
+        elif not isinstance(key["id"], str):
+            errors.append("quoted.key.id is not of a type(s) string")
+        elif not key["id"]:
+            errors.append('The "id" cannot be empty')
+    errors.extend(f'instance requires property "{name}"' for name in ("number", "text") if name not in body)
+    return errors
+
+
+def new_message_id() -> str:
+    """A Baileys outgoing message id: `3EB0` plus 18 upper-case hex digits."""
+    return "3EB0" + secrets.token_hex(9).upper()
+
+
+def sent_text_record(instance: str, remote_jid: str, text: str, quoted: Mapping[str, Any] | None,
+                     link_preview: bool, message_id: str) -> dict[str, Any]:
+    """The stored message sendText answers with: a plain `conversation`, or an `extendedTextMessage`
+    when it quotes a message or previews a link."""
+    context_info: dict[str, Any] = {}
+    if quoted is not None:
+        quoted_key = quoted["key"]
+        context_info = {"stanzaId": quoted_key["id"], "participant": quoted_key.get("remoteJid", remote_jid)}
+        if quoted.get("message"):
+            context_info["quotedMessage"] = quoted["message"]
+    url = URL_PATTERN.search(text) if link_preview else None
+    if context_info or url:
+        extended: dict[str, Any] = {"text": text}
+        if url:
+            extended["matchedText"] = url.group(0)
+        if context_info:
+            extended["contextInfo"] = context_info
+        message: dict[str, Any] = {"extendedTextMessage": extended}
+        message_type = "extendedTextMessage"
+    else:
+        message = {"conversation": text}
+        message_type = "conversation"
+    return {
+        "key": {"remoteJid": remote_jid, "fromMe": True, "id": message_id},
+        "pushName": "Você",
+        "status": "PENDING",
+        "message": message,
+        "contextInfo": context_info or None,
+        "messageType": message_type,
+        "messageTimestamp": int(time.time()),
+        "instanceId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"evolution-instance:{instance}")),
+        "source": "web",
+    }
 
 
 def license_gate_response(request: Request) -> ExpressJSONResponse:
@@ -159,5 +333,21 @@ def build_app(fake: FakeEvolution) -> FastAPI:
         if state is not None:
             body["state"] = state
         return ExpressJSONResponse({"instance": body})
+
+    @app.post("/message/sendText/{instance}")
+    async def send_text(instance: str, request: Request) -> Response:
+        if refused := fake.guard_instance(instance, request):
+            return refused
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError as exc:
+            # Express's body-parser rejects malformed JSON before any route code runs.
+            return error_response(400, [f"SyntaxError: {exc}"])
+        if not isinstance(body, dict):
+            body = {}
+        if errors := text_schema_errors(body):
+            # `dataValidate` throws `new BadRequestException(messages)`, whose rest parameter nests the array.
+            return error_response(400, [errors])
+        return await fake.deliver_text(instance, body)
 
     return app

@@ -108,3 +108,21 @@ def test_a_missing_targets_block_fails_with_the_next_step(sqlite_store_url, tmp_
     save_blocks(sqlite_store_url, tmp_path, [])
     with pytest.raises(MissingBlock, match=r"health-targets/absent could not be loaded .*run `vigia setup`"):
         asyncio.run(health_check(targets_block="absent"))
+
+
+def test_a_down_found_by_the_health_check_is_alerted_through_the_saved_routes(sqlite_store_url, tmp_path):
+    from blocks.alert_routes import AlertRoutes
+    from tests.fakes.capture import CaptureServer
+
+    capture = CaptureServer()
+    with capture.serving() as base:
+        config = f"urls:\n  - json://{base.removeprefix('http://')}/ok/telegram:\n      - tag: critical\n"
+        AlertRoutes(config=config, config_format="yaml").save("default", overwrite=True)
+        try:
+            name = save_blocks(sqlite_store_url, tmp_path, [HealthTarget(name="gone", kind="tcp", url=f"127.0.0.1:{free_port()}", critical=True)])
+            asyncio.run(health_check(targets_block=name, confirm_after_seconds=0))
+            [message] = capture.wait_for(count=1)
+        finally:
+            AlertRoutes().save("default", overwrite=True)
+    assert message.json["title"] == "[CRITICAL] gone is DOWN"
+    assert "Prefect run: http://127.0.0.1:4200/runs/flow-run/" in message.json["message"]

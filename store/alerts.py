@@ -1,0 +1,138 @@
+"""Alerts raised, their deliveries per channel, and the once-only and cooldown claims behind them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from store.models import AlertKeyRow, AlertRow, DeliveryRow
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert as stored."""
+
+    id: int
+    key: str
+    kind: str
+    severity: str
+    title: str
+    body: str
+    target: str | None
+    incident_id: int | None
+    status: str
+    held_reason: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One delivery of an alert to one channel: success, failure, timeout or skipped."""
+
+    channel: str
+    service: str
+    status: str
+    reason: str | None
+    attempts: int
+    elapsed_ms: float
+
+
+def claim_alert_key(session: Session, key: str, now: datetime, cooldown: timedelta | None) -> bool:
+    """Claim the right to fire `key` now; False when it fired within the cooldown (None: ever).
+
+    A conditional UPDATE (or the primary key on first use) makes the claim atomic across runs.
+    """
+    if cooldown is None:
+        try:
+            with session.begin_nested():
+                session.add(AlertKeyRow(key=key, last_at=now))
+        except IntegrityError:
+            return False
+        return True
+    outcome = session.execute(
+        update(AlertKeyRow)
+        .where(AlertKeyRow.key == key, AlertKeyRow.last_at <= now - cooldown)
+        .values(last_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if outcome.rowcount == 1:
+        return True
+    if session.get(AlertKeyRow, key) is not None:
+        return False
+    return claim_alert_key(session, key, now, None)
+
+
+def record_alert(
+    session: Session,
+    *,
+    key: str,
+    kind: str,
+    severity: str,
+    title: str,
+    body: str,
+    status: str,
+    created_at: datetime,
+    target: str | None = None,
+    incident_id: int | None = None,
+    held_reason: str | None = None,
+    run_id: str | None = None,
+) -> Alert:
+    """Store an alert and return it."""
+    row = AlertRow(
+        key=key, kind=kind, severity=severity, title=title, body=body, target=target, incident_id=incident_id,
+        status=status, held_reason=held_reason, run_id=run_id, created_at=created_at,
+    )
+    session.add(row)
+    session.flush()
+    return _to_alert(row)
+
+
+def record_deliveries(session: Session, alert_id: int, deliveries: Iterable[Delivery], at: datetime) -> None:
+    """Store the deliveries of one alert and set its status from them."""
+    rows = [
+        {"alert_id": alert_id, "channel": d.channel, "service": d.service, "status": d.status, "reason": d.reason,
+         "attempts": d.attempts, "elapsed_ms": d.elapsed_ms, "at": at}
+        for d in deliveries
+    ]
+    if rows:
+        session.execute(insert(DeliveryRow), rows)
+    attempted = [row["status"] for row in rows if row["status"] != "skipped"]
+    succeeded = attempted.count("success")
+    status = "sent" if attempted and succeeded == len(attempted) else "partial" if succeeded else "failed"
+    session.execute(update(AlertRow).where(AlertRow.id == alert_id).values(status=status))
+
+
+def list_alerts(session: Session, *, since: datetime | None = None, incident_id: int | None = None) -> list[Alert]:
+    """Return stored alerts, oldest first."""
+    query = select(AlertRow).order_by(AlertRow.id)
+    if since is not None:
+        query = query.where(AlertRow.created_at >= since)
+    if incident_id is not None:
+        query = query.where(AlertRow.incident_id == incident_id)
+    return [_to_alert(row) for row in session.scalars(query)]
+
+
+def list_deliveries(session: Session, alert_id: int) -> list[Delivery]:
+    """Return the deliveries of one alert."""
+    rows = session.scalars(select(DeliveryRow).where(DeliveryRow.alert_id == alert_id).order_by(DeliveryRow.id))
+    return [Delivery(r.channel, r.service, r.status, r.reason, r.attempts, r.elapsed_ms) for r in rows]
+
+
+def down_alert_sent(session: Session, incident_id: int) -> bool:
+    """Whether the DOWN alert of an incident went out (so its resolution must too)."""
+    query = select(AlertRow.id).where(
+        AlertRow.incident_id == incident_id, AlertRow.kind == "down", AlertRow.status.in_(("sent", "partial", "failed", "logged"))
+    )
+    return session.scalar(query.limit(1)) is not None
+
+
+def _to_alert(row: AlertRow) -> Alert:
+    return Alert(
+        id=row.id, key=row.key, kind=row.kind, severity=row.severity, title=row.title, body=row.body, target=row.target,
+        incident_id=row.incident_id, status=row.status, held_reason=row.held_reason, created_at=row.created_at,
+    )

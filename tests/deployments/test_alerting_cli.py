@@ -1,0 +1,75 @@
+"""`vigia ack`, `vigia silence` and `vigia alert test` as a user runs them."""
+
+import os
+import subprocess
+from datetime import datetime, timedelta, timezone
+
+from store.database import open_session
+from store.probes import ProbeResult
+from store.states import read_state, record_probe
+from tests.fakes.capture import CaptureServer
+
+
+def vigia(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(["vigia", *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
+
+
+def down(url: str, target: str) -> int:
+    record_probe(url, ProbeResult(target, "tcp", datetime.now(timezone.utc), False, "critical", reason="refused"), critical=True, confirm_after=timedelta(0))
+    with open_session(url) as session:
+        return read_state(session, target).incident_id
+
+
+def test_ack_stops_reminders_and_refuses_a_second_time(sqlite_store_url, tmp_path):
+    incident = down(sqlite_store_url, "api")
+    env = {"VIGIA_DATABASE_URL": sqlite_store_url, "VIGIA_HOME": str(tmp_path)}
+    first = vigia("ack", str(incident), "--reason", "ana is on it", env=env)
+    assert (first.returncode, first.stdout) == (0, f"incident {incident} (api) acknowledged: no more reminders or escalation\n")
+    again = vigia("ack", str(incident), "--reason", "me too", env=env)
+    assert (again.returncode, again.stderr) == (1, f"vigia: incident {incident} (api) is already acknowledged\n")
+
+
+def test_silence_add_list_remove(sqlite_store_url, tmp_path):
+    down(sqlite_store_url, "db")
+    env = {"VIGIA_DATABASE_URL": sqlite_store_url, "VIGIA_HOME": str(tmp_path)}
+    added = vigia("silence", "add", "db", "--for", "2h", "--reason", "vacuum full", env=env)
+    assert added.returncode == 0 and added.stdout.startswith("silence 1: db held until ")
+    listed = vigia("silence", "list", env=env)
+    assert "db" in listed.stdout and "vacuum full" in listed.stdout
+    status = vigia("status", "--json", env=env)
+    assert '"state": "MAINTENANCE"' in status.stdout
+    assert vigia("silence", "remove", "1", env=env).stdout == "silence 1 removed\n"
+    assert vigia("silence", "list", env=env).stdout == "no silence in force\n"
+    typo = vigia("silence", "add", "dbb", "--for", "2h", "--reason", "x", env=env)
+    assert (typo.returncode, typo.stderr) == (1, "vigia: unknown target 'dbb'; known: db\n")
+    bad = vigia("silence", "add", "db", "--for", "soon", "--reason", "x", env=env)
+    assert (bad.returncode, bad.stderr) == (2, "vigia: --for: 'soon' is not a duration like 30m, 2h or 1d\n")
+
+
+def test_alert_test_prints_each_channel_and_fails_when_none_succeeded(sqlite_store_url, tmp_path):
+    capture = CaptureServer()
+    with capture.serving() as base:
+        host = base.removeprefix("http://")
+        config = tmp_path / "alerts.yaml"
+        config.write_text(
+            f"urls:\n  - json://{host}/ok/telegram:\n      - tag: critical\n  - json://{host}/fail/discord:\n      - tag: critical, warning\n"
+        )
+        env = {"VIGIA_DATABASE_URL": sqlite_store_url, "VIGIA_HOME": str(tmp_path), "VIGIA_APPRISE_CONFIG": str(config)}
+        critical = vigia("alert", "test", "--severity", "critical", env=env)
+        warning = vigia("alert", "test", "--severity", "warning", env=env)
+    assert critical.returncode == 0
+    lines = sorted(critical.stdout.splitlines())
+    assert lines[0].startswith("failure  json://") and "/fail/discord" in lines[0] and "500" in lines[0]
+    assert lines[1].startswith("success  json://") and "/ok/telegram" in lines[1]
+    assert (warning.returncode, warning.stderr.splitlines()[-1]) == (1, "vigia: no channel succeeded")
+    assert [c.json["title"] for c in capture.received if c.path == "/ok/telegram"] == ["[CRITICAL] Vigia test alert"]
+
+
+def test_a_config_apprise_cannot_use_stops_with_a_clear_line(sqlite_store_url, tmp_path):
+    config = tmp_path / "alerts.yaml"
+    config.write_text("urls:\n  - nothing-known://here\n")
+    env = {"VIGIA_DATABASE_URL": sqlite_store_url, "VIGIA_HOME": str(tmp_path), "VIGIA_APPRISE_CONFIG": str(config)}
+    result = vigia("alert", "test", env=env)
+    assert result.returncode == 1
+    assert "apprise - Invalid URL nothing-known://here" in result.stderr
+    assert result.stderr.splitlines()[-1].startswith(f"vigia: VIGIA_APPRISE_CONFIG {config}: Apprise loaded no notification target from it")
