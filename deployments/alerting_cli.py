@@ -9,21 +9,18 @@ from typing import Annotated
 
 import typer
 
-from blocks.alert_routes import AlertRoutes
-from clients.notify import SEVERITIES, NotifyConfigError, Router
 from deployments.settings import Settings
 from store.alerts import list_deliveries
 from store.database import StoreError, open_session
 from store.incidents import acknowledge_incident
 from store.silences import active_silences, add_silence, remove_silence
 from store.states import read_states
-from tasks.alerts import AlertContext, AlertSpec, deliver_alert
-from tasks.messages import Links
 
 silence_app = typer.Typer(no_args_is_help=True, help="Hold a target's notifications for a maintenance window.")
 alert_app = typer.Typer(no_args_is_help=True, help="Check the alert routing.")
 _DURATION = re.compile(r"^(\d+)\s*([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+SEVERITIES = ("info", "warning", "critical", "emergency", "report")  # clients.notify's, without loading Apprise
 
 
 def parse_duration(text: str) -> timedelta:
@@ -70,6 +67,12 @@ def send_test_alert(settings: Settings, severity: str) -> list[tuple[str, str, s
     Raises:
         NotifyConfigError: when the config is unusable.
     """
+    # Prefect and Apprise load only here: `ack` and `silence` must answer fast at 3 a.m.
+    from blocks.alert_routes import AlertRoutes
+    from clients.notify import NotifyConfigError, Router
+    from tasks.alerts import AlertContext, AlertSpec, deliver_alert
+    from tasks.messages import Links
+
     if settings.apprise_config is None:
         raise NotifyConfigError("VIGIA_APPRISE_CONFIG is not set: there is no channel to test")
     path = settings.apprise_config
@@ -144,6 +147,8 @@ def register(app: typer.Typer, read_settings, fail) -> None:
         severity: Annotated[str, typer.Option(help=f"The route to test: {', '.join(SEVERITIES)}.")] = "critical",
     ) -> None:
         """Send a test alert through the routing; one line per channel; exit 1 when none succeeded."""
+        from clients.notify import NotifyConfigError
+
         if severity not in SEVERITIES:
             raise fail(f"--severity: {severity!r} is not one of {', '.join(SEVERITIES)}", 2)
         try:

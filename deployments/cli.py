@@ -16,16 +16,25 @@ import typer
 
 from deployments import alerting_cli
 from deployments.settings import Settings, SettingsError, load_settings
-from clients.notify import NotifyConfigError
 from deployments.up import Platform, PlatformError, Ports
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Vigia: operations for WhatsApp AI bots, on Prefect.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="Vigia: operations for WhatsApp AI bots, on Prefect.",
+)
 DEFAULT_API_URL = "http://127.0.0.1:4200/api"
 
 
 def main() -> None:
-    """Entry point of the `vigia` script."""
-    app()
+    """Entry point of the `vigia` script: a store problem is one line and exit 1, never a traceback."""
+    from store.database import StoreError
+
+    try:
+        app()
+    except StoreError as error:
+        hint = "; migrate it with `vigia up` or `vigia setup`" if "no such table" in str(error) or "does not exist" in str(error) else ""
+        typer.echo(f"vigia: {error}{hint}", err=True)
+        sys.exit(1)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -67,6 +76,7 @@ def up(
     webhook_port: Annotated[int, typer.Option(help="Port of the webhook receiver.")] = 8787,
 ) -> None:
     """Run the whole platform until Ctrl-C: Prefect server, store, Blocks, every deployment, the receiver."""
+    from clients.notify import NotifyConfigError
     from store.database import StoreError, migrate
 
     settings = read_settings()
@@ -103,8 +113,12 @@ def up(
 
 @app.command()
 def setup() -> None:
-    """Create or update the Block documents from the settings (idempotent)."""
+    """Migrate the store and create or update the Block documents from the settings (idempotent)."""
+    from clients.notify import NotifyConfigError
+    from store.database import migrate
+
     settings = read_settings()
+    migrate(settings.database_url)
     with prefect_api(settings):
         try:
             _print_setup(settings, Ports())

@@ -92,8 +92,8 @@ def record_alert(
     return _to_alert(row)
 
 
-def record_deliveries(session: Session, alert_id: int, deliveries: Iterable[Delivery], at: datetime) -> None:
-    """Store the deliveries of one alert and set its status from them."""
+def record_deliveries(session: Session, alert_id: int, deliveries: Iterable[Delivery], at: datetime) -> str:
+    """Store the deliveries of one alert, set its status from them (sent, partial, failed) and return it."""
     rows = [
         {"alert_id": alert_id, "channel": d.channel, "service": d.service, "status": d.status, "reason": d.reason,
          "attempts": d.attempts, "elapsed_ms": d.elapsed_ms, "at": at}
@@ -105,6 +105,7 @@ def record_deliveries(session: Session, alert_id: int, deliveries: Iterable[Deli
     succeeded = attempted.count("success")
     status = "sent" if attempted and succeeded == len(attempted) else "partial" if succeeded else "failed"
     session.execute(update(AlertRow).where(AlertRow.id == alert_id).values(status=status))
+    return status
 
 
 def list_alerts(session: Session, *, since: datetime | None = None, incident_id: int | None = None) -> list[Alert]:

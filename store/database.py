@@ -8,8 +8,6 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -118,6 +116,9 @@ def migrate(url: str) -> None:
     Raises:
         StoreError: when the store cannot be reached or a migration fails.
     """
+    from alembic import command  # only start-up migrates: keep every other command's start fast
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
 from prefect import get_run_logger, runtime, task
@@ -101,7 +101,7 @@ async def deliver_alert(context: AlertContext, spec: AlertSpec, now: datetime | 
     except Exception as error:  # a notification problem must never fail the flow that found the problem
         deliveries = [Delivery("apprise", "Apprise", "failure", f"{type(error).__name__}: {error}", 1, 0.0)]
     with open_session(context.database_url) as session:
-        record_deliveries(session, alert.id, deliveries, datetime.now(timezone.utc))
+        alert = replace(alert, status=record_deliveries(session, alert.id, deliveries, datetime.now(timezone.utc)))
     if not deliveries:
         logger.warning("%s alert %r reached no channel: no Apprise target has the tag %r", spec.severity, spec.title, spec.severity)
     for delivery in deliveries:

@@ -1,5 +1,7 @@
 """`vigia setup` writes the Block documents from the settings, idempotently, keeping user targets."""
 
+from pathlib import Path
+
 import pytest
 
 from blocks.evolution import EvolutionApi
@@ -52,3 +54,25 @@ def test_setup_twice_changes_nothing_and_keeps_targets_added_by_hand(tmp_path):
     again = HealthTargets.load("default")
     assert [t.name for t in again.targets] == [t.name for t in first.targets] + ["landing"]
     assert again.targets[-1].managed is False
+
+
+def test_setup_validates_and_stores_the_apprise_routes(tmp_path):
+    from blocks.alert_routes import AlertRoutes
+
+    config = tmp_path / "alerts.yaml"
+    config.write_text((Path(__file__).resolve().parents[2] / "alerts.example.yaml").read_text())
+    report = setup(settings_for(tmp_path, VIGIA_APPRISE_CONFIG=str(config)))
+    routes = AlertRoutes.load("default")
+    assert routes.config.get_secret_value() == config.read_text()
+    assert f"alert-routes/default: 4 channels from {config} (info → 1, warning → 1, critical → 2, emergency → 4, report → 1)" in report.lines
+    assert all("app-password" not in line for line in report.lines)
+    AlertRoutes().save("default", overwrite=True)
+
+
+def test_setup_refuses_routes_apprise_cannot_load(tmp_path):
+    from clients.notify import NotifyConfigError
+
+    config = tmp_path / "alerts.txt"
+    config.write_text("critical tgram://nothing-here\n")
+    with pytest.raises(NotifyConfigError, match="Apprise loaded no notification target"):
+        setup(settings_for(tmp_path, VIGIA_APPRISE_CONFIG=str(config)))
