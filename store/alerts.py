@@ -42,10 +42,11 @@ class Delivery:
     elapsed_ms: float
 
 
-def claim_alert_key(session: Session, key: str, now: datetime, cooldown: timedelta | None) -> bool:
+def claim_alert_key(session: Session, key: str, now: datetime, cooldown: timedelta | None, *, create: bool = True) -> bool:
     """Claim the right to fire `key` now; False when it fired within the cooldown (None: ever).
 
     A conditional UPDATE (or the primary key on first use) makes the claim atomic across runs.
+    With `create=False` a key that never fired is not due: its clock has not started.
     """
     if cooldown is None:
         try:
@@ -62,7 +63,7 @@ def claim_alert_key(session: Session, key: str, now: datetime, cooldown: timedel
     )
     if outcome.rowcount == 1:
         return True
-    if session.get(AlertKeyRow, key) is not None:
+    if not create or session.get(AlertKeyRow, key) is not None:
         return False
     return claim_alert_key(session, key, now, None)
 

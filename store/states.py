@@ -181,23 +181,21 @@ def record_probe(
 def claim_state_changes(session: Session, claimer: str, now: datetime, limit: int = 500) -> list[StateChange]:
     """Claim unprocessed state changes for one consumer; each change is claimed exactly once.
 
-    The claim is a conditional UPDATE per row checked by its row count, like healthchecks'
-    sendalerts, so overlapping consumers never process the same change twice.
+    One conditional UPDATE … RETURNING, like healthchecks' sendalerts: a change another consumer
+    claimed first no longer matches `processed_at IS NULL`, so overlapping consumers never
+    process the same change twice.
     """
-    candidates = session.scalars(
-        select(StateChangeRow).where(StateChangeRow.processed_at.is_(None)).order_by(StateChangeRow.id).limit(limit)
-    ).all()
-    claimed = []
-    for row in candidates:
-        outcome = session.execute(
-            update(StateChangeRow)
-            .where(StateChangeRow.id == row.id, StateChangeRow.processed_at.is_(None))
-            .values(processed_at=now, processed_by=claimer)
-            .execution_options(synchronize_session=False)
-        )
-        if outcome.rowcount == 1:
-            claimed.append(_to_change(row))
-    return claimed
+    candidates = (
+        select(StateChangeRow.id).where(StateChangeRow.processed_at.is_(None)).order_by(StateChangeRow.id).limit(limit)
+    )
+    claimed = session.execute(
+        update(StateChangeRow)
+        .where(StateChangeRow.id.in_(candidates.scalar_subquery()), StateChangeRow.processed_at.is_(None))
+        .values(processed_at=now, processed_by=claimer)
+        .returning(StateChangeRow)
+        .execution_options(synchronize_session=False)
+    ).scalars().all()
+    return sorted((_to_change(row) for row in claimed), key=lambda change: change.id)
 
 
 def list_state_changes(session: Session, *, target: str | None = None, since: datetime | None = None) -> list[StateChange]:

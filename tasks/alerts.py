@@ -14,7 +14,7 @@ from blocks.alert_routes import AlertRoutes
 from blocks.vigia import VigiaSettings
 from clients.notify import SEVERITIES, Router
 from store.alerts import Alert, Delivery, claim_alert_key, record_alert, record_deliveries
-from store.database import open_session
+from store.database import Session, open_session
 from store.states import read_states
 from tasks.messages import Links
 
@@ -43,6 +43,7 @@ class AlertSpec:
     title: str
     body: str
     cooldown: timedelta | None = None  # None: once ever for this key
+    clock_started: bool = False  # True: the key is due only once something started its clock
     target: str | None = None
     incident_id: int | None = None
     held_reason: str | None = None
@@ -72,19 +73,28 @@ async def deliver_alert(context: AlertContext, spec: AlertSpec, now: datetime | 
 
     A channel failure is stored and logged, never raised.
     """
-    logger = run_logger()
-    now = now or datetime.now(timezone.utc)
+    with open_session(context.database_url) as session:
+        alert = claim_alert(session, context, spec, now or datetime.now(timezone.utc))
+    return None if alert is None else await send_alert(context, spec, alert)
+
+
+def claim_alert(session: Session, context: AlertContext, spec: AlertSpec, now: datetime) -> Alert | None:
+    """Claim the alert's key and store it (held, logged or sending) in the caller's transaction; None when cooling down."""
     if spec.severity not in SEVERITIES:
         raise ValueError(f"unknown severity {spec.severity!r}; use one of {', '.join(SEVERITIES)}")
-    with open_session(context.database_url) as session:
-        if spec.held_reason is None and not claim_alert_key(session, spec.key, now, spec.cooldown):
-            return None
-        status = "held" if spec.held_reason else "logged" if context.router is None else "sending"
-        alert = record_alert(
-            session, key=spec.key, kind=spec.kind, severity=spec.severity, title=spec.title, body=spec.body,
-            status=status, created_at=now, target=spec.target, incident_id=spec.incident_id,
-            held_reason=spec.held_reason, run_id=context.run_id,
-        )
+    if spec.held_reason is None and not claim_alert_key(session, spec.key, now, spec.cooldown, create=not spec.clock_started):
+        return None
+    status = "held" if spec.held_reason else "logged" if context.router is None else "sending"
+    return record_alert(
+        session, key=spec.key, kind=spec.kind, severity=spec.severity, title=spec.title, body=spec.body,
+        status=status, created_at=now, target=spec.target, incident_id=spec.incident_id,
+        held_reason=spec.held_reason, run_id=context.run_id,
+    )
+
+
+async def send_alert(context: AlertContext, spec: AlertSpec, alert: Alert) -> Alert:
+    """Send a claimed alert through its route (unless held or log-only) and store every delivery."""
+    logger = run_logger()
     if spec.held_reason:
         logger.info("%s alert held: %s (%s)", spec.severity, spec.title, spec.held_reason)
         return alert

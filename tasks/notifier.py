@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -15,7 +16,7 @@ from store.incidents import Incident, list_incidents, read_incident
 from store.silences import active_silences
 from store.states import FAILING_STATES, StateChange, TargetState, claim_state_changes, read_states
 from tasks import messages
-from tasks.alerts import AlertContext, AlertSpec, deliver_alert, run_logger
+from tasks.alerts import AlertContext, AlertSpec, claim_alert, run_logger, send_alert
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class Situation:
 async def notify_changes(context: AlertContext, targets: HealthTargets, claimer: str) -> list[Alert]:
     """Claim the unprocessed state changes once, alert on them, then remind, escalate and release held alerts."""
     now = datetime.now(timezone.utc)
+    # One transaction claims the changes and the alerts they call for, before anything is sent.
     with open_session(context.database_url) as session:
         changes = claim_state_changes(session, claimer, now)
         situation = Situation(
@@ -64,26 +66,33 @@ async def notify_changes(context: AlertContext, targets: HealthTargets, claimer:
             silenced_until={silence.target: silence.ends_at for silence in active_silences(session, now)},
             targets=targets,
         )
-    alerts = await _deliver_all(context, [spec for change in changes if (spec := alert_for_change(context, situation, change))], now)
+        claimed = _claim_all(session, context, [a for c in changes if (a := alert_for_change(session, context, situation, c))], now)
+    alerts = await _send_all(context, claimed, now)
     # Open incidents are looked at after this run's DOWN alerts went out, so what is due now goes now.
-    alerts += await _deliver_all(context, incident_alerts(context, situation), now)
+    with open_session(context.database_url) as session:
+        claimed = _claim_all(session, context, incident_alerts(session, context, situation), now)
+    alerts += await _send_all(context, claimed, now)
     run_logger().info("notifier: %d changes claimed, %d alerts raised", len(changes), len(alerts))
     return alerts
 
 
-async def _deliver_all(context: AlertContext, specs: list[AlertSpec], now: datetime) -> list[Alert]:
-    alerts = []
-    for spec in specs:
-        alert = await deliver_alert(context, spec, now)
-        if alert is None:
-            continue
-        alerts.append(alert)
-        if spec.kind == "down" and alert.status != "held":
-            _start_reminder_clock(context, spec.incident_id, now)
-    return alerts
+def _claim_all(session, context: AlertContext, specs: list[AlertSpec], now: datetime) -> list[tuple[AlertSpec, Alert]]:
+    return [(spec, alert) for spec in specs if (alert := claim_alert(session, context, spec, now)) is not None]
 
 
-def alert_for_change(context: AlertContext, situation: Situation, change: StateChange) -> AlertSpec | None:
+async def _send_all(context: AlertContext, claimed: list[tuple[AlertSpec, Alert]], now: datetime) -> list[Alert]:
+    # At once: a channel that hangs on one alert must not hold back the next.
+    sent = await asyncio.gather(*(send_alert(context, spec, alert) for spec, alert in claimed))
+    downs = [spec.incident_id for (spec, _), alert in zip(claimed, sent) if spec.kind == "down" and alert.status != "held"]
+    if downs:
+        # The first reminder is due one reminder interval after the DOWN alert, not at the next run.
+        with open_session(context.database_url) as session:
+            for incident_id in downs:
+                claim_alert_key(session, f"reminder:{incident_id}", now, None)
+    return list(sent)
+
+
+def alert_for_change(session, context: AlertContext, situation: Situation, change: StateChange) -> AlertSpec | None:
     """Return the alert a state change calls for: DOWN, RESOLVED, a warning or its clearing; None for the rest."""
     severity = situation.severity_of(change.target)
     links = context.links
@@ -98,10 +107,9 @@ def alert_for_change(context: AlertContext, situation: Situation, change: StateC
             target=change.target, incident_id=change.incident_id, held_reason=situation.held_reason(change.target),
         )
     if change.new_state == "UP" and change.old_state == "DOWN" and change.incident_id is not None:
-        with open_session(context.database_url) as session:
-            if not down_alert_sent(session, change.incident_id):
-                return None  # nobody was told it was down: a held alert needs no resolution
-            incident = read_incident(session, change.incident_id)
+        if not down_alert_sent(session, change.incident_id):
+            return None  # nobody was told it was down: a held alert needs no resolution
+        incident = read_incident(session, change.incident_id)
         opened = incident.opened_at if incident else change.at
         title, body = messages.resolved_text(severity, change.target, opened, change.at, links)
         # A resolution for an alert that went out is never held back, whatever silences or parents say.
@@ -120,12 +128,11 @@ def alert_for_change(context: AlertContext, situation: Situation, change: StateC
     return None
 
 
-def incident_alerts(context: AlertContext, situation: Situation) -> list[AlertSpec]:
+def incident_alerts(session, context: AlertContext, situation: Situation) -> list[AlertSpec]:
     """Alerts due on open incidents: held DOWNs now free to go, reminders, escalations, total outage."""
     specs = []
     routes, links, now = context.routes, context.links, situation.now
-    with open_session(context.database_url) as session:
-        sent = {incident_id for incident_id in situation.incidents if down_alert_sent(session, incident_id)}
+    sent = {incident_id for incident_id in situation.incidents if down_alert_sent(session, incident_id)}
     for incident in situation.incidents.values():
         state = situation.states.get(incident.target)
         if state is None or state.state != "DOWN" or situation.held_reason(incident.target):
@@ -146,7 +153,8 @@ def incident_alerts(context: AlertContext, situation: Situation) -> list[AlertSp
         title, body = messages.reminder_text(severity, incident.target, incident.opened_at, now, state.reason or incident.reason, incident.id, links)
         specs.append(AlertSpec(
             key=f"reminder:{incident.id}", kind="reminder", severity=severity, title=title, body=body,
-            cooldown=timedelta(minutes=routes.reminder_minutes), target=incident.target, incident_id=incident.id,
+            cooldown=timedelta(minutes=routes.reminder_minutes), clock_started=True, target=incident.target,
+            incident_id=incident.id,
         ))
         if incident.critical and now - incident.opened_at >= timedelta(minutes=routes.escalate_after_minutes):
             title, body = messages.escalation_text(incident.target, incident.opened_at, now, state.reason or incident.reason, incident.id, links)
@@ -170,9 +178,4 @@ def _total_outage(situation: Situation, links: messages.Links) -> list[AlertSpec
     incidents = "-".join(str(state.incident_id) for state in sorted(critical, key=lambda s: s.target))
     return [AlertSpec(key=f"all-critical-down:{incidents}", kind="escalation", severity="emergency", title=title, body=body)]
 
-
-def _start_reminder_clock(context: AlertContext, incident_id: int | None, now: datetime) -> None:
-    # The first reminder is due one reminder interval after the DOWN alert, not at the next run.
-    with open_session(context.database_url) as session:
-        claim_alert_key(session, f"reminder:{incident_id}", now, None)
 

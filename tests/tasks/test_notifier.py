@@ -1,8 +1,11 @@
 """The notifier against real loopback channels: what goes out, to whom, once, and what is stored."""
 
+import asyncio
 import json
+import logging
 import re
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -10,13 +13,18 @@ import pytest
 from store.alerts import list_alerts, list_deliveries
 from store.database import open_session
 from store.incidents import acknowledge_incident
-from store.models import AlertKeyRow, IncidentRow
-from store.silences import add_silence
+from store.models import AlertKeyRow
+from store.probes import ProbeResult
+from store.silences import add_silence, remove_silence
+from store.states import record_probe
+from tasks.alerts import AlertSpec, deliver_alert
 from tests.fakes.capture import CaptureServer
 from tests.fakes.evolution import FakeEvolution
 from tests.fakes.server import serve_app
+from tests.fakes.smtp import smtp_sink
 from tests.tasks.alerting_setup import (
-    DASHBOARD, RUN_LINK, alert_context, incident_of, notify, routes_yaml, targets, transition,
+    CHAT_TOKEN, DASHBOARD, EVOLUTION_KEY, RUN_LINK, SMTP_PASSWORD, alert_context, incident_of, notify, routes_yaml,
+    targets, transition,
 )
 
 
@@ -65,15 +73,10 @@ def test_recovery_sends_resolved_with_the_outage_length_to_the_same_route(store_
 
 
 def test_a_blip_that_recovers_while_pending_sends_nothing(store_url, capture):
-    from datetime import timedelta as td
-
-    from store.probes import ProbeResult
-    from store.states import record_probe
-
     now = datetime.now(timezone.utc)
     for minutes, ok in ((10, True), (5, False), (4.5, True)):
-        record_probe(store_url, ProbeResult("api", "tcp", now - td(minutes=minutes), ok, "ok" if ok else "critical", reason="x"),
-                     critical=True, confirm_after=td(minutes=2))
+        result = ProbeResult("api", "tcp", now - timedelta(minutes=minutes), ok, "ok" if ok else "critical", reason="x")
+        record_probe(store_url, result, critical=True, confirm_after=timedelta(minutes=2))
     assert notify(alert_context(store_url, routes_yaml(capture.base_url)), targets(("api", True, []))) == []
     assert capture.received == []
 
@@ -109,7 +112,7 @@ def test_a_reminder_goes_out_every_interval_until_acknowledged(store_url, captur
 
 
 def test_an_unacknowledged_critical_incident_escalates_to_emergency_once(store_url, capture):
-    evolution = FakeEvolution(api_key="evo-apikey-7f3c9", instances={"ops": "open"})
+    evolution = FakeEvolution(api_key=EVOLUTION_KEY, instances={"ops": "open"})
     with serve_app(evolution.app) as evolution_url:
         context = alert_context(store_url, routes_yaml(capture.base_url, evolution_url))
         health = targets(("api", True, []), ("db", True, []))
@@ -117,7 +120,7 @@ def test_an_unacknowledged_critical_incident_escalates_to_emergency_once(store_u
         transition(store_url, "api", False, 31)
         notify(context, health)
         notify(context, health)
-    escalations = [s for s in evolution.sent]
+    escalations = evolution.sent
     assert len(escalations) == 1
     assert escalations[0].number == "5511999990000"
     assert escalations[0].text.startswith("[EMERGENCY] api DOWN for 31 min, nobody has acknowledged")
@@ -182,9 +185,6 @@ def test_a_silenced_target_alerts_nobody_until_the_silence_ends(store_url, captu
     notify(context, health)
     assert capture.received == []
     with open_session(store_url) as session:
-        session.get(type(silence).__mro__[0], silence.id) if False else None
-        from store.silences import remove_silence
-
         remove_silence(session, silence.id, datetime.now(timezone.utc))
     notify(context, health)
     assert [m["title"] for m in messages_at(capture, "telegram")] == ["[CRITICAL] db is DOWN"]
@@ -222,11 +222,6 @@ def test_whatsapp_through_a_down_evolution_is_skipped_and_the_next_priority_take
         f"  - json://{host}/ok/fallback:\n      - tag: 1:emergency\n"
     )
     context = alert_context(store_url, config, down_kinds={"evolution"})
-    with open_session(store_url) as session:
-        session.add(IncidentRow(target="api", critical=True, reason="x", opened_at=datetime.now(timezone.utc), confirmed_at=datetime.now(timezone.utc)))
-    from tasks.alerts import AlertSpec, deliver_alert
-    import asyncio
-
     alert = asyncio.run(deliver_alert(context, AlertSpec(key="e1", kind="custom", severity="emergency", title="[EMERGENCY] t", body="b")))
     with open_session(store_url) as session:
         deliveries = list_deliveries(session, alert.id)
@@ -245,7 +240,7 @@ def test_a_hanging_channel_delays_no_other_and_a_failing_one_is_recorded(store_u
         f"  - json://{host}/ok/goodchat:\n      - tag: critical\n"
     )
     transition(store_url, "api", False, 1)
-    started = __import__("time").monotonic()
+    started = time.monotonic()
     [alert] = notify(alert_context(store_url, config), targets(("api", True, [])))
     [good] = capture.wait_for(lambda c: c.path == "/ok/goodchat", count=1)
     assert good.received_at - started < 1.0
@@ -259,20 +254,12 @@ def test_a_hanging_channel_delays_no_other_and_a_failing_one_is_recorded(store_u
 
 
 def test_no_secret_reaches_logs_stored_records_or_messages(store_url, capture, caplog):
-    import logging
-
     caplog.set_level(logging.DEBUG)
-    evolution = FakeEvolution(api_key="evo-apikey-7f3c9", instances={"ops": "open"})
-    from tests.fakes.smtp import smtp_sink
-    from tests.tasks.alerting_setup import CHAT_TOKEN, EVOLUTION_KEY, SMTP_PASSWORD
-
+    evolution = FakeEvolution(api_key=EVOLUTION_KEY, instances={"ops": "open"})
     with serve_app(evolution.app) as evolution_url, smtp_sink(password=SMTP_PASSWORD) as smtp:
         context = alert_context(store_url, routes_yaml(capture.base_url, evolution_url, smtp.port))
         transition(store_url, "api", False, 40)
         notify(context, targets(("api", True, [])))
-        from tasks.alerts import AlertSpec, deliver_alert
-        import asyncio
-
         asyncio.run(deliver_alert(context, AlertSpec(key="r", kind="custom", severity="report", title="[REPORT] weekly", body="numbers")))
         [mail] = smtp.wait_for(1)
     assert mail.message["Subject"] == "[REPORT] weekly"
