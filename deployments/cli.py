@@ -92,6 +92,7 @@ def up(
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
+        platform.claim_home()
         migrate(settings.database_url)
         platform.start_prefect()
         with prefect_api(replace(settings, prefect_api_url=platform.api_url)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -56,7 +57,26 @@ class Platform:
         self.children: list[Child] = []
         self.logs = settings.home / "logs"
         self.api_url = settings.prefect_api_url or f"http://127.0.0.1:{ports.prefect}/api"
+        self.state_file = settings.home / "up.json"
         self.env = self._child_environment()
+
+    def claim_home(self) -> None:
+        """Take VIGIA_HOME for this run; clean up what a killed `vigia up` left running there.
+
+        Raises:
+            PlatformError: when another `vigia up` is running on the same VIGIA_HOME.
+        """
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        previous = _read_json(self.state_file)
+        if previous:
+            if _is_alive(previous.get("pid", -1)):
+                raise PlatformError(f"vigia up is already running on {self.settings.home} (pid {previous['pid']}); stop it first")
+            leftovers = processes_with_marker(str(previous.get("marker", "")))
+            for pid in leftovers:
+                _signal_group(pid, signal.SIGKILL, group=False)
+            if leftovers:
+                self.say(f"stopped {len(leftovers)} processes left running by a vigia up that was killed")
+        self.state_file.write_text(json.dumps({"pid": os.getpid(), "marker": self.marker}))
 
     def start_prefect(self) -> None:
         """Start a Prefect server on SQLite under VIGIA_HOME, unless PREFECT_API_URL names one; wait until healthy."""
@@ -111,6 +131,8 @@ class Platform:
         # Flow runs start in sessions of their own; anything still carrying our marker goes too.
         for pid in processes_with_marker(self.marker):
             _signal_group(pid, signal.SIGKILL, group=False)
+        if _read_json(self.state_file).get("marker") == self.marker:
+            self.state_file.unlink(missing_ok=True)
 
     def _child_environment(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -179,6 +201,20 @@ def processes_with_marker(marker: str) -> list[int]:
         except OSError:
             continue  # gone, or not ours to read
     return found
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        return pid > 0 and "vigia" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
 
 
 def _signal_group(pid: int, signum: int, group: bool = True) -> None:

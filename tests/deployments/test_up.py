@@ -43,6 +43,13 @@ def processes_tagged(tag: str) -> list[int]:
     return found
 
 
+def read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
 def status_of(url: str) -> int | None:
     try:
         return httpx.get(url, timeout=2).status_code
@@ -107,14 +114,23 @@ def test_up_serves_the_health_check_answers_health_stops_cleanly_and_resumes(tmp
     assert status_of(f"{platform.api}/health") is None
 
     second = platform.start()
+    wait_for(lambda: status_of(platform.health) == 200, 240, "the resumed platform to report the stored check", second)
+    assert platform.deployment_paused() is False
+    assert httpx.get(platform.health, timeout=5).json()["targets"]["prefect"] == "UP"
+    # Killed outright, it leaves its children running; the next `vigia up` stops them and goes on.
+    second.kill()
+    second.communicate()
+    assert processes_tagged(platform.tag) != []
+    third = platform.start()
     try:
-        wait_for(lambda: status_of(platform.health) == 200, 240, "the resumed platform to report the stored check", second)
-        assert platform.deployment_paused() is False
-        assert httpx.get(platform.health, timeout=5).json()["targets"]["prefect"] == "UP"
+        # The killed run's receiver still answers until the new run has taken VIGIA_HOME over.
+        wait_for(lambda: f'"pid": {third.pid}' in read_text(tmp_path / "up.json"), 120, "the new run to take VIGIA_HOME", third)
+        wait_for(lambda: status_of(platform.health) == 200, 240, "the platform started after a kill", third)
     finally:
-        code, stderr = platform.stop(second)
+        code, stderr = platform.stop(third)
     assert code == 0, stderr
-    wait_for(lambda: processes_tagged(platform.tag) == [], 30, "every child process to exit after the second run")
+    assert "processes left running by a vigia up that was killed" in stderr
+    wait_for(lambda: processes_tagged(platform.tag) == [], 30, "every child process to exit after the last run")
 
 
 def test_up_with_a_broken_setting_stops_with_one_clear_line(tmp_path):
