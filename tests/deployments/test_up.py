@@ -96,41 +96,46 @@ class Platform:
         return process.returncode, stderr
 
 
-@pytest.mark.timeout(600)
-def test_up_serves_the_health_check_answers_health_stops_cleanly_and_resumes(tmp_path):
+@pytest.fixture
+def platform(tmp_path):
+    """A platform under test; whatever happens, nothing it started outlives the test."""
     platform = Platform(tmp_path)
-    process = platform.start()
+    yield platform
+    for pid in processes_tagged(platform.tag):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.timeout(600)
+def test_up_serves_the_health_check_resumes_after_a_kill_and_stops_cleanly(platform, tmp_path):
+    first = platform.start()
     try:
-        wait_for(lambda: status_of(platform.health) in (200, 503), 240, "the receiver", process)
+        wait_for(lambda: status_of(platform.health) in (200, 503), 240, "the receiver", first)
         assert status_of(platform.health) == 503  # no health check has completed yet
         assert platform.deployment_paused() is False
         platform.run_health_check()
-        wait_for(lambda: status_of(platform.health) == 200, 180, "/health to turn 200 after the first check", process)
+        wait_for(lambda: status_of(platform.health) == 200, 180, "/health to turn 200 after the first check", first)
     finally:
-        code, stderr = platform.stop(process)
+        # Killed outright, it leaves its children running; the next `vigia up` stops them and goes on.
+        first.kill()
+        first.communicate()
+    assert processes_tagged(platform.tag) != []
+
+    second = platform.start()
+    try:
+        # The killed run's receiver still answers until the new run has taken VIGIA_HOME over.
+        wait_for(lambda: f'"pid": {second.pid}' in read_text(tmp_path / "up.json"), 120, "the new run to take VIGIA_HOME", second)
+        wait_for(lambda: status_of(platform.health) == 200, 240, "the resumed platform to report the stored check", second)
+        assert platform.deployment_paused() is False
+        assert httpx.get(platform.health, timeout=5).json()["targets"]["prefect"] == "UP"
+    finally:
+        code, stderr = platform.stop(second)
     assert code == 0, stderr
+    assert "processes left running by a vigia up that was killed" in stderr
     assert "Traceback" not in stderr
     wait_for(lambda: processes_tagged(platform.tag) == [], 30, "every child process to exit")
     assert status_of(f"{platform.api}/health") is None
-
-    second = platform.start()
-    wait_for(lambda: status_of(platform.health) == 200, 240, "the resumed platform to report the stored check", second)
-    assert platform.deployment_paused() is False
-    assert httpx.get(platform.health, timeout=5).json()["targets"]["prefect"] == "UP"
-    # Killed outright, it leaves its children running; the next `vigia up` stops them and goes on.
-    second.kill()
-    second.communicate()
-    assert processes_tagged(platform.tag) != []
-    third = platform.start()
-    try:
-        # The killed run's receiver still answers until the new run has taken VIGIA_HOME over.
-        wait_for(lambda: f'"pid": {third.pid}' in read_text(tmp_path / "up.json"), 120, "the new run to take VIGIA_HOME", third)
-        wait_for(lambda: status_of(platform.health) == 200, 240, "the platform started after a kill", third)
-    finally:
-        code, stderr = platform.stop(third)
-    assert code == 0, stderr
-    assert "processes left running by a vigia up that was killed" in stderr
-    wait_for(lambda: processes_tagged(platform.tag) == [], 30, "every child process to exit after the last run")
+    assert not (tmp_path / "up.json").exists()
 
 
 def test_up_with_a_broken_setting_stops_with_one_clear_line(tmp_path):
