@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass
+from pathlib import Path
 
 import apprise
 
@@ -46,6 +47,11 @@ class ChannelOutcome:
     reason: str | None
     attempts: int
     elapsed_ms: float
+
+
+def read_config(path: Path) -> tuple[str, str | None]:
+    """Return an Apprise config file's text and format: yaml by its suffix, else detected from the text."""
+    return path.read_text(), "yaml" if path.suffix in (".yaml", ".yml") else None
 
 
 class Router:

@@ -14,7 +14,7 @@ from store.alerts import list_deliveries
 from store.database import StoreError, open_session
 from store.incidents import acknowledge_incident
 from store.silences import active_silences, add_silence, remove_silence
-from store.states import read_states
+from store.states import down_kinds, read_states
 
 silence_app = typer.Typer(no_args_is_help=True, help="Hold a target's notifications for a maintenance window.")
 alert_app = typer.Typer(no_args_is_help=True, help="Check the alert routing.")
@@ -69,17 +69,17 @@ def send_test_alert(settings: Settings, severity: str) -> list[tuple[str, str, s
     """
     # Prefect and Apprise load only here: `ack` and `silence` must answer fast at 3 a.m.
     from blocks.alert_routes import AlertRoutes
-    from clients.notify import NotifyConfigError, Router
+    from clients.notify import NotifyConfigError, Router, read_config
     from tasks.alerts import AlertContext, AlertSpec, deliver_alert
     from tasks.messages import Links
 
     if settings.apprise_config is None:
         raise NotifyConfigError("VIGIA_APPRISE_CONFIG is not set: there is no channel to test")
     path = settings.apprise_config
-    config_format = "yaml" if path.suffix in (".yaml", ".yml") else None
-    router = Router(path.read_text(), f"VIGIA_APPRISE_CONFIG {path}", config_format)
+    text, config_format = read_config(path)
+    router = Router(text, f"VIGIA_APPRISE_CONFIG {path}", config_format)
     with open_session(settings.database_url) as session:
-        down = frozenset(state.kind for state in read_states(session) if state.state == "DOWN")
+        down = down_kinds(session)
     context = AlertContext(
         settings.database_url, router, AlertRoutes(source=str(path)), Links(None, None), None, down,
     )

@@ -14,7 +14,7 @@ from blocks.health_targets import HealthTarget, HealthTargets
 from blocks.vigia import VigiaSettings
 from clients import postgres, redis, tcp
 from clients.errors import ClientError
-from clients.notify import SEVERITIES, Router
+from clients.notify import SEVERITIES, Router, read_config
 from deployments.settings import Settings
 
 LOCAL_POSTGRES = "postgresql://127.0.0.1:5432/postgres"
@@ -71,8 +71,7 @@ def _save_alert_routes(settings: Settings) -> str:
         AlertRoutes().save(BLOCK_NAME, overwrite=True)
         return f"alert-routes/{BLOCK_NAME}: no channel configured (VIGIA_APPRISE_CONFIG unset): alerts go to the log"
     path = settings.apprise_config
-    text = path.read_text()
-    config_format = "yaml" if path.suffix in (".yaml", ".yml") else None
+    text, config_format = read_config(path)
     router = Router(text, f"VIGIA_APPRISE_CONFIG {path}", config_format)
     routes = AlertRoutes(config=text, config_format=config_format, source=f"VIGIA_APPRISE_CONFIG {path}")
     routes.save(BLOCK_NAME, overwrite=True)

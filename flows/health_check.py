@@ -63,7 +63,7 @@ async def health_check(
         states.update(record_results(database_url, results, targets, confirm_after, run_id).states)
 
     record_run(database_url, run_id, started_at, datetime.now(timezone.utc), states)
-    alert_context = await load_alert_context(run_id)
+    alert_context = await load_alert_context(run_id, settings)
     await notify_changes(alert_context, targets, claimer=run_id or f"health-check-{started_at:%Y%m%dT%H%M%S}")
     await _publish_summary(states, latest)
     if settings.heartbeat_url is not None:

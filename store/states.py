@@ -100,6 +100,12 @@ def read_states(session: Session) -> list[TargetState]:
     return [_to_state(row) for row in session.scalars(select(TargetStateRow).order_by(TargetStateRow.target))]
 
 
+def down_kinds(session: Session) -> frozenset[str]:
+    """Return the kinds of the targets DOWN now (a channel through a DOWN gateway is skipped)."""
+    query = select(TargetStateRow.kind).where(TargetStateRow.state == "DOWN").distinct()
+    return frozenset(session.scalars(query))
+
+
 def apply_result(
     session: Session,
     result: ProbeResult,

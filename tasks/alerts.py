@@ -15,7 +15,7 @@ from blocks.vigia import VigiaSettings
 from clients.notify import SEVERITIES, Router
 from store.alerts import Alert, Delivery, claim_alert_key, record_alert, record_deliveries
 from store.database import Session, open_session
-from store.states import read_states
+from store.states import down_kinds
 from tasks.messages import Links
 
 _warned_no_channels = False
@@ -49,15 +49,15 @@ class AlertSpec:
     held_reason: str | None = None
 
 
-async def load_alert_context(run_id: str | None = None) -> AlertContext:
-    """Build the context from the `default` Blocks and the store's current states."""
-    settings = await VigiaSettings.aload("default")
+async def load_alert_context(run_id: str | None = None, settings: VigiaSettings | None = None) -> AlertContext:
+    """Build the context from the `default` Blocks (or the settings a flow already loaded) and the store."""
+    settings = settings or await VigiaSettings.aload("default")
     routes = await _load_routes()
     database_url = settings.database_url.get_secret_value()
     router = build_router(routes)
     run_link = f"{settings.prefect_ui_url}/runs/flow-run/{run_id}" if run_id else None
     with open_session(database_url) as session:
-        down = frozenset(state.kind for state in read_states(session) if state.state == "DOWN")
+        down = down_kinds(session)
     return AlertContext(database_url, router, routes, Links(run_link, settings.dashboard_url), run_id, down)
 
 
