@@ -12,23 +12,10 @@ Goals: flow ≤ plain + 2 s; the hanging target adds no more than its timeout + 
 
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
-# Before Prefect is imported anywhere: a private home, no telemetry, no stray API URL. Run logs
-# still go to the API at INFO, as in production; only their console copy is quietened.
-PREFECT_HOME = tempfile.mkdtemp(prefix="vigia-bench-prefect-home-")
-os.environ["PREFECT_HOME"] = PREFECT_HOME
-os.environ.pop("PREFECT_API_URL", None)
-os.environ["DO_NOT_TRACK"] = "1"
-os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "WARNING"
-os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL"] = "WARNING"
-os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL"] = "WARNING"
-
-REPOSITORY = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPOSITORY))  # the loopback server lives in tests/fakes, outside the wheel
+from hermetic import PREFECT_HOME  # noqa: E402,I001 — first: sets up the environment before Prefect loads
 
 import asyncio  # noqa: E402
 import statistics  # noqa: E402
