@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from store.database import UtcDateTime
@@ -165,3 +165,97 @@ class AlertKeyRow(Base):
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     last_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class BackupRunRow(Base):
+    """One backup run: its sources, where it went, and whether it was verified by a restore."""
+
+    __tablename__ = "backup_runs"
+    __table_args__ = (Index("ix_backup_runs_started_at", "started_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # 2026-11-22T030000Z, the remote folder
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    status: Mapped[str] = mapped_column(String(16))  # running, failed, uploaded, verified
+    verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    local_dir: Mapped[str] = mapped_column(Text)
+    remote: Mapped[str | None] = mapped_column(Text)  # remote folder, credentials never included
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    dump_seconds: Mapped[float | None] = mapped_column(Float)
+    upload_seconds: Mapped[float | None] = mapped_column(Float)
+    verify_seconds: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+    flow_run_id: Mapped[str | None] = mapped_column(String(36))
+    local_deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    remote_deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class BackupItemRow(Base):
+    """One source captured by a backup run: one file, its checksum and its verification."""
+
+    __tablename__ = "backup_items"
+    __table_args__ = (UniqueConstraint("run_id", "source", name="uq_backup_items_run_source"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("backup_runs.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))  # postgres, redis, files, store
+    file_name: Mapped[str | None] = mapped_column(String(200))
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    seconds: Mapped[float | None] = mapped_column(Float)
+    verified: Mapped[bool | None] = mapped_column(Boolean)
+    detail: Mapped[str | None] = mapped_column(Text)  # verification result or error, no secrets
+
+
+class RestoreRow(Base):
+    """One restore of one backup item into a target; its duration is measured against the RTO."""
+
+    __tablename__ = "restores"
+    __table_args__ = (Index("ix_restores_started_at", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(Text)  # masked
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    seconds: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16))  # running, restored, failed
+    error: Mapped[str | None] = mapped_column(Text)
+    flow_run_id: Mapped[str | None] = mapped_column(String(36))
+
+
+class VoiceNoteRow(Base):
+    """One WhatsApp voice note from the webhook to the reply: stored before the receiver answers 202."""
+
+    __tablename__ = "voice_notes"
+    __table_args__ = (
+        UniqueConstraint("instance", "message_id", name="uq_voice_notes_instance_message"),
+        Index("ix_voice_notes_received_at", "received_at"),
+        Index("ix_voice_notes_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    instance: Mapped[str] = mapped_column(String(100))
+    message_id: Mapped[str] = mapped_column(String(128))  # Evolution's key.id
+    chat_jid: Mapped[str] = mapped_column(String(128))  # where the reply goes (key.remoteJid)
+    sender_jid: Mapped[str | None] = mapped_column(String(128))  # key.participant in groups
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # data.messageTimestamp
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    quoted: Mapped[str | None] = mapped_column(Text)  # JSON {key, message} the reply quotes
+    mimetype: Mapped[str | None] = mapped_column(String(100))
+    audio_path: Mapped[str | None] = mapped_column(Text)  # spooled audio, deleted after the reply
+    audio_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    audio_seconds: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16))  # received, running, replied, skipped, failed
+    error_reason: Mapped[str | None] = mapped_column(String(32))  # e.g. groq-auth, too-large, timeout
+    error: Mapped[str | None] = mapped_column(Text)
+    flow_run_id: Mapped[str | None] = mapped_column(String(36))
+    run_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    audio_fetched_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    transcribed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    replied_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    reply_message_id: Mapped[str | None] = mapped_column(String(128))
+    transcript: Mapped[str | None] = mapped_column(Text)  # kept only with VIGIA_KEEP_TRANSCRIPTS=true
+    attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -19,7 +19,7 @@ from store.database import get_engine, migrate  # noqa: E402
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS_TEST_DB = 9
-TABLES = ("deliveries", "alerts", "alert_keys", "silences", "state_changes", "target_states", "incidents", "probe_results", "health_runs")
+TABLES = ("voice_notes", "restores", "backup_items", "backup_runs", "deliveries", "alerts", "alert_keys", "silences", "state_changes", "target_states", "incidents", "probe_results", "health_runs")
 
 
 @pytest.fixture(scope="session")
