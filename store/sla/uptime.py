@@ -1,4 +1,4 @@
-"""The SLA definitions of DESIGN §11, each written once; the CLI, dashboard and report call these."""
+"""Uptime (DESIGN §11): time-weighted from state changes, gaps unknown, MAINTENANCE and silences excluded."""
 
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ from sqlalchemy.orm import Session
 from store.models import ProbeResultRow, StateChangeRow, TargetStateRow
 from store.silences import silences_between
 from store.health_runs import CHECK_INTERVAL
+from store.sla.targets import UPTIME_TARGET_PERCENT, WINDOWS
 from store.timearith import epoch_seconds
 
-UPTIME_TARGET_PERCENT = 99.5
-WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 _UP_STATES = ("UP", "PENDING")  # PENDING counts as up: it is not yet confirmed down
 
 
