@@ -1,0 +1,77 @@
+"""The `backup-plan` Block: what the daily backup captures, where it keeps it, and for how long."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from prefect.blocks.core import Block
+from pydantic import BaseModel, Field, SecretStr, model_validator
+
+SourceKind = Literal["postgres", "redis", "files", "store"]
+
+
+class BackupSource(BaseModel):
+    """One thing a backup run captures."""
+
+    name: str = Field(
+        description="Unique name: the file name in each backup and the `--source` of `vigia restore`.",
+        pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$",
+    )
+    kind: SourceKind = Field(description="postgres: pg_dump; redis: redis-cli --rdb; files: tar; store: Vigia's own store.")
+    url: SecretStr | None = Field(
+        default=None, description="postgres, redis and store: the connection URL (may hold a password)."
+    )
+    paths: list[str] = Field(default_factory=list, description="files: the files and folders to archive.")
+
+    @model_validator(mode="after")
+    def _check_kind_fields(self) -> BackupSource:
+        if self.kind in ("postgres", "redis", "store") and self.url is None:
+            raise ValueError(f"source {self.name!r}: url is required for kind {self.kind!r}")
+        if self.kind == "files" and not self.paths:
+            raise ValueError(f"source {self.name!r}: paths is required for kind 'files'")
+        return self
+
+
+class BackupPlan(Block):
+    """What the daily backup captures, where the copies go, and the retention."""
+
+    _block_type_name = "Backup Plan"
+    _block_type_slug = "backup-plan"
+    _documentation_url = "https://github.com/vigia/vigia/blob/main/README.md#backups"
+    _code_example = """
+```python
+from blocks.backup_plan import BackupPlan
+
+backup_plan = BackupPlan.load("BLOCK_NAME")
+```"""
+
+    sources: list[BackupSource] = Field(default_factory=list, description="Every source each run captures.")
+    local_dir: str = Field(description="Folder of the local copies, one sub-folder per run (VIGIA_HOME/backups).")
+    remote: str | None = Field(
+        default=None,
+        description="rclone remote and folder (`gdrive:vigia-backups`) or a local folder; credentials in RCLONE_CONFIG_<NAME>_* variables.",
+    )
+    keep_local_days: int = Field(default=30, ge=1, description="Local copies older than this are deleted (never the newest verified).")
+    keep_daily: int = Field(default=7, ge=0, description="Remote: keep the newest verified backup of this many days.")
+    keep_weekly: int = Field(default=4, ge=0, description="Remote: keep the newest verified backup of this many ISO weeks.")
+    keep_monthly: int = Field(default=12, ge=0, description="Remote: keep the newest verified backup of this many months.")
+    timeout_seconds: float = Field(default=4 * 3600, gt=0, description="Any single dump, upload or restore step slower than this fails.")
+
+    @model_validator(mode="after")
+    def _check_names(self) -> BackupPlan:
+        names = [source.name for source in self.sources]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"sources: duplicate names {', '.join(duplicates)}")
+        return self
+
+    def source(self, name: str) -> BackupSource:
+        """Return the source called `name`.
+
+        Raises:
+            KeyError: naming the known sources.
+        """
+        for source in self.sources:
+            if source.name == name:
+                return source
+        raise KeyError(f"unknown source {name!r}; the plan has {', '.join(s.name for s in self.sources) or 'none'}")
