@@ -1,25 +1,51 @@
-"""Evolution API, the WhatsApp gateway: the instance's connection state."""
+"""Evolution API, the WhatsApp gateway: the instance's connection state, media of a message, text replies."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import time
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from clients.errors import ClientError
+from clients.http import tls_context
 
 USER_AGENT = "vigia/0.1"
 
 
 class EvolutionError(ClientError):
-    """Evolution API refused or did not answer."""
+    """Evolution API refused or did not answer.
+
+    `status_code` is the HTTP status (None when there was no answer); `ambiguous` is True when a
+    request may have been carried out although no answer came back (a read timeout), so it must
+    not be repeated blindly.
+    """
+
+    def __init__(self, message: str, *, status_code: int | None = None, ambiguous: bool = False):
+        super().__init__(message)
+        self.status_code = status_code
+        self.ambiguous = ambiguous
+
+
+@dataclass(frozen=True)
+class Media:
+    """The decrypted media of one message, as getBase64FromMediaMessage returns it."""
+
+    content: bytes
+    mimetype: str | None
+    file_name: str | None
 
 
 def create_client(base_url: str, api_key: str, *, timeout: float) -> httpx.AsyncClient:
     """Return an HTTP client for one Evolution API, with its key and a timeout."""
     return httpx.AsyncClient(
-        base_url=base_url.rstrip("/"), timeout=timeout, headers={"apikey": api_key, "User-Agent": USER_AGENT}
+        base_url=base_url.rstrip("/"), timeout=timeout, headers={"apikey": api_key, "User-Agent": USER_AGENT},
+        verify=tls_context(),  # shared: building a CA bundle costs ~25 ms of CPU per client
     )
 
 
@@ -51,3 +77,87 @@ async def read_connection_state(client: httpx.AsyncClient, instance: str) -> tup
     if not isinstance(instance_info, dict):
         raise EvolutionError("Evolution API answered without an `instance` object")
     return instance_info.get("state"), latency_ms
+
+
+async def fetch_media(client: httpx.AsyncClient, instance: str, key: dict[str, Any], message: dict[str, Any] | None) -> Media:
+    """Download a message's media with `POST /chat/getBase64FromMediaMessage/{instance}` (answers 201).
+
+    Passing the message content along means Evolution needs no stored copy of the message.
+
+    Raises:
+        EvolutionError: on 400 (e.g. `Message not found`, `bad decrypt`), 401, 404, other statuses, timeouts.
+    """
+    body: dict[str, Any] = {"message": {"key": key, **({"message": message} if message else {})}, "convertToMp4": False}
+    response = await _post(client, f"/chat/getBase64FromMediaMessage/{quote(instance, safe='')}", body, instance)
+    payload = _json_object(response)
+    encoded = payload.get("base64")
+    if not isinstance(encoded, str) or not encoded:
+        raise EvolutionError("Evolution API answered getBase64FromMediaMessage without base64", status_code=response.status_code)
+    try:
+        content = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise EvolutionError("Evolution API answered getBase64FromMediaMessage with invalid base64") from error
+    mimetype = payload.get("mimetype")
+    file_name = payload.get("fileName")
+    return Media(content, mimetype if isinstance(mimetype, str) else None, file_name if isinstance(file_name, str) else None)
+
+
+async def send_text(client: httpx.AsyncClient, instance: str, *, number: str, text: str, quoted: dict[str, Any] | None) -> str:
+    """Send a text with `POST /message/sendText/{instance}` (answers 201), quoting a message, no link preview; return its id.
+
+    No `delay`: Evolution would hold the HTTP answer open for it.
+
+    Raises:
+        EvolutionError: on 400 (`Text is required`, number not on WhatsApp, `Connection Closed`), 401, 404, 500, timeouts.
+    """
+    body: dict[str, Any] = {"number": number, "text": text, "linkPreview": False}
+    if quoted:
+        body["quoted"] = quoted
+    response = await _post(client, f"/message/sendText/{quote(instance, safe='')}", body, instance)
+    key = _json_object(response).get("key")
+    message_id = key.get("id") if isinstance(key, dict) else None
+    if not isinstance(message_id, str) or not message_id:
+        raise EvolutionError("Evolution API answered sendText without key.id", status_code=response.status_code)
+    return message_id
+
+
+async def _post(client: httpx.AsyncClient, path: str, body: dict[str, Any], instance: str) -> httpx.Response:
+    try:
+        response = await client.post(path, json=body)
+    except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+        raise EvolutionError(f"cannot reach Evolution API: {error}") from error
+    except httpx.TimeoutException as error:
+        raise EvolutionError(f"Evolution API timed out after {client.timeout.read:g} s", ambiguous=True) from error
+    except httpx.HTTPError as error:
+        raise EvolutionError(f"Evolution API request failed: {error}", ambiguous=True) from error
+    if response.status_code in (200, 201):
+        return response
+    if response.status_code == 401:
+        raise EvolutionError("Evolution API rejected the API key (401)", status_code=401)
+    if response.status_code == 404:
+        raise EvolutionError(f"Evolution API: {_reason(response)} (404, instance {instance!r})", status_code=404)
+    raise EvolutionError(f"Evolution API answered {response.status_code}: {_reason(response)}", status_code=response.status_code)
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    try:
+        payload = response.json()
+    except ValueError as error:
+        raise EvolutionError(f"Evolution API answered {response.status_code} with a body that is not JSON") from error
+    if not isinstance(payload, dict):
+        raise EvolutionError(f"Evolution API answered {response.status_code} with a body that is not an object")
+    return payload
+
+
+def _reason(response: httpx.Response) -> str:
+    """Evolution's `{"response": {"message": …}}`, flattened to one line."""
+    try:
+        payload = response.json()
+    except ValueError:
+        return response.text[:200] or response.reason_phrase
+    message = payload.get("response", {}).get("message") if isinstance(payload, dict) and isinstance(payload.get("response"), dict) else payload
+    if isinstance(payload, dict) and message is None:
+        message = payload.get("message", payload)
+    while isinstance(message, list) and len(message) == 1:
+        message = message[0]
+    return (message if isinstance(message, str) else json.dumps(message))[:200]

@@ -26,3 +26,16 @@ def mask_secrets(text: str, secrets: Iterable[str] = ()) -> str:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
     return text
+
+
+_PHONE_DIGITS = re.compile(r"\d{5,}")
+
+
+def mask_jid(jid: str | None) -> str:
+    """Return a WhatsApp JID or phone number with its middle digits hidden: `5511*******21@s.whatsapp.net`.
+
+    The one place phone numbers are masked before they reach a log line.
+    """
+    if not jid:
+        return "?"
+    return _PHONE_DIGITS.sub(lambda match: match[0][:4] + "*" * (len(match[0]) - 6) + match[0][-2:], jid)

@@ -1,21 +1,58 @@
-"""The webhook receiver: `GET /health` now; the Evolution webhook joins it with transcription."""
+"""The webhook receiver: `GET /health`, and the Evolution webhook that stores voice notes and starts their runs (DESIGN §9)."""
 
 from __future__ import annotations
 
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
+from clients.audio import extension_for
+from clients.evolution_webhook import Ignored, IncomingVoiceNote, WebhookPayloadError, parse_webhook
+from clients.redaction import mask_jid
 from deployments.settings import load_settings
+from deployments.tokens import read_token_file, request_holds_token
 from store.database import StoreError, open_session
 from store.health_runs import CHECK_INTERVAL, last_health_run_finished_at
 from store.states import read_states
+from store.voice_notes import NewVoiceNote, find_voice_note_id, insert_voice_note
+
+logger = logging.getLogger(__name__)
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 
 
-def create_app(database_url: str) -> FastAPI:
-    """Build the receiver for one store."""
-    app = FastAPI(title="Vigia receiver", docs_url=None, redoc_url=None, openapi_url=None)
+@dataclass(frozen=True)
+class WebhookConfig:
+    """What the Evolution webhook needs: the token (None: not set up), where audio is spooled, the body limit."""
+
+    token: str | None
+    spool_dir: Path
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+
+def create_app(database_url: str, webhook: WebhookConfig | None = None, dispatcher=None) -> FastAPI:
+    """Build the receiver for one store; with `webhook`, Evolution's voice notes are stored and handed to `dispatcher`."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if dispatcher is not None:
+            await run_in_threadpool(dispatcher.start)
+        try:
+            yield
+        finally:
+            if dispatcher is not None:
+                await run_in_threadpool(dispatcher.stop)
+
+    app = FastAPI(title="Vigia receiver", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
 
     @app.get("/health")
     def health() -> JSONResponse:
@@ -40,9 +77,104 @@ def create_app(database_url: str) -> FastAPI:
             return JSONResponse({"status": "unhealthy", "reason": reason, **summary}, status_code=503)
         return JSONResponse({"status": "ok", **summary})
 
+    @app.post("/webhooks/evolution")
+    @app.post("/webhooks/evolution/{event}")
+    async def evolution_webhook(request: Request, event: str | None = None) -> JSONResponse:
+        """Store a voice note and answer 202 before its run starts; 200 for duplicates and ignored events."""
+        started = time.perf_counter()
+        if webhook is None or webhook.token is None:
+            return _answer(503, "unavailable", "no webhook token is set up: set VIGIA_WEBHOOK_TOKEN or run `vigia setup`")
+        if not request_holds_token(webhook.token, request.headers, request.query_params):
+            return _answer(401, "unauthorized", "missing or wrong webhook token (X-Vigia-Token, Bearer JWT or ?token=)")
+        body = await _read_body(request, webhook.max_body_bytes)
+        if body is None:
+            return _answer(413, "too-large", f"body over {webhook.max_body_bytes} bytes")
+        try:
+            parsed = parse_webhook(body, event)
+        except WebhookPayloadError as error:
+            return _answer(400, "rejected", str(error))
+        if isinstance(parsed, Ignored):
+            return _answer(200, "ignored", parsed.reason)
+        try:
+            voice_note_id, duplicate = await run_in_threadpool(store_voice_note, database_url, webhook.spool_dir, parsed)
+        except (StoreError, OSError) as error:  # Evolution retries anything but 4xx: nothing is lost
+            logger.error("voice note %s from %s not stored: %s", parsed.message_id, mask_jid(parsed.chat_jid), error)
+            return _answer(503, "unavailable", "the voice note could not be stored; retry later")
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        if duplicate:
+            logger.info("voice note %s (instance %s) delivered again; already stored as %d", parsed.message_id, parsed.instance, voice_note_id)
+            return _answer(200, "duplicate", f"already stored as voice note {voice_note_id}", voice_note_id=voice_note_id)
+        inline = "inline audio" if parsed.audio else f"audio to fetch: {parsed.audio_problem}"
+        logger.info("voice note %d accepted from %s (instance %s, %s) in %.0f ms",
+                    voice_note_id, mask_jid(parsed.sender_jid or parsed.chat_jid), parsed.instance, inline, elapsed_ms)
+        if dispatcher is not None:
+            dispatcher.submit(voice_note_id)
+        return _answer(202, "accepted", None, voice_note_id=voice_note_id)
+
     return app
 
 
+def store_voice_note(database_url: str, spool_dir: Path, note: IncomingVoiceNote) -> tuple[int, bool]:
+    """Spool the audio and store the note; return its id and whether it was there already (instance, key.id)."""
+    with open_session(database_url) as session:
+        existing = find_voice_note_id(session, note.instance, note.message_id)
+    if existing is not None:
+        return existing, True
+    received_at = datetime.now(timezone.utc)
+    audio_path = None
+    if note.audio is not None:
+        spool_dir.mkdir(parents=True, exist_ok=True)
+        audio_path = spool_dir / f"{uuid.uuid4().hex}{extension_for(note.mimetype)}"
+        partial = audio_path.with_suffix(".partial")
+        partial.write_bytes(note.audio)
+        partial.replace(audio_path)
+    record = NewVoiceNote(
+        instance=note.instance, message_id=note.message_id, chat_jid=note.chat_jid, sender_jid=note.sender_jid,
+        sent_at=note.sent_at, received_at=received_at, quoted=json.dumps(note.quoted, separators=(",", ":")),
+        mimetype=note.mimetype, audio_path=str(audio_path) if audio_path else None,
+        audio_bytes=len(note.audio) if note.audio is not None else None, audio_seconds=note.seconds,
+    )
+    duplicate = False
+    try:
+        with open_session(database_url) as session:
+            voice_note_id = insert_voice_note(session, record)
+            if voice_note_id is None:  # a concurrent delivery of the same message won the insert
+                voice_note_id, duplicate = find_voice_note_id(session, note.instance, note.message_id), True
+    except BaseException:
+        if audio_path is not None:
+            audio_path.unlink(missing_ok=True)
+        raise
+    if duplicate and audio_path is not None:
+        audio_path.unlink(missing_ok=True)
+    return voice_note_id, duplicate
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _answer(status_code: int, status: str, reason: str | None, **extra) -> JSONResponse:
+    body = {"status": status, **({"reason": reason} if reason else {}), **extra}
+    return JSONResponse(body, status_code=status_code)
+
+
 def create_app_from_environment() -> FastAPI:
-    """Build the receiver from the environment's settings (uvicorn's factory)."""
-    return create_app(load_settings().database_url)
+    """Build the receiver from the environment's settings (uvicorn's factory): webhook, spool and dispatcher included."""
+    from deployments.dispatch import VoiceNoteDispatcher  # loads Prefect's engine: only the real receiver needs it
+
+    settings = load_settings()
+    webhook = WebhookConfig(
+        token=settings.webhook_token or read_token_file(settings.home),
+        spool_dir=settings.home / "spool" / "voice-notes",
+        max_body_bytes=settings.webhook_max_bytes,
+    )
+    return create_app(settings.database_url, webhook, VoiceNoteDispatcher(settings.database_url))

@@ -259,3 +259,8 @@ class VoiceNoteRow(Base):
     reply_message_id: Mapped[str | None] = mapped_column(String(128))
     transcript: Mapped[str | None] = mapped_column(Text)  # kept only with VIGIA_KEEP_TRANSCRIPTS=true
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Claims, each taken with a conditional UPDATE so overlapping runs never act twice:
+    dispatched_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # a process took it to start its run
+    reply_claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # the transcript reply is being sent
+    notice_claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # the failure notice is being sent
+    notice_message_id: Mapped[str | None] = mapped_column(String(128))  # the failure notice sent, at most once

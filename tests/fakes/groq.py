@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -80,6 +82,34 @@ def default_error_body(status: int, retry_after: str | None) -> dict[str, Any]:
     return error_body(HTTPStatus(status).phrase, error_type)
 
 
+WHISPER_MODELS = ("whisper-large-v3", "whisper-large-v3-turbo")
+AUDIO_EXTENSIONS = ("flac", "mp3", "mp4", "mpeg", "mpga", "m4a", "ogg", "opus", "wav", "webm")
+MAX_FILE_BYTES = 25 * 1024 * 1024
+HALLUCINATION = "Legendas pela comunidade Amara.org"
+
+
+@dataclass(frozen=True)
+class ScriptedAudio:
+    """What the fake "hears" in one audio file: segments of (text, no_speech_prob), and its duration."""
+
+    segments: tuple[tuple[str, float], ...]
+    duration: float
+
+
+@dataclass(frozen=True)
+class TranscriptionRequest:
+    """One multipart transcription request as the fake received it, for assertions."""
+
+    model: str | None
+    language: str | None
+    response_format: str | None
+    temperature: str | None
+    filename: str | None
+    content_type: str | None
+    size_bytes: int
+    sha256: str
+
+
 @dataclass(frozen=True)
 class ForcedReply:
     """A scripted reply that pre-empts the next API request: status, headers and a JSON or raw-text body."""
@@ -105,6 +135,23 @@ class FakeGroq:
     requests_per_day: int = 2000
     requests: list[RecordedRequest] = field(default_factory=list)
     forced_replies: deque[ForcedReply] = field(default_factory=deque)
+    # Transcriptions: what each audio (by SHA-256) says; unknown audio is heard as `default_text`.
+    scripted_audio: dict[str, ScriptedAudio] = field(default_factory=dict)
+    default_text: str = "transcribed words"
+    max_file_bytes: int = MAX_FILE_BYTES
+    transcriptions: list[TranscriptionRequest] = field(default_factory=list)
+
+    def script_audio(self, audio: bytes, text: str, *, duration: float = 3.0, no_speech_prob: float = 0.02) -> None:
+        """Make the fake hear `text` in exactly these bytes (one segment)."""
+        self.script_segments(audio, [(text, no_speech_prob)], duration=duration)
+
+    def script_silence(self, audio: bytes, *, duration: float = 3.0) -> None:
+        """Make the fake answer these bytes as Whisper answers silence: an invented phrase with a high no_speech_prob."""
+        self.script_segments(audio, [(HALLUCINATION, 0.93)], duration=duration)
+
+    def script_segments(self, audio: bytes, segments: list[tuple[str, float]], *, duration: float = 3.0) -> None:
+        """Make the fake hear these segments, each with its no_speech_prob, in exactly these bytes."""
+        self.scripted_audio[hashlib.sha256(audio).hexdigest()] = ScriptedAudio(tuple(segments), duration)
 
     def fail_next(
         self,
@@ -173,6 +220,7 @@ def build_app(fake: FakeGroq) -> FastAPI:
         return JSONResponse(error_body(message, "invalid_request_error", "unknown_url"), status_code=404)
 
     add_model_routes(app, fake)
+    add_transcription_routes(app, fake)
     return app
 
 
@@ -190,3 +238,55 @@ def add_model_routes(app: FastAPI, fake: FakeGroq) -> None:
             body = error_body(message, "invalid_request_error", "model_not_found")
             return JSONResponse(body, status_code=404)
         return JSONResponse(model_object(model))
+
+
+def add_transcription_routes(app: FastAPI, fake: FakeGroq) -> None:
+    """`POST /openai/v1/audio/transcriptions` (multipart): Groq's checks in its order, then json, text or verbose_json."""
+
+    @app.post(f"{API_PREFIX}/audio/transcriptions")
+    async def transcribe(request: Request) -> Response:
+        form = await request.form()
+        upload = form.get("file")
+        content = await upload.read() if upload is not None and hasattr(upload, "read") else None
+        fields = {name: form.get(name) for name in ("model", "language", "response_format", "temperature")}
+        if content is not None:
+            fake.transcriptions.append(
+                TranscriptionRequest(
+                    model=fields["model"], language=fields["language"], response_format=fields["response_format"],
+                    temperature=fields["temperature"], filename=upload.filename, content_type=upload.content_type,
+                    size_bytes=len(content), sha256=hashlib.sha256(content).hexdigest(),
+                )
+            )
+        if content is not None and len(content) > fake.max_file_bytes:
+            return JSONResponse(default_error_body(413, None), status_code=413)
+        if fields["model"] not in WHISPER_MODELS or fields["model"] not in fake.models:
+            message = f"The model `{fields['model']}` does not exist or you do not have access to it."
+            return JSONResponse(error_body(message, "invalid_request_error", "model_not_found"), status_code=404)
+        if content is None and not form.get("url"):
+            return JSONResponse(error_body("either file or url must be provided", "invalid_request_error"), status_code=400)
+        extension = (upload.filename or "").rpartition(".")[2].lower() if content is not None else ""
+        if content is not None and extension not in AUDIO_EXTENSIONS:
+            message = f"file must be one of the following types: [{' '.join(AUDIO_EXTENSIONS)}]"
+            return JSONResponse(error_body(message, "invalid_request_error", "unsupported_audio_format"), status_code=400)
+        response_format = fields["response_format"] or "json"
+        if response_format not in ("json", "text", "verbose_json"):
+            message = "response_format must be one of json, text, verbose_json"
+            return JSONResponse(error_body(message, "invalid_request_error"), status_code=400)
+        heard = fake.scripted_audio.get(hashlib.sha256(content or b"").hexdigest()) or ScriptedAudio(((fake.default_text, 0.01),), 3.0)
+        text = " ".join(segment for segment, _ in heard.segments)
+        if response_format == "text":
+            return PlainTextResponse(text + "\n")
+        x_groq = {"id": "req_" + secrets.token_hex(13)}
+        if response_format == "json":
+            return JSONResponse({"text": text, "x_groq": x_groq})
+        step = heard.duration / len(heard.segments)
+        segments = [
+            {"id": index, "seek": 0, "start": round(index * step, 2), "end": round((index + 1) * step, 2), "text": f" {segment}",
+             "tokens": [50365, 1234, 50515], "temperature": 0.0, "avg_logprob": -0.21, "compression_ratio": 1.1,
+             "no_speech_prob": no_speech}
+            for index, (segment, no_speech) in enumerate(heard.segments)
+        ]
+        return JSONResponse({
+            "task": "transcribe", "language": fields["language"] or "portuguese", "duration": heard.duration,
+            "text": text, "segments": segments, "x_groq": x_groq,
+        })

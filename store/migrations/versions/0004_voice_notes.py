@@ -42,6 +42,10 @@ def upgrade() -> None:
     sa.Column('reply_message_id', sa.String(length=128), nullable=True),
     sa.Column('transcript', sa.Text(), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('dispatched_at', store.database.UtcDateTime(), nullable=True),
+    sa.Column('reply_claimed_at', store.database.UtcDateTime(), nullable=True),
+    sa.Column('notice_claimed_at', store.database.UtcDateTime(), nullable=True),
+    sa.Column('notice_message_id', sa.String(length=128), nullable=True),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('instance', 'message_id', name='uq_voice_notes_instance_message')
     )

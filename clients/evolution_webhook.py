@@ -1,0 +1,242 @@
+"""What Evolution API posts to the webhook: the envelope, `messages.upsert`, and both serialisations of binary fields.
+
+Evolution ≤ 2.3.5 sends `mediaKey`, `fileSha256`, `waveform` as base64 strings and `fileLength`,
+`mediaKeyTimestamp` as digit strings; ≥ 2.3.6 sends `{"0": 12, "1": 34, …}` and
+`{"low": …, "high": …, "unsigned": …}` objects. Both are accepted and turned into the older form,
+which every Evolution version takes back (protobufjs reads base64 strings as bytes).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from clients.errors import ClientError
+
+UPSERT_EVENT = "messages.upsert"
+STATUS_BROADCAST = "status@broadcast"
+# Wrappers Evolution does not unwrap in the webhook (it does in getBase64FromMediaMessage).
+WRAPPERS = ("ephemeralMessage", "viewOnceMessage", "viewOnceMessageV2", "viewOnceMessageV2Extension")
+
+
+class WebhookPayloadError(ClientError):
+    """The body is not a webhook Evolution could have sent; the message says what is wrong."""
+
+
+class MessageKey(BaseModel):
+    """`data.key`: the chat, the author in groups, and the message id."""
+
+    model_config = ConfigDict(extra="allow")
+
+    remoteJid: str = Field(min_length=1)
+    fromMe: bool = False
+    id: str = Field(min_length=1, max_length=128)
+    participant: str | None = None
+    remoteJidAlt: str | None = None
+    participantAlt: str | None = None
+
+
+class UpsertData(BaseModel):
+    """`data` of a `messages.upsert` event."""
+
+    model_config = ConfigDict(extra="allow")
+
+    key: MessageKey
+    pushName: str | None = None
+    message: dict[str, Any] | None = None
+    messageType: str | None = None
+    messageTimestamp: int | None = None
+
+    @field_validator("messageTimestamp", mode="before")
+    @classmethod
+    def _timestamp(cls, value: Any) -> int | None:
+        return None if value is None else to_integer(value)
+
+
+class Envelope(BaseModel):
+    """Every Evolution webhook: `{event, instance, data, …}`; `date_time` is local time with a false `Z`, so unused."""
+
+    model_config = ConfigDict(extra="allow")
+
+    event: str = Field(min_length=1)
+    instance: str = Field(min_length=1, max_length=100)
+    data: Any = None
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A valid webhook with nothing to transcribe, and why."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class IncomingVoiceNote:
+    """An audio message to transcribe, as the receiver stores it."""
+
+    instance: str
+    message_id: str
+    chat_jid: str  # where the reply goes
+    sender_jid: str | None  # the author in a group
+    sent_at: datetime | None  # from data.messageTimestamp (UTC)
+    mimetype: str | None
+    seconds: float | None
+    audio: bytes | None  # data.message.base64, decoded; None when absent or unusable
+    audio_problem: str | None  # why inline audio was not usable
+    quoted: dict[str, Any]  # {key, message} without the base64, for quoting and the media fallback
+
+
+def parse_webhook(body: bytes, path_event: str | None = None) -> IncomingVoiceNote | Ignored:
+    """Parse one webhook body into a voice note to store, or the reason it is ignored.
+
+    Raises:
+        WebhookPayloadError: when the body is not JSON or lacks what every upsert carries.
+    """
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise WebhookPayloadError(f"body is not JSON: {error}") from error
+    if not isinstance(document, dict):
+        raise WebhookPayloadError("body is not a JSON object")
+    envelope = _validate(Envelope, document, "")
+    event = normalize_event(envelope.event)
+    if path_event and normalize_event(path_event) != event:
+        raise WebhookPayloadError(f"the path says event {path_event!r} but the body says {envelope.event!r}")
+    if event != UPSERT_EVENT:
+        return Ignored(f"event {envelope.event} is not messages.upsert")
+    if not isinstance(envelope.data, dict):
+        raise WebhookPayloadError("data: must be an object for messages.upsert")
+    data = _validate(UpsertData, envelope.data, "data.")
+    key = data.key
+    if key.remoteJid == STATUS_BROADCAST:
+        return Ignored("status broadcast")
+    if key.fromMe:
+        return Ignored("fromMe: sent from this WhatsApp number")
+    message = data.message or {}
+    audio_message = find_audio(message)
+    if audio_message is None:
+        return Ignored(f"not audio ({data.messageType or 'no messageType'})")
+    audio, problem = _inline_audio(message.get("base64"))
+    content = {name: value for name, value in message.items() if name not in ("base64", "mediaUrl")}
+    return IncomingVoiceNote(
+        instance=envelope.instance,
+        message_id=key.id,
+        chat_jid=_reply_jid(key),
+        sender_jid=_sender_jid(key),
+        sent_at=datetime.fromtimestamp(data.messageTimestamp, tz=timezone.utc) if data.messageTimestamp else None,
+        mimetype=audio_message.get("mimetype") if isinstance(audio_message.get("mimetype"), str) else None,
+        seconds=_seconds(audio_message.get("seconds")),
+        audio=audio,
+        audio_problem=problem,
+        quoted={"key": key.model_dump(exclude_none=True), "message": canonical(content)},
+    )
+
+
+def normalize_event(name: str) -> str:
+    """`MESSAGES_UPSERT`, `messages-upsert` (byEvents path) and `messages.upsert` are one event."""
+    return name.strip().lower().replace("_", ".").replace("-", ".")
+
+
+def find_audio(message: dict[str, Any]) -> dict[str, Any] | None:
+    """Return the `audioMessage` of a message, looking inside ephemeral and view-once wrappers."""
+    if isinstance(message.get("audioMessage"), dict):
+        return message["audioMessage"]
+    for wrapper in WRAPPERS:
+        inner = message.get(wrapper)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), dict):
+            found = find_audio(inner["message"])
+            if found is not None:
+                return found
+    return None
+
+
+def to_integer(value: Any) -> int:
+    """Read a 64-bit integer Evolution sent as a number, a digit string or a protobufjs Long `{low, high}`.
+
+    Raises:
+        ValueError: for anything else.
+    """
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a number")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    if _is_long(value):
+        return (int(value["high"]) << 32) | (int(value["low"]) & 0xFFFFFFFF)
+    raise ValueError(f"expected a number, a digit string or {{low, high}}, got {type(value).__name__}")
+
+
+def canonical(value: Any) -> Any:
+    """Return a message with 2.3.6's byte and Long objects turned into ≤ 2.3.5's base64 and digit strings."""
+    if isinstance(value, dict):
+        if _is_byte_object(value):
+            return base64.b64encode(bytes(value[str(i)] for i in range(len(value)))).decode()
+        if _is_long(value):
+            return str(to_integer(value))
+        return {name: canonical(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    return value
+
+
+def _validate(model: type[BaseModel], document: dict[str, Any], prefix: str) -> Any:
+    try:
+        return model.model_validate(document)
+    except ValidationError as error:
+        first = error.errors()[0]
+        location = prefix + ".".join(str(part) for part in first["loc"])
+        raise WebhookPayloadError(f"{location}: {first['msg'].lower()}") from error
+
+
+def _is_byte_object(value: dict[str, Any]) -> bool:
+    return bool(value) and all(
+        name == str(index) and isinstance(item, int) and not isinstance(item, bool) and 0 <= item <= 255
+        for index, (name, item) in enumerate(value.items())
+    )
+
+
+def _is_long(value: Any) -> bool:
+    return isinstance(value, dict) and {"low", "high"} <= set(value) <= {"low", "high", "unsigned"}
+
+
+def _inline_audio(value: Any) -> tuple[bytes | None, str | None]:
+    if value is None:
+        return None, "no data.message.base64 (webhook base64 off, or Evolution's download failed)"
+    if not isinstance(value, str) or not value.strip():
+        return None, "data.message.base64 is empty or not a string"
+    text = value.split(",", 1)[1] if value.startswith("data:") else value
+    try:
+        audio = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None, "data.message.base64 is not valid base64"
+    return (audio, None) if audio else (None, "data.message.base64 decodes to nothing")
+
+
+def _reply_jid(key: MessageKey) -> str:
+    # Evolution ≥ 2.3.7 already puts the phone JID in remoteJid for @lid chats; 2.3.x sends it aside.
+    if key.remoteJid.endswith("@lid") and key.remoteJidAlt:
+        return key.remoteJidAlt
+    return key.remoteJid
+
+
+def _sender_jid(key: MessageKey) -> str | None:
+    if key.participant and key.participant.endswith("@lid") and key.participantAlt:
+        return key.participantAlt
+    return key.participant or None
+
+
+def _seconds(value: Any) -> float | None:
+    try:
+        seconds = float(to_integer(value)) if not isinstance(value, float) else value
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None

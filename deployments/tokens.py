@@ -1,0 +1,98 @@
+"""The webhook token: where a generated one is kept, and how a request proves it holds it.
+
+Evolution can present it three ways: a static header (`X-Vigia-Token`, set in the webhook's
+`headers`), `Authorization: Bearer <HS256 JWT>` signed with it (Evolution's `jwt_key`, 10-minute
+expiry), or `?token=`. Every comparison is constant-time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+TOKEN_FILE = "webhook-token"
+HEADER = "x-vigia-token"
+CLOCK_SKEW_SECONDS = 60
+
+
+def read_token_file(home: Path) -> str | None:
+    """Return the token `vigia setup` generated under VIGIA_HOME, if any."""
+    try:
+        return (home / TOKEN_FILE).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def create_token_file(home: Path) -> str:
+    """Generate a token and keep it under VIGIA_HOME, readable by this user only."""
+    home.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    path = home / TOKEN_FILE
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(token + "\n")
+    return token
+
+
+def request_holds_token(token: str, headers: Mapping[str, str], query: Mapping[str, str], now: float | None = None) -> bool:
+    """Whether a request presents the token as a header, a valid HS256 JWT, or a query parameter."""
+    header = headers.get(HEADER)
+    if header is not None and _equal(header, token):
+        return True
+    authorization = headers.get("authorization", "")
+    if authorization[:7].lower() == "bearer " and jwt_is_valid(authorization[7:].strip(), token, now):
+        return True
+    presented = query.get("token")
+    return presented is not None and _equal(presented, token)
+
+
+def jwt_is_valid(jwt: str, key: str, now: float | None = None) -> bool:
+    """Whether `jwt` is an HS256 JWT signed with `key` and not expired (Evolution's `{iat, exp, app, action}`)."""
+    parts = jwt.split(".")
+    if len(parts) != 3:
+        return False
+    try:
+        header = json.loads(_b64url(parts[0]))
+        claims = json.loads(_b64url(parts[1]))
+        signature = _b64url(parts[2])
+    except (ValueError, binascii.Error):
+        return False
+    if not isinstance(header, dict) or header.get("alg") != "HS256" or not isinstance(claims, dict):
+        return False
+    expected = hmac.new(key.encode(), f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).digest()
+    if not hmac.compare_digest(signature, expected):
+        return False
+    now = time.time() if now is None else now
+    expires = claims.get("exp")
+    if not isinstance(expires, (int, float)) or isinstance(expires, bool) or expires + CLOCK_SKEW_SECONDS < now:
+        return False
+    not_before = claims.get("nbf")
+    return not (isinstance(not_before, (int, float)) and not_before - CLOCK_SKEW_SECONDS > now)
+
+
+def sign_jwt(claims: dict, key: str) -> str:
+    """Sign claims as an HS256 JWT, the way Evolution does with `jwt_key` (used by the fakes and tests)."""
+    head = _b64url_encode(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    body = _b64url_encode(json.dumps(claims, separators=(",", ":")).encode())
+    signature = hmac.new(key.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{_b64url_encode(signature)}"
+
+
+def _equal(presented: str, token: str) -> bool:
+    return hmac.compare_digest(presented.encode(), token.encode())
+
+
+def _b64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _b64url_encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

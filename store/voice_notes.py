@@ -1,0 +1,243 @@
+"""WhatsApp voice notes from the webhook to the reply: the row, its timings, and the claims that keep replies single."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from store.models import VoiceNoteRow
+
+STATUSES = ("received", "running", "replied", "skipped", "failed")
+FINISHED = ("replied", "skipped")
+
+
+@dataclass(frozen=True)
+class NewVoiceNote:
+    """What the receiver stores before it answers 202."""
+
+    instance: str
+    message_id: str
+    chat_jid: str
+    sender_jid: str | None
+    sent_at: datetime | None
+    received_at: datetime
+    quoted: str  # JSON {key, message} for the reply's quote and the media fallback
+    mimetype: str | None
+    audio_path: str | None
+    audio_bytes: int | None
+    audio_seconds: float | None
+
+
+@dataclass(frozen=True)
+class VoiceNote:
+    """One stored voice note."""
+
+    id: int
+    instance: str
+    message_id: str
+    chat_jid: str
+    sender_jid: str | None
+    sent_at: datetime | None
+    received_at: datetime
+    quoted: str | None
+    mimetype: str | None
+    audio_path: str | None
+    audio_bytes: int | None
+    audio_seconds: float | None
+    status: str
+    error_reason: str | None
+    error: str | None
+    flow_run_id: str | None
+    run_started_at: datetime | None
+    audio_fetched_at: datetime | None
+    transcribed_at: datetime | None
+    replied_at: datetime | None
+    reply_message_id: str | None
+    transcript: str | None
+    attempts: int
+    notice_message_id: str | None
+
+
+def insert_voice_note(session: Session, note: NewVoiceNote, *, dispatched: bool = True) -> int | None:
+    """Store a new voice note (claimed for dispatch by the caller) and return its id; None when (instance, message id) exists."""
+    row = VoiceNoteRow(
+        instance=note.instance, message_id=note.message_id, chat_jid=note.chat_jid, sender_jid=note.sender_jid,
+        sent_at=note.sent_at, received_at=note.received_at, quoted=note.quoted, mimetype=note.mimetype,
+        audio_path=note.audio_path, audio_bytes=note.audio_bytes, audio_seconds=note.audio_seconds,
+        status="received", attempts=0, dispatched_at=note.received_at if dispatched else None,
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        return None
+    return row.id
+
+
+def find_voice_note_id(session: Session, instance: str, message_id: str) -> int | None:
+    """Return the id of the voice note with this (instance, key.id), if stored."""
+    return session.scalar(select(VoiceNoteRow.id).where(VoiceNoteRow.instance == instance, VoiceNoteRow.message_id == message_id))
+
+
+def get_voice_note(session: Session, voice_note_id: int) -> VoiceNote | None:
+    """Return one voice note, or None."""
+    row = session.get(VoiceNoteRow, voice_note_id, populate_existing=True)
+    return None if row is None else _to_record(row)
+
+
+def claim_dispatch(session: Session, voice_note_id: int, now: datetime, stale_after: timedelta) -> bool:
+    """Claim a received note for starting its run: free, or claimed longer than `stale_after` ago by a process that vanished."""
+    outcome = session.execute(
+        update(VoiceNoteRow)
+        .where(
+            VoiceNoteRow.id == voice_note_id, VoiceNoteRow.status == "received",
+            or_(VoiceNoteRow.dispatched_at.is_(None), VoiceNoteRow.dispatched_at < now - stale_after),
+        )
+        .values(dispatched_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return outcome.rowcount == 1
+
+
+def release_dispatch(session: Session, voice_note_id: int) -> None:
+    """Give a note back to the sweeper (its run could not be created)."""
+    session.execute(
+        update(VoiceNoteRow).where(VoiceNoteRow.id == voice_note_id, VoiceNoteRow.status == "received").values(dispatched_at=None)
+    )
+
+
+def record_flow_run(session: Session, voice_note_id: int, flow_run_id: str) -> None:
+    """Remember the flow run created for a note, so a sweeper can start that same run."""
+    session.execute(update(VoiceNoteRow).where(VoiceNoteRow.id == voice_note_id).values(flow_run_id=flow_run_id))
+
+
+def list_unstarted(session: Session, now: datetime, *, stale_after: timedelta, stuck_after: timedelta, limit: int = 50) -> list[int]:
+    """Ids of notes whose run never began (free or stale claim), and of runs stuck in `running` past `stuck_after`."""
+    never_began = (VoiceNoteRow.status == "received") & or_(
+        VoiceNoteRow.dispatched_at.is_(None), VoiceNoteRow.dispatched_at < now - stale_after
+    )
+    stuck = (VoiceNoteRow.status == "running") & (VoiceNoteRow.run_started_at < now - stuck_after) & VoiceNoteRow.reply_claimed_at.is_(None)
+    query = select(VoiceNoteRow.id).where(or_(never_began, stuck)).order_by(VoiceNoteRow.received_at).limit(limit)
+    return list(session.scalars(query))
+
+
+def reclaim_stuck(session: Session, voice_note_id: int, now: datetime, stuck_after: timedelta) -> bool:
+    """Turn a run stuck in `running` (its process died) back into `received`, claimed by the caller."""
+    outcome = session.execute(
+        update(VoiceNoteRow)
+        .where(
+            VoiceNoteRow.id == voice_note_id, VoiceNoteRow.status == "running",
+            VoiceNoteRow.run_started_at < now - stuck_after, VoiceNoteRow.reply_claimed_at.is_(None),
+        )
+        .values(status="received", dispatched_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return outcome.rowcount == 1
+
+
+def start_run(session: Session, voice_note_id: int, flow_run_id: str | None, now: datetime) -> VoiceNote | None:
+    """Mark a note `running` for this flow run (unless already finished) and return it; None when unknown."""
+    session.execute(
+        update(VoiceNoteRow)
+        .where(VoiceNoteRow.id == voice_note_id, VoiceNoteRow.status.not_in(FINISHED))
+        .values(status="running", flow_run_id=flow_run_id, run_started_at=now, attempts=VoiceNoteRow.attempts + 1,
+                error_reason=None, error=None)
+        .execution_options(synchronize_session=False)
+    )
+    return get_voice_note(session, voice_note_id)
+
+
+def record_audio(session: Session, voice_note_id: int, at: datetime, *, audio_path: str, audio_bytes: int, mimetype: str | None) -> None:
+    """Record that the audio is on disk."""
+    session.execute(
+        update(VoiceNoteRow).where(VoiceNoteRow.id == voice_note_id)
+        .values(audio_fetched_at=at, audio_path=audio_path, audio_bytes=audio_bytes, mimetype=mimetype)
+    )
+
+
+def record_transcript(session: Session, voice_note_id: int, at: datetime, *, transcript: str, audio_seconds: float | None) -> None:
+    """Keep the transcript until the reply is sent (so a re-run after a failed send need not transcribe again)."""
+    values = {"transcribed_at": at, "transcript": transcript}
+    if audio_seconds is not None:
+        values["audio_seconds"] = audio_seconds
+    session.execute(update(VoiceNoteRow).where(VoiceNoteRow.id == voice_note_id).values(**values))
+
+
+def claim_reply(session: Session, voice_note_id: int, now: datetime) -> bool:
+    """Claim the one transcript reply of a note; False when another run claimed or sent it."""
+    outcome = session.execute(
+        update(VoiceNoteRow)
+        .where(VoiceNoteRow.id == voice_note_id, VoiceNoteRow.reply_claimed_at.is_(None), VoiceNoteRow.reply_message_id.is_(None))
+        .values(reply_claimed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return outcome.rowcount == 1
+
+
+def release_reply(session: Session, voice_note_id: int) -> None:
+    """Release a reply claim whose send failed for sure (Evolution refused it), so a re-run may send it."""
+    session.execute(
+        update(VoiceNoteRow).where(VoiceNoteRow.id == voice_note_id, VoiceNoteRow.reply_message_id.is_(None)).values(reply_claimed_at=None)
+    )
+
+
+def record_reply(session: Session, voice_note_id: int, at: datetime, reply_message_id: str, *, keep_transcript: bool) -> None:
+    """Record the sent reply; forget transcript and audio path unless they are kept."""
+    values = {"status": "replied", "replied_at": at, "reply_message_id": reply_message_id, "error_reason": None, "error": None}
+    if not keep_transcript:
+        values.update(transcript=None, audio_path=None)
+    session.execute(update(VoiceNoteRow).where(VoiceNoteRow.id == voice_note_id).values(**values))
+
+
+def record_skip(session: Session, voice_note_id: int, reason: str, detail: str, *, keep_audio: bool) -> None:
+    """Finish a note with nothing to reply (too short, no speech)."""
+    values = {"status": "skipped", "error_reason": reason, "error": detail, "transcript": None}
+    if not keep_audio:
+        values["audio_path"] = None
+    session.execute(update(VoiceNoteRow).where(VoiceNoteRow.id == voice_note_id).values(**values))
+
+
+def record_failure(session: Session, voice_note_id: int, reason: str, detail: str) -> None:
+    """Mark a note failed with a short reason slug and the error text (a re-run may still finish it)."""
+    session.execute(
+        update(VoiceNoteRow).where(VoiceNoteRow.id == voice_note_id, VoiceNoteRow.status.not_in(FINISHED))
+        .values(status="failed", error_reason=reason[:32], error=detail)
+    )
+
+
+def claim_notice(session: Session, voice_note_id: int, now: datetime) -> bool:
+    """Claim the one failure notice of a note; False when one was claimed or sent already."""
+    outcome = session.execute(
+        update(VoiceNoteRow)
+        .where(VoiceNoteRow.id == voice_note_id, VoiceNoteRow.notice_claimed_at.is_(None), VoiceNoteRow.reply_message_id.is_(None))
+        .values(notice_claimed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return outcome.rowcount == 1
+
+
+def record_notice(session: Session, voice_note_id: int, notice_message_id: str | None) -> None:
+    """Record the failure notice sent (or release the claim when it could not be sent)."""
+    values = {"notice_message_id": notice_message_id} if notice_message_id else {"notice_claimed_at": None}
+    session.execute(update(VoiceNoteRow).where(VoiceNoteRow.id == voice_note_id).values(**values))
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    """Return how many notes are in each status."""
+    return dict(session.execute(select(VoiceNoteRow.status, func.count()).group_by(VoiceNoteRow.status)).all())
+
+
+def _to_record(row: VoiceNoteRow) -> VoiceNote:
+    return VoiceNote(
+        id=row.id, instance=row.instance, message_id=row.message_id, chat_jid=row.chat_jid, sender_jid=row.sender_jid,
+        sent_at=row.sent_at, received_at=row.received_at, quoted=row.quoted, mimetype=row.mimetype,
+        audio_path=row.audio_path, audio_bytes=row.audio_bytes, audio_seconds=row.audio_seconds, status=row.status,
+        error_reason=row.error_reason, error=row.error, flow_run_id=row.flow_run_id, run_started_at=row.run_started_at,
+        audio_fetched_at=row.audio_fetched_at, transcribed_at=row.transcribed_at, replied_at=row.replied_at,
+        reply_message_id=row.reply_message_id, transcript=row.transcript, attempts=row.attempts,
+        notice_message_id=row.notice_message_id,
+    )
