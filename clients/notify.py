@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,10 +81,13 @@ class Router:
         return [service.url(privacy=True) for service in self._apprise.find(tag=tag, match_always=False)]
 
     async def send(
-        self, *, tag: str, title: str, body: str, notify_type: str, down_kinds: Collection[str] = (), timeout: float = 30
+        self, *, tag: str, title: str, body: str, notify_type: str, down_kinds: Collection[str] = (), timeout: float = 30,
+        html: bool = False, attachments: Sequence[Path] = (),
     ) -> list[ChannelOutcome]:
         """Send to every channel the tag reaches, skipping those whose gateway is DOWN.
 
+        With `html` the body is HTML (channels that cannot show it get it converted by Apprise);
+        `attachments` go to the channels that take files (email, Discord, Telegram).
         A channel that fails or hangs never delays the others (Apprise sends in parallel) nor raises.
         """
         usable, skipped = apprise.Apprise(), []
@@ -100,7 +103,8 @@ class Router:
             return skipped
         result = await usable.async_notify(
             body=body, title=title, tag=tag, match_always=False, notify_type=NOTIFY_TYPES.get(notify_type, apprise.NotifyType.INFO),
-            timeout=timeout,
+            timeout=timeout, body_format=apprise.NotifyFormat.HTML if html else None,
+            attach=apprise.AppriseAttachment([str(path) for path in attachments]) if attachments else None,
         )
         outcomes = [
             ChannelOutcome(

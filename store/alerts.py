@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -138,3 +138,77 @@ def _to_alert(row: AlertRow) -> Alert:
         id=row.id, key=row.key, kind=row.kind, severity=row.severity, title=row.title, body=row.body, target=row.target,
         incident_id=row.incident_id, status=row.status, held_reason=row.held_reason, created_at=row.created_at,
     )
+
+
+@dataclass(frozen=True)
+class ChannelDeliveries:
+    """Delivery attempts to one channel in a window, by outcome."""
+
+    service: str
+    channel: str  # Apprise's privacy URL: never a secret
+    success: int
+    failure: int
+    timeout: int
+    skipped: int
+
+    @property
+    def total(self) -> int:
+        """Every delivery attempt counted, skipped ones included."""
+        return self.success + self.failure + self.timeout + self.skipped
+
+
+@dataclass(frozen=True)
+class DeliveryProblem:
+    """One delivery that did not succeed: failed, timed out or skipped, with the provider's reason."""
+
+    at: datetime
+    alert_title: str
+    service: str
+    channel: str
+    status: str
+    reason: str | None
+    attempts: int
+
+
+def alerts_between(session: Session, start: datetime, end: datetime, *, limit: int = 500) -> list[Alert]:
+    """Return the alerts raised in [start, end), newest first, at most `limit`."""
+    query = (
+        select(AlertRow).where(AlertRow.created_at >= start, AlertRow.created_at < end)
+        .order_by(AlertRow.created_at.desc(), AlertRow.id.desc()).limit(limit)
+    )
+    return [_to_alert(row) for row in session.scalars(query)]
+
+
+def count_alerts_by_severity(session: Session, start: datetime, end: datetime) -> dict[str, int]:
+    """Return how many alerts of each severity were raised in [start, end)."""
+    rows = session.execute(
+        select(AlertRow.severity, func.count()).where(AlertRow.created_at >= start, AlertRow.created_at < end).group_by(AlertRow.severity)
+    )
+    return {severity: count for severity, count in rows}
+
+
+def deliveries_by_channel(session: Session, start: datetime, end: datetime) -> list[ChannelDeliveries]:
+    """Return per channel how many deliveries in [start, end) succeeded, failed, timed out or were skipped."""
+    rows = session.execute(
+        select(DeliveryRow.service, DeliveryRow.channel, DeliveryRow.status, func.count())
+        .where(DeliveryRow.at >= start, DeliveryRow.at < end)
+        .group_by(DeliveryRow.service, DeliveryRow.channel, DeliveryRow.status)
+    ).all()
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    for service, channel, status, count in rows:
+        counts.setdefault((service, channel), {})[status] = count
+    return [
+        ChannelDeliveries(service, channel, by.get("success", 0), by.get("failure", 0), by.get("timeout", 0), by.get("skipped", 0))
+        for (service, channel), by in sorted(counts.items())
+    ]
+
+
+def delivery_problems(session: Session, start: datetime, end: datetime, *, limit: int = 200) -> list[DeliveryProblem]:
+    """Return the deliveries in [start, end) that did not succeed, newest first, at most `limit`."""
+    rows = session.execute(
+        select(DeliveryRow, AlertRow.title)
+        .join(AlertRow, AlertRow.id == DeliveryRow.alert_id)
+        .where(DeliveryRow.at >= start, DeliveryRow.at < end, DeliveryRow.status != "success")
+        .order_by(DeliveryRow.at.desc(), DeliveryRow.id.desc()).limit(limit)
+    ).all()
+    return [DeliveryProblem(d.at, title, d.service, d.channel, d.status, d.reason, d.attempts) for d, title in rows]

@@ -14,7 +14,9 @@ class epoch_seconds(FunctionElement):
 
 @compiles(epoch_seconds, "sqlite")
 def _epoch_seconds_sqlite(element, compiler, **kw) -> str:
-    return f"((julianday({compiler.process(element.clauses, **kw)}) - 2440587.5) * 86400.0)"
+    # strftime keeps whole seconds exact and milliseconds in %f; julianday() floats drift by tens of µs
+    value = compiler.process(element.clauses, **kw)
+    return f"(CAST(strftime('%s', {value}) AS REAL) + CAST(strftime('%f', {value}) AS REAL) - CAST(strftime('%S', {value}) AS REAL))"
 
 
 @compiles(epoch_seconds, "postgresql")

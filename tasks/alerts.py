@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from prefect import get_run_logger, runtime, task
 from prefect.cache_policies import NO_CACHE
@@ -47,6 +49,8 @@ class AlertSpec:
     target: str | None = None
     incident_id: int | None = None
     held_reason: str | None = None
+    html: bool = False  # the body is HTML (reports)
+    attachments: tuple[Path, ...] = ()  # files for the channels that take them (charts, CSVs)
 
 
 async def load_alert_context(run_id: str | None = None, settings: VigiaSettings | None = None) -> AlertContext:
@@ -105,7 +109,7 @@ async def send_alert(context: AlertContext, spec: AlertSpec, alert: Alert) -> Al
     try:
         outcomes = await context.router.send(
             tag=spec.severity, title=spec.title, body=spec.body, notify_type="resolved" if spec.kind == "resolved" else spec.severity,
-            down_kinds=context.down_kinds, timeout=context.routes.send_timeout_seconds,
+            down_kinds=context.down_kinds, timeout=context.routes.send_timeout_seconds, html=spec.html, attachments=spec.attachments,
         )
         deliveries = [Delivery(o.channel, o.service, o.status, o.reason, o.attempts, o.elapsed_ms) for o in outcomes]
     except Exception as error:  # a notification problem must never fail the flow that found the problem
@@ -130,11 +134,19 @@ async def raise_alert(
     key: str,
     cooldown: timedelta | None = timedelta(minutes=30),
     target: str | None = None,
+    html: bool = False,
+    attachments: Sequence[Path] = (),
 ) -> Alert | None:
-    """Raise an alert from any flow, at most once per `key` per cooldown; never raises on delivery trouble."""
+    """Raise an alert from any flow, at most once per `key` per cooldown; never raises on delivery trouble.
+
+    `html` marks the body as HTML; `attachments` are files sent along where the channel takes them.
+    """
     run_id = str(runtime.flow_run.id) if runtime.flow_run.id else None
     context = await load_alert_context(run_id)
-    spec = AlertSpec(key=key, kind="custom", severity=severity, title=f"[{severity.upper()}] {title}", body=body, cooldown=cooldown, target=target)
+    spec = AlertSpec(
+        key=key, kind="custom", severity=severity, title=f"[{severity.upper()}] {title}", body=body, cooldown=cooldown,
+        target=target, html=html, attachments=tuple(Path(path) for path in attachments),
+    )
     return await deliver_alert(context, spec)
 
 

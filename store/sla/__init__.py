@@ -29,7 +29,7 @@ __all__ = [
     "ERROR_RATE_TARGET_PERCENT", "FRESHNESS_TARGET_SECONDS", "RECOVERY_TARGET_SECONDS", "RESPONSE_TARGET_SECONDS",
     "UPTIME_TARGET_PERCENT", "WINDOWS", "ErrorRate", "Freshness", "Recoveries", "Recovery", "ResponseTimes", "SlaRow",
     "Uptime", "WorkflowRuns", "backup_freshness", "error_rate", "format_duration", "percentile", "recovery_times",
-    "response_time_samples", "response_times", "sla_summary", "transcription_outcomes", "uptime", "uptime_windows",
+    "response_time_samples", "response_times", "sla_rows", "sla_summary", "transcription_outcomes", "uptime", "uptime_windows",
     "worst_critical_uptime",
 ]
 
@@ -52,11 +52,15 @@ def sla_summary(
 ) -> list[SlaRow]:
     """Return the five SLA figures of [start, end) in DESIGN §11's order; freshness is measured at `now`."""
     now = now or datetime.now(timezone.utc)
-    worst = worst_critical_uptime(uptime(session, start, end))
-    times = response_times(session, start, end)
-    errors = error_rate(session, start, end, workflow_runs)
-    recoveries = recovery_times(session, start, end, now)
-    fresh = backup_freshness(session, now)
+    return sla_rows(
+        uptime(session, start, end), response_times(session, start, end), error_rate(session, start, end, workflow_runs),
+        recovery_times(session, start, end, now), backup_freshness(session, now),
+    )
+
+
+def sla_rows(uptimes: list[Uptime], times: ResponseTimes, errors: ErrorRate, recoveries: Recoveries, fresh: Freshness) -> list[SlaRow]:
+    """Return the five SLA rows from figures already read (the report reads each figure once for several uses)."""
+    worst = worst_critical_uptime(uptimes)
     return [
         SlaRow("uptime", "Uptime", None if worst is None else worst.percent, "%",
                "no data" if worst is None else f"{worst.percent:.2f} % ({worst.target})",

@@ -1,0 +1,38 @@
+"""`vigia demo-data`, the SLA lines of `vigia status`, and `vigia report`'s errors, as a user runs them."""
+
+import os
+import subprocess
+from datetime import datetime, timezone
+
+from store.database import open_session
+from store.sla import WINDOWS, sla_summary
+
+
+def vigia(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(["vigia", *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=180)
+
+
+def test_demo_data_fills_an_empty_store_once_and_status_shows_its_sla(tmp_path):
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    env = {"VIGIA_DATABASE_URL": url, "VIGIA_HOME": str(tmp_path)}
+    made = vigia("demo-data", "--days", "8", "--seed", "5", "--notes-per-day", "40", env=env)
+    assert made.returncode == 0, made.stderr
+    assert "20 target states" in made.stdout and "probe results" in made.stdout
+
+    again = vigia("demo-data", "--days", "2", env=env)
+    assert (again.returncode, again.stderr) == (1, "vigia: the store already holds history; demo data only goes into an empty store\n")
+
+    shown = vigia("status", env=env)
+    assert shown.returncode == 0, shown.stderr
+    lines = {line.split()[0]: line for line in shown.stdout.splitlines()[-5:]}
+    assert set(lines) == {"Uptime", "Response", "Error", "Recovery", "Backup"}
+    with open_session(url) as session:
+        now = datetime.now(timezone.utc)
+        expected = {row.name.split()[0]: row for row in sla_summary(session, now - WINDOWS["7d"], now, now=now)}
+    assert expected["Response"].display in lines["Response"]
+    assert expected["Backup"].display.split()[0] in lines["Backup"]
+
+
+def test_report_rejects_a_malformed_week_before_starting_anything(tmp_path):
+    result = vigia("report", "--week", "week 46", env={"VIGIA_HOME": str(tmp_path)})
+    assert (result.returncode, result.stderr) == (2, "vigia: week 'week 46' is not an ISO week such as 2026-W46\n")
