@@ -1,0 +1,73 @@
+"""Vigia's SLA dashboard (DESIGN §12), a read-only Streamlit app: `vigia dashboard` runs it, `vigia up` too."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from pathlib import Path
+
+import streamlit as st
+
+from dashboard.config import DashboardConfig, read_config
+from dashboard.window import pick_window
+
+REFRESH_SECONDS = 60
+VIEWS = Path(__file__).with_name("views")
+# Tile values such as "worst 54 min, MTTR 14 min" wrap instead of ending in an ellipsis.
+STYLE = """<style>
+[data-testid="stMetricValue"], [data-testid="stMetricValue"] *, [data-testid="stMetricDelta"], [data-testid="stMetricDelta"] * {
+  white-space: normal !important; overflow: visible !important; text-overflow: clip !important; }
+[data-testid="stMetricValue"] { font-size: 1.6rem; line-height: 1.25; }
+</style>"""
+PAGES = (
+    ("overview.py", "Overview", ":material/speed:"),
+    ("targets.py", "Targets", ":material/dns:"),
+    ("transcriptions.py", "Transcriptions", ":material/mic:"),
+    ("backups.py", "Backups", ":material/backup:"),
+    ("alerts.py", "Alerts", ":material/notifications:"),
+    ("workflows.py", "Workflows", ":material/account_tree:"),
+)
+
+
+def main() -> None:
+    """Gate, navigation, window picker and the minute refresh, then the chosen page."""
+    st.set_page_config(page_title="Vigia SLA", page_icon=":material/monitoring:", layout="wide")
+    st.html(STYLE)
+    config = read_config()
+    if not unlocked(config):
+        return
+    navigation = st.navigation([
+        st.Page(str(VIEWS / file), title=title, icon=icon, default=index == 0)
+        for index, (file, title, icon) in enumerate(PAGES)
+    ])
+    pick_window()
+    st.sidebar.caption(f"Read-only · refreshes every {REFRESH_SECONDS} s · times in UTC")
+    st.sidebar.link_button("Open the Prefect UI", config.prefect_ui_url)
+    st.session_state["full_run_at"] = time.monotonic()
+    refresh()
+    navigation.run()
+
+
+def unlocked(config: DashboardConfig) -> bool:
+    """Ask for VIGIA_DASHBOARD_PASSWORD when it is set; True once this session gave it."""
+    if not config.password or st.session_state.get("unlocked"):
+        return True
+    st.title("Vigia SLA dashboard")
+    with st.form("login"):
+        typed = st.text_input("Password", type="password")
+        if st.form_submit_button("Open"):
+            if hmac.compare_digest(typed.encode(), config.password.encode()):
+                st.session_state["unlocked"] = True
+                st.rerun()
+            st.error("Wrong password.")
+    return False
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def refresh() -> None:
+    """Rerun the whole page once a minute; the cached queries expire on the same clock."""
+    if time.monotonic() - st.session_state.get("full_run_at", 0.0) >= REFRESH_SECONDS - 1:
+        st.rerun(scope="app")
+
+
+main()

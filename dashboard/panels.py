@@ -1,0 +1,76 @@
+"""Pieces every page shows the same way: the SLA tiles, the window line, banners, empty states, safe text."""
+
+from __future__ import annotations
+
+import re
+
+import streamlit as st
+
+from dashboard.config import DashboardConfig
+from dashboard.prefect_runs import PrefectUnavailable, workflow_counts
+from dashboard.window import Window
+from store.sla import SlaRow, WorkflowRuns
+
+# A URL's password runs to the last @ before the host; a phone number is a long run of digits.
+_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^/\s]+@", re.IGNORECASE)
+_PHONE = re.compile(r"\+?\d[\d ()-]{7,}\d")
+_COLORS = {True: "green", False: "red", None: "gray"}
+
+
+def shown(text: str | None) -> str:
+    """Return stored text fit to show: URL passwords and phone numbers masked."""
+    if not text:
+        return ""
+    text = _USERINFO.sub(lambda match: f"{match['scheme']}{match['user']}:***@", text)
+    return _PHONE.sub(lambda match: match.group()[:4] + "…" + match.group()[-2:], text)
+
+
+def page_header(title: str, window: Window) -> None:
+    """Print the page's title and the window its numbers cover."""
+    st.title(title)
+    st.caption(window.caption())
+
+
+def sla_tiles(rows: list[SlaRow]) -> None:
+    """Show each SLA figure as a tile: its value, its target, green when met, red when missed, grey without data."""
+    for column, row in zip(st.columns(len(rows)), rows):
+        verdict = {True: "meets", False: "misses", None: "no data for"}[row.meets]
+        column.metric(
+            row.name, row.display, delta=f"{verdict} target {row.target}", delta_color=_COLORS[row.meets],
+            delta_arrow="off", border=True,
+        )
+
+
+def workflow_runs_or_banner(config: DashboardConfig, window: Window) -> WorkflowRuns | None:
+    """Return the window's finished and failed flow runs, or show that the Prefect API is down and return None."""
+    try:
+        return workflow_counts(config.prefect_api_url, window.start, window.end)
+    except PrefectUnavailable as error:
+        prefect_down(error, "the error rate counts transcriptions only")
+        return None
+
+
+def prefect_down(error: PrefectUnavailable, consequence: str) -> None:
+    """Show a banner naming the Prefect API that is down and what the page does without it."""
+    st.warning(f"**The Prefect API is unreachable** — {error}; {consequence}. Is `vigia up` running?", icon="⚠️")
+
+
+def empty_store() -> None:
+    """Show the friendly empty state of a store nothing has written to yet."""
+    st.info(
+        "**Nothing recorded yet.** Vigia fills these pages as it works: the health check runs every "
+        "5 minutes (or now with `vigia check`), voice notes arrive through the webhook receiver, "
+        "backups run daily (`vigia backup run`). `vigia demo-data --days 30` fills a test store with "
+        "a synthetic month.",
+        icon="🌱",
+    )
+
+
+def empty_window(what: str) -> None:
+    """Say that the window holds nothing of one kind, and how to see more."""
+    st.info(f"No {what} in this window. Pick a longer one in the sidebar.", icon="🕳️")
+
+
+def hours(seconds: float | None) -> float | None:
+    """Seconds as hours with two decimals, for tables."""
+    return None if seconds is None else round(seconds / 3600, 2)

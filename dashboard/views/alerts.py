@@ -1,0 +1,70 @@
+"""Alerts: what was raised, and how each channel delivered it (failures and skips with their reasons)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, data
+from dashboard.config import read_config
+from dashboard.panels import empty_store, empty_window, page_header, shown
+from dashboard.window import Window, chosen_window
+
+SEVERITIES = ("emergency", "critical", "warning", "info", "report")
+
+
+def render() -> None:
+    """Draw the Alerts page."""
+    config, window = read_config(), chosen_window()
+    page_header("Alerts", window)
+    if data.read(data.contents, config.store_url).alerts == 0:
+        empty_store()
+        return
+    severities = data.read(data.alert_severities, config.store_url, window.start, window.end)
+    for cell, severity in zip(st.columns(len(SEVERITIES)), SEVERITIES):
+        cell.metric(severity.capitalize(), severities.get(severity, 0))
+    show_deliveries(config.store_url, window)
+    show_history(config.store_url, window)
+
+
+def show_deliveries(url: str, window: Window) -> None:
+    """Per channel: successes, failures, timeouts and skips, then every delivery that did not succeed."""
+    st.subheader("Deliveries per channel")
+    channels = data.read(data.channel_deliveries, url, window.start, window.end)
+    if not channels:
+        empty_window("delivery")
+        return
+    frame = pd.DataFrame([
+        {"service": c.service, "channel": shown(c.channel), "success": c.success, "failure": c.failure,
+         "timeout": c.timeout, "skipped": c.skipped,
+         "success %": round(100.0 * c.success / c.total, 1) if c.total else None}
+        for c in channels
+    ])
+    left, right = st.columns(2)
+    left.altair_chart(charts.deliveries_stacked(frame), width="stretch")
+    right.dataframe(frame, hide_index=True, width="stretch")
+    problems = data.read(data.delivery_problems, url, window.start, window.end)
+    if problems:
+        st.markdown("**Failed, timed-out and skipped deliveries**")
+        st.dataframe(pd.DataFrame([
+            {"at": p.at, "alert": shown(p.alert_title), "service": p.service, "channel": shown(p.channel),
+             "outcome": p.status, "reason": shown(p.reason), "attempts": p.attempts}
+            for p in problems
+        ]), hide_index=True, width="stretch")
+
+
+def show_history(url: str, window: Window) -> None:
+    """Every alert of the window, newest first."""
+    st.subheader("History")
+    history = data.read(data.alert_history, url, window.start, window.end)
+    if not history:
+        empty_window("alert")
+        return
+    st.dataframe(pd.DataFrame([
+        {"raised": a.created_at, "severity": a.severity, "kind": a.kind, "target": a.target, "title": shown(a.title),
+         "status": a.status, "held back": shown(a.held_reason), "incident": a.incident_id}
+        for a in history
+    ]), hide_index=True, width="stretch")
+
+
+render()

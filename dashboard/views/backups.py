@@ -1,0 +1,75 @@
+"""Backups: the runs of the window, their sizes and verification, the age of the newest verified one, restores."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, data
+from dashboard.config import read_config
+from dashboard.panels import empty_store, empty_window, page_header, shown
+from dashboard.window import Window, chosen_window
+from store.sla import FRESHNESS_TARGET_SECONDS, format_duration
+
+MIB = 2**20
+
+
+def render() -> None:
+    """Draw the Backups page."""
+    config, window = read_config(), chosen_window()
+    page_header("Backups", window)
+    if data.read(data.contents, config.store_url).backup_runs == 0:
+        empty_store()
+        return
+    fresh = data.read(data.freshness, config.store_url, window.now)
+    runs = data.read(data.backup_runs, config.store_url, window.start, window.end)
+    cells = st.columns(4)
+    cells[0].metric(
+        "Newest verified backup", "none" if fresh.age_seconds is None else f"{format_duration(fresh.age_seconds)} old",
+        delta=f"target < {FRESHNESS_TARGET_SECONDS / 3600:.0f} h", delta_arrow="off",
+        delta_color="green" if fresh.meets_target else "red", border=True,
+    )
+    cells[1].metric("Runs", len(runs))
+    cells[2].metric("Verified", sum(run.verified for run in runs))
+    cells[3].metric("Failed", sum(run.status == "failed" for run in runs))
+    if fresh.run_id:
+        st.caption(f"Newest verified: {fresh.run_id}, finished {fresh.verified_at:%Y-%m-%d %H:%M} UTC")
+    if runs:
+        show_runs(runs)
+    else:
+        empty_window("backup run")
+    show_restores(config.store_url, window)
+
+
+def show_runs(runs) -> None:
+    """Sizes over time and the table of runs."""
+    frame = pd.DataFrame([
+        {"run": run.id, "started": run.started_at, "status": run.status, "verified": run.verified,
+         "size MiB": None if run.size_bytes is None else round(run.size_bytes / MIB, 1),
+         "items verified": f"{run.items_verified}/{run.items}", "dump s": run.dump_seconds,
+         "upload s": run.upload_seconds, "verify s": run.verify_seconds, "error": shown(run.error)}
+        for run in runs
+    ])
+    st.subheader("Runs")
+    st.altair_chart(charts.over_time(frame, "started", "size MiB", color="status"), width="stretch")
+    st.dataframe(frame, hide_index=True, width="stretch")
+
+
+def show_restores(url: str, window: Window) -> None:
+    """How long each restore took."""
+    st.subheader("Restores")
+    restores = data.read(data.restores, url, window.start, window.end)
+    if not restores:
+        empty_window("restore")
+        return
+    frame = pd.DataFrame([
+        {"started": r.started_at, "run": r.run_id, "source": r.source, "into": shown(r.target), "status": r.status,
+         "seconds": r.seconds, "error": shown(r.error)}
+        for r in restores
+    ])
+    left, right = st.columns(2)
+    left.altair_chart(charts.over_time(frame, "started", "seconds", color="source"), width="stretch")
+    right.dataframe(frame, hide_index=True, width="stretch")
+
+
+render()

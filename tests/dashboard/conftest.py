@@ -1,0 +1,58 @@
+"""A seeded store for the dashboard's tests, the window a page printed, and a clean Streamlit cache per test."""
+
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import streamlit as st
+
+from store.database import get_engine, migrate, open_session
+from store.demo import seed_history
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = ROOT / "dashboard" / "app.py"
+CLOSED_PREFECT_API = "http://127.0.0.1:9/api"  # the discard port: nothing listens there
+_CAPTION = re.compile(r": (\d{4}-\d\d-\d\d \d\d:\d\d) → (\d{4}-\d\d-\d\d \d\d:\d\d) UTC")
+
+
+@pytest.fixture(scope="session")
+def seeded_store_url(tmp_path_factory):
+    """A SQLite store holding a week of synthetic history ending now (the dashboard only reads it)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('seeded') / 'vigia.db'}"
+    migrate(url)
+    with open_session(url) as session:
+        seed_history(session, days=7, notes_per_day=40, now=datetime.now(timezone.utc))
+    yield url
+    get_engine(url).dispose()
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Cached queries of one test must never answer another's (stores share URLs across tests)."""
+    st.cache_data.clear()
+    yield
+    st.cache_data.clear()
+
+
+@pytest.fixture
+def dashboard_env(monkeypatch):
+    """Point the dashboard at a store and, by default, at a Prefect API that does not answer."""
+    def configure(store_url: str, prefect_api: str = CLOSED_PREFECT_API, password: str | None = None) -> None:
+        monkeypatch.setenv("VIGIA_DATABASE_URL", store_url)
+        monkeypatch.setenv("PREFECT_API_URL", prefect_api)
+        monkeypatch.delenv("PREFECT_UI_URL", raising=False)
+        if password is None:
+            monkeypatch.delenv("VIGIA_DASHBOARD_PASSWORD", raising=False)
+        else:
+            monkeypatch.setenv("VIGIA_DASHBOARD_PASSWORD", password)
+
+    return configure
+
+
+def window_of(caption: str) -> tuple[datetime, datetime]:
+    """Return the (start, end) a page printed under its title."""
+    match = _CAPTION.search(caption)
+    assert match, f"no window in {caption!r}"
+    start, end = (datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=timezone.utc) for text in match.groups())
+    return start, end
