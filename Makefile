@@ -2,8 +2,8 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.local/bin:$(PATH)
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
-DEBIAN_TOOLS := rclone postgresql-client redis-tools zstd ffmpeg
-TOOL_BINARIES := rclone pg_dump redis-cli zstd ffmpeg
+DEBIAN_TOOLS := rclone postgresql-client redis-tools redis-server zstd ffmpeg espeak-ng chromium
+TOOL_BINARIES := rclone pg_dump redis-cli redis-check-rdb redis-server zstd ffmpeg espeak-ng chromium
 
 .PHONY: up test deps tools python services
 

@@ -8,7 +8,7 @@ from prefect.blocks.core import Block
 from pydantic import BaseModel, Field, SecretStr, model_validator
 
 ProbeKind = Literal[
-    "http", "tcp", "postgres", "redis", "disk", "memory", "queue", "prefect", "evolution", "groq"
+    "http", "tcp", "postgres", "redis", "disk", "memory", "queue", "prefect", "evolution", "groq", "backup"
 ]
 
 # Two-tier thresholds per kind (DESIGN §6), on the one number each probe measures.
@@ -20,10 +20,11 @@ DEFAULT_THRESHOLDS: dict[str, tuple[float | None, float | None]] = {
     "postgres": (80.0, 95.0),  # connections in use, % of max_connections
     "redis": (80.0, 90.0),  # memory used, % of maxmemory (when maxmemory is set)
     "http": (14.0, 7.0),  # days until the TLS certificate expires, lower is worse
+    "backup": (None, 26.0),  # hours since the newest verified backup (the freshness SLA)
 }
 LOWER_IS_WORSE = frozenset({"disk", "http"})
 NEEDS_URL = frozenset({"http", "tcp", "prefect"})
-NEEDS_DSN = frozenset({"postgres", "redis", "queue"})
+NEEDS_DSN = frozenset({"postgres", "redis", "queue", "backup"})
 
 
 class HealthTarget(BaseModel):
@@ -40,7 +41,7 @@ class HealthTarget(BaseModel):
     )
     dsn: SecretStr | None = Field(
         default=None,
-        description="postgres, redis and queue: the connection URL (may hold a password).",
+        description="postgres, redis and queue: the connection URL (may hold a password); backup: the store's URL.",
     )
     queue_key: str | None = Field(default=None, description="queue: the Redis list to measure.")
     expect_status: int | None = Field(

@@ -14,7 +14,7 @@ from typing import Annotated
 import httpx
 import typer
 
-from deployments import alerting_cli
+from deployments import alerting_cli, analytics_cli, backup_cli
 from deployments.settings import Settings, SettingsError, load_settings
 from deployments.up import Platform, PlatformError, Ports
 
@@ -74,8 +74,9 @@ def prefect_api(settings: Settings):
 def up(
     prefect_port: Annotated[int, typer.Option(help="Port of the Prefect server and UI.")] = 4200,
     webhook_port: Annotated[int, typer.Option(help="Port of the webhook receiver.")] = 8787,
+    dashboard_port: Annotated[int, typer.Option(help="Port of the SLA dashboard.")] = 8501,
 ) -> None:
-    """Run the whole platform until Ctrl-C: Prefect server, store, Blocks, every deployment, the receiver."""
+    """Run the whole platform until Ctrl-C: Prefect server, store, Blocks, every deployment, the receiver, the dashboard."""
     from clients.notify import NotifyConfigError
     from store.database import StoreError, migrate
 
@@ -85,7 +86,7 @@ def up(
             f"VIGIA_BIND={settings.bind} is not loopback: set PREFECT_SERVER_API_AUTH_STRING and VIGIA_DASHBOARD_PASSWORD first",
             2,
         )
-    ports = Ports(prefect=prefect_port, webhook=webhook_port)
+    ports = Ports(prefect=prefect_port, webhook=webhook_port, dashboard=dashboard_port)
     platform = Platform(settings, ports, say=lambda line: typer.echo(f"vigia: {line}", err=True))
     # A process started in the background by a shell (or by a parent that ignores SIGINT)
     # inherits SIGINT as ignored; Ctrl-C and `kill -INT` must still stop the platform.
@@ -102,6 +103,7 @@ def up(
         host = "127.0.0.1" if settings.bind in ("0.0.0.0", "::") else settings.bind
         typer.echo(f"Prefect UI:       {ui}")
         typer.echo(f"webhook receiver: http://{host}:{ports.webhook}  (GET /health)")
+        typer.echo(f"SLA dashboard:    http://{host}:{ports.dashboard}")
         typer.echo("Vigia is up; Ctrl-C stops everything.")
         platform.watch()
     except KeyboardInterrupt:
@@ -110,6 +112,20 @@ def up(
         raise fail(str(error)) from None
     finally:
         platform.stop()
+
+
+@app.command()
+def dashboard(
+    port: Annotated[int, typer.Option(help="Port of the dashboard (on VIGIA_BIND).")] = 8501,
+) -> None:
+    """Serve the read-only SLA dashboard (Streamlit) on VIGIA_BIND until Ctrl-C."""
+    from deployments.dashboard import run_dashboard
+
+    settings = read_settings()
+    if not settings.bind_is_loopback and not settings.dashboard_password:
+        raise fail(f"VIGIA_BIND={settings.bind} is not loopback: set VIGIA_DASHBOARD_PASSWORD first", 2)
+    typer.echo(f"dashboard: http://{_shown_host(settings.bind)}:{port}", err=True)
+    run_dashboard(settings, port)
 
 
 @app.command()
@@ -161,7 +177,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON inst
     """Show each target's state and uptime over 24 h, 7 d and 30 d (DESIGN §11)."""
     from store.database import StoreError, open_session
     from store.silences import active_silences
-    from store.sla import uptime_windows
+    from store.sla import WINDOWS, sla_summary, uptime_windows
     from store.states import read_states
 
     settings = read_settings()
@@ -171,6 +187,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON inst
             states = {state.target: state for state in read_states(session)}
             silenced = {silence.target for silence in active_silences(session, now)}
             windows = uptime_windows(session, now)
+            summary = sla_summary(session, now - WINDOWS["7d"], now, now=now)
     except StoreError as error:
         raise fail(f"{error}; is the platform set up (`vigia up`)?") from None
     if not states:
@@ -193,6 +210,14 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON inst
         flag = "*" if row["critical"] else " "
         typer.echo(f"{flag}{row['target']:<24} {row['state']:<11} {cells[0]:>9} {cells[1]:>9} {cells[2]:>9}  {_duration(row['unknown_24h_s'])}")
     typer.echo("* critical: counts for the 99.5 % uptime SLA; unknown = no probe covered that time")
+    typer.echo("\nSLA, last 7 days (error rate: transcriptions only; the report adds Prefect's flow runs):")
+    for row in summary:
+        verdict = {True: "ok", False: "MISSED", None: "no data"}[row.meets]
+        typer.echo(f" {row.name:<17} {row.display:<34} target {row.target:<28} {verdict}")
+
+
+def _shown_host(bind: str) -> str:
+    return "127.0.0.1" if bind in ("0.0.0.0", "::") else bind
 
 
 def _stop_on_sigterm(signum, frame) -> None:
@@ -220,6 +245,8 @@ def _print_setup(settings: Settings, ports: Ports) -> None:
 
 
 alerting_cli.register(app, read_settings, fail)
+backup_cli.register(app, read_settings, fail, prefect_api)
+analytics_cli.register(app, read_settings, fail, prefect_api)
 
 
 if __name__ == "__main__":

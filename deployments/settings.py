@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,10 @@ class Settings:
     keep_transcripts: bool
     prefect_api_url: str | None
     prefect_auth_string: str | None = field(default=None, repr=False)
+    keywords: tuple[tuple[str, str], ...] = ()
+    reply_template: str | None = None
+    failure_reply: str | None = None
+    webhook_max_bytes: int = 32 * 1024 * 1024
 
     @property
     def bind_is_loopback(self) -> bool:
@@ -98,6 +103,10 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         keep_transcripts=reader.parse("VIGIA_KEEP_TRANSCRIPTS", _boolean, "true or false") or False,
         prefect_api_url=reader.parse("PREFECT_API_URL", _http_url, "the Prefect API URL, e.g. http://127.0.0.1:4200/api"),
         prefect_auth_string=reader.text("PREFECT_SERVER_API_AUTH_STRING"),
+        keywords=reader.parse_list("VIGIA_KEYWORDS", _keyword, "comma-separated word:severity pairs, severity one of info, warning, critical, emergency"),
+        reply_template=reader.parse("VIGIA_REPLY_TEMPLATE", _reply_template, "text containing {transcript} (and optionally {seconds}); \\n for a line break"),
+        failure_reply=_unescape(reader.text("VIGIA_FAILURE_REPLY")),
+        webhook_max_bytes=reader.parse("VIGIA_WEBHOOK_MAX_BYTES", _positive_int, "a whole number of bytes above 0, e.g. 33554432") or 32 * 1024 * 1024,
     )
     evolution = {"EVOLUTION_API_URL": settings.evolution_url, "EVOLUTION_API_KEY": settings.evolution_key, "EVOLUTION_INSTANCE": settings.evolution_instance}
     if any(evolution.values()) and not all(evolution.values()):
@@ -223,6 +232,37 @@ def _token(value: str) -> str:
     if len(value) < 16:
         raise ValueError("shorter than 16 characters")
     return value
+
+
+def _keyword(value: str) -> tuple[str, str]:
+    word, separator, severity = value.rpartition(":")
+    severity = severity.strip().lower()
+    if not separator or not word.strip():
+        raise ValueError(f"{value!r} is not word:severity")
+    if severity not in ("info", "warning", "critical", "emergency"):
+        raise ValueError(f"{severity!r} is not a severity")
+    return word.strip(), severity
+
+
+def _reply_template(value: str) -> str:
+    template = _unescape(value)
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as error:
+        raise ValueError(str(error)) from error
+    if "transcript" not in names or not names <= {"transcript", "seconds"}:
+        raise ValueError("it must contain {transcript} and no other field than {seconds}")
+    return template
+
+
+def _unescape(value: str | None) -> str | None:
+    return None if value is None else value.replace("\\n", "\n")
+
+
+def _positive_int(value: str) -> int:
+    if not value.isdigit() or int(value) <= 0:
+        raise ValueError(f"{value!r} is not a whole number above 0")
+    return int(value)
 
 
 def _boolean(value: str) -> bool:

@@ -11,11 +11,14 @@ from blocks.alert_routes import AlertRoutes
 from blocks.evolution import EvolutionApi
 from blocks.groq import GroqApi
 from blocks.health_targets import HealthTarget, HealthTargets
+from blocks.transcription import TranscriptionSettings
 from blocks.vigia import VigiaSettings
 from clients import postgres, redis, tcp
 from clients.errors import ClientError
 from clients.notify import SEVERITIES, Router, read_config
+from deployments.backup_cli import save_backup_plan
 from deployments.settings import Settings
+from deployments.tokens import TOKEN_FILE, create_token_file, read_token_file
 
 LOCAL_POSTGRES = "postgresql://127.0.0.1:5432/postgres"
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
@@ -51,6 +54,9 @@ def run_setup(settings: Settings, *, dashboard_url: str, prefect_ui_url: str) ->
         ).save(BLOCK_NAME, overwrite=True)
         lines.append(f"groq/{BLOCK_NAME}: {settings.groq_base_url}, model {settings.transcription_model}")
     lines.append(_save_alert_routes(settings))
+    lines.append(save_backup_plan(settings))
+    lines.append(_save_transcription(settings))
+    lines.append(_ensure_webhook_token(settings))
     derived = asyncio.run(derive_targets(settings))
     kept = [target for target in _existing_targets() if not target.managed and target.name not in {t.name for t in derived}]
     HealthTargets(targets=derived + kept).save(BLOCK_NAME, overwrite=True)
@@ -59,6 +65,32 @@ def run_setup(settings: Settings, *, dashboard_url: str, prefect_ui_url: str) ->
         f"({', '.join(t.name for t in derived)}{'; kept yours: ' + ', '.join(t.name for t in kept) if kept else ''})"
     )
     return SetupReport(lines)
+
+
+def _save_transcription(settings: Settings) -> str:
+    """Store the transcription settings (templates, watchlist, what is kept) as transcription/default."""
+    defaults = TranscriptionSettings()
+    TranscriptionSettings(
+        reply_template=settings.reply_template or defaults.reply_template,
+        failure_reply=defaults.failure_reply if settings.failure_reply is None else settings.failure_reply,
+        keywords=dict(settings.keywords),
+        keep_transcripts=settings.keep_transcripts,
+    ).save(BLOCK_NAME, overwrite=True)
+    kept = "kept" if settings.keep_transcripts else "deleted after the reply"
+    return f"transcription/{BLOCK_NAME}: {len(settings.keywords)} watched words; transcripts and audio {kept}"
+
+
+def _ensure_webhook_token(settings: Settings) -> str:
+    """Generate the webhook token on first setup when VIGIA_WEBHOOK_TOKEN is unset; show it this once."""
+    if settings.webhook_token:
+        return "webhook token: from VIGIA_WEBHOOK_TOKEN"
+    if read_token_file(settings.home):
+        return f"webhook token: the one generated earlier, in {settings.home / TOKEN_FILE}"
+    token = create_token_file(settings.home)
+    return (
+        f"webhook token generated (shown only now, kept in {settings.home / TOKEN_FILE}): {token} — "
+        "send it from Evolution as the X-Vigia-Token webhook header (or as jwt_key)"
+    )
 
 
 def _save_alert_routes(settings: Settings) -> str:
@@ -100,6 +132,7 @@ async def derive_targets(settings: Settings) -> list[HealthTarget]:
         redis_urls.append(LOCAL_REDIS)
     targets += _named_targets("postgres", postgres_urls)
     targets += _named_targets("redis", redis_urls)
+    targets.append(HealthTarget(name="backup", kind="backup", dsn=settings.database_url, critical=True, managed=True))
     return targets
 
 

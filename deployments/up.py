@@ -1,4 +1,4 @@
-"""`vigia up`: run the whole platform — Prefect server, store, Blocks, deployments, receiver — until Ctrl-C."""
+"""`vigia up`: run the whole platform — Prefect server, store, Blocks, deployments, receiver, dashboard — until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ class Platform:
         self._wait_healthy("prefect-server", f"{self.api_url}/health", SERVER_START_SECONDS)
 
     def start_services(self) -> None:
-        """Start the runner serving prefect.yaml and the webhook receiver; wait until both answer."""
+        """Start the runner serving prefect.yaml, the webhook receiver and the dashboard; wait until each answers."""
         self._spawn("serve", [sys.executable, "-m", "deployments.serve"])
         for definition in read_definitions(environ=self.env):
             path = f"{definition.load_flow().name}/{definition.name}"
@@ -100,6 +100,8 @@ class Platform:
             "--host", self.settings.bind, "--port", str(self.ports.webhook), "--log-level", "warning",
         ])
         self._wait_healthy("receiver", f"http://{self._local(self.settings.bind)}:{self.ports.webhook}/health", 60, accept=(200, 503))
+        self._spawn("dashboard", [sys.executable, "-m", "deployments.cli", "dashboard", "--port", str(self.ports.dashboard)])
+        self._wait_healthy("dashboard", f"http://{self._local(self.settings.bind)}:{self.ports.dashboard}/_stcore/health", 90)
 
     def watch(self) -> None:
         """Block until Ctrl-C (or SIGTERM), or until a child stops on its own.
@@ -139,6 +141,7 @@ class Platform:
         env.update({
             "VIGIA_UP_MARKER": self.marker,
             "VIGIA_HOME": str(self.settings.home),
+            "VIGIA_TIMEZONE": self.settings.timezone,  # prefect.yaml's schedules use {{ $VIGIA_TIMEZONE }}
             "PREFECT_API_URL": self.api_url,
             "PREFECT_HOME": str(self.settings.home / "prefect"),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",

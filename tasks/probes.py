@@ -17,7 +17,9 @@ from blocks.health_targets import LOWER_IS_WORSE, HealthTarget
 from clients import evolution, groq, host, http, postgres, prefect_server, redis, tcp
 from clients.errors import ClientError
 from clients.redaction import mask_secrets
+from store.database import StoreError, open_session
 from store.probes import ProbeResult
+from store.sla import backup_freshness
 
 ERROR_RATE_WINDOW = timedelta(hours=1)
 
@@ -136,6 +138,8 @@ async def _measure(target: HealthTarget, context: ProbeContext, at: datetime) ->
         return await _measure_evolution(target, context)
     if kind == "groq":
         return await _measure_groq(target, context)
+    if kind == "backup":
+        return await _measure_backup(target, at)
     raise ProbeFailed(f"unknown probe kind {kind!r}")
 
 
@@ -187,3 +191,18 @@ async def _measure_groq(target: HealthTarget, context: ProbeContext) -> Measure:
     if block.transcription_model not in models:
         raise ProbeFailed(f"model {block.transcription_model!r} is not available to this key")
     return Measure(None, latency, f"{len(models)} models, {block.transcription_model} available")
+
+
+async def _measure_backup(target: HealthTarget, at: datetime) -> Measure:
+    def read_freshness():
+        with open_session(target.dsn.get_secret_value()) as session:
+            return backup_freshness(session, at)
+
+    try:
+        fresh = await asyncio.to_thread(read_freshness)
+    except StoreError as error:
+        raise ProbeFailed(str(error)) from error
+    if fresh.age_seconds is None:
+        raise ProbeFailed("no verified backup yet: run `vigia backup run` (it also runs daily at 03:00)")
+    age_hours = fresh.age_seconds / 3600
+    return Measure(age_hours, None, f"newest verified backup {fresh.run_id} is {age_hours:.1f} h old")

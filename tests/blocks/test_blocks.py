@@ -8,9 +8,10 @@ from blocks.alert_routes import AlertRoutes
 from blocks.evolution import EvolutionApi
 from blocks.groq import GroqApi
 from blocks.health_targets import HealthTarget, HealthTargets
+from blocks.transcription import TranscriptionSettings
 from blocks.vigia import VigiaSettings
 
-ALL_BLOCKS = [HealthTargets, EvolutionApi, GroqApi, VigiaSettings, AlertRoutes]
+ALL_BLOCKS = [HealthTargets, EvolutionApi, GroqApi, VigiaSettings, AlertRoutes, TranscriptionSettings]
 
 
 class TestBlockStandards(BlockStandardTestSuite):
@@ -24,7 +25,8 @@ class TestBlockStandards(BlockStandardTestSuite):
 
 
 def test_every_block_has_an_explicit_slug():
-    assert [block.get_block_type_slug() for block in ALL_BLOCKS] == ["health-targets", "evolution-api", "groq", "vigia-settings", "alert-routes"]
+    assert [block.get_block_type_slug() for block in ALL_BLOCKS] == [
+        "health-targets", "evolution-api", "groq", "vigia-settings", "alert-routes", "transcription"]
 
 
 @pytest.mark.usefixtures("prefect_server")
@@ -72,3 +74,13 @@ def test_default_thresholds_follow_the_design_and_can_be_overridden():
     assert HealthTarget(name="q", kind="queue", dsn="redis://x", queue_key="k").thresholds() == (100.0, None)
     assert HealthTarget(name="p", kind="prefect").thresholds() == (1.0, 5.0)
     assert HealthTarget(name="m", kind="memory", warning_at=70).thresholds() == (70.0, 90.0)
+
+
+def test_the_transcription_template_must_use_the_transcript_and_known_fields_only():
+    assert TranscriptionSettings(reply_template="{transcript} ({seconds} s)").reply_template == "{transcript} ({seconds} s)"
+    with pytest.raises(ValidationError, match="reply_template must contain {transcript}"):
+        TranscriptionSettings(reply_template="Transcrição pronta")
+    with pytest.raises(ValidationError, match="reply_template uses unknown fields name"):
+        TranscriptionSettings(reply_template="{name}: {transcript}")
+    with pytest.raises(ValidationError, match="keywords"):
+        TranscriptionSettings(keywords={"refund": "urgent"})

@@ -33,10 +33,33 @@ def test_prefect_deploy_all_creates_every_deployment_with_its_schedule_and_time_
     assert (health.global_concurrency_limit.limit, health.concurrency_options.collision_strategy.value) == (1, "CANCEL_NEW")
     assert set(health.parameter_openapi_schema["properties"]) == {"targets_block", "confirm_after_seconds", "recheck_every_seconds"}
     assert all(p.get("description") for p in health.parameter_openapi_schema["properties"].values())
+    weekly = deployments["weekly-analytics/weekly"]
+    assert [(s.schedule.cron, s.schedule.timezone) for s in weekly.schedules] == [("0 8 * * 1", "America/Sao_Paulo")]
+    assert set(weekly.parameter_openapi_schema["properties"]) == {"week", "send_email"}
+    assert all(p.get("description") for p in weekly.parameter_openapi_schema["properties"].values())
+    backup = deployments["backup/daily"]
+    assert [(s.schedule.cron, s.schedule.timezone) for s in backup.schedules] == [("0 3 * * *", "America/Sao_Paulo")]
+    assert (backup.work_pool_name, backup.tags) == ("vigia", ["vigia"])
+    assert (backup.global_concurrency_limit.limit, backup.concurrency_options.collision_strategy.value) == (1, "CANCEL_NEW")
+    assert set(backup.parameter_openapi_schema["properties"]) == {"plan_block", "verify", "prune", "dry_run"}
+    restore = deployments["restore/on-demand"]
+    assert (restore.schedules, restore.work_pool_name, restore.tags) == ([], "vigia", ["vigia"])
+    assert set(restore.parameter_openapi_schema["properties"]) == {"run_id", "source", "target", "force", "plan_block"}
+    assert restore.parameter_openapi_schema["required"] == ["run_id", "source"]
+    for deployment in (backup, restore):
+        assert all(p.get("description") for p in deployment.parameter_openapi_schema["properties"].values())
+    transcribe = deployments["transcribe-voice-note/on-webhook"]
+    assert (transcribe.schedules, transcribe.work_pool_name, transcribe.tags) == ([], "vigia", ["vigia"])
+    voice_note_id = transcribe.parameter_openapi_schema["properties"]["voice_note_id"]
+    assert (voice_note_id["type"], transcribe.parameter_openapi_schema["required"]) == ("integer", ["voice_note_id"])
+    assert voice_note_id["description"].startswith("Id of the stored voice note")
 
 
 def test_vigia_up_serves_the_same_definitions_unpaused():
     served = {d.name: d for d in build_deployments({"VIGIA_TIMEZONE": "America/Sao_Paulo"})}
+    transcribe = served["on-webhook"]
+    assert (transcribe.schedules, transcribe.paused, transcribe.tags) == ([], False, ["vigia"])
+    assert transcribe.entrypoint == "flows.transcribe_voice_note.transcribe_voice_note"
     health = served["every-5-min"]
     assert [(s.schedule.cron, s.schedule.timezone) for s in health.schedules] == [("*/5 * * * *", "UTC")]
     assert (health.paused, health.tags, health.concurrency_limit) == (False, ["vigia"], 1)

@@ -35,9 +35,9 @@ def test_setup_derives_targets_from_the_settings_and_what_answers_on_localhost(t
     )
     report = setup(settings)
     targets = {t.name: t for t in HealthTargets.load("default").targets}
-    assert sorted(targets) == ["disk", "evolution", "groq", "memory", "postgres", "prefect", "redis"]
+    assert sorted(targets) == ["backup", "disk", "evolution", "groq", "memory", "postgres", "prefect", "redis"]
     assert targets["disk"].url == str(tmp_path)
-    assert {n for n, t in targets.items() if t.critical} == {"evolution", "groq", "postgres", "prefect", "redis"}
+    assert {n for n, t in targets.items() if t.critical} == {"backup", "evolution", "groq", "postgres", "prefect", "redis"}
     assert EvolutionApi.load("default").api_key.get_secret_value() == "evo-key-123"
     assert GroqApi.load("default").transcription_model == "whisper-large-v3-turbo"
     assert VigiaSettings.load("default").heartbeat_url.get_secret_value() == "http://127.0.0.1:9/ping"

@@ -61,7 +61,8 @@ class Platform:
     def __init__(self, home: Path):
         self.home = home
         self.tag = uuid.uuid4().hex
-        self.prefect_port, self.webhook_port = free_port(), free_port()
+        self.prefect_port, self.webhook_port, self.dashboard_port = free_port(), free_port(), free_port()
+        self.dashboard = f"http://127.0.0.1:{self.dashboard_port}"
         self.api = f"http://127.0.0.1:{self.prefect_port}/api"
         self.health = f"http://127.0.0.1:{self.webhook_port}/health"
 
@@ -69,7 +70,8 @@ class Platform:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
         env.update({"VIGIA_HOME": str(self.home), "VIGIA_TEST_TAG": self.tag})
         return subprocess.Popen(
-            ["vigia", "up", "--prefect-port", str(self.prefect_port), "--webhook-port", str(self.webhook_port)],
+            ["vigia", "up", "--prefect-port", str(self.prefect_port), "--webhook-port", str(self.webhook_port),
+             "--dashboard-port", str(self.dashboard_port)],
             cwd=self.home, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
 
@@ -128,6 +130,8 @@ def test_up_serves_the_health_check_resumes_after_a_kill_and_stops_cleanly(platf
         wait_for(lambda: status_of(platform.health) == 200, 240, "the resumed platform to report the stored check", second)
         assert platform.deployment_paused() is False
         assert httpx.get(platform.health, timeout=5).json()["targets"]["prefect"] == "UP"
+        # The dashboard starts after the receiver, beside the Prefect UI.
+        wait_for(lambda: status_of(f"{platform.dashboard}/_stcore/health") == 200, 120, "the dashboard", second)
     finally:
         code, stderr = platform.stop(second)
     assert code == 0, stderr
@@ -135,6 +139,7 @@ def test_up_serves_the_health_check_resumes_after_a_kill_and_stops_cleanly(platf
     assert "Traceback" not in stderr
     wait_for(lambda: processes_tagged(platform.tag) == [], 30, "every child process to exit")
     assert status_of(f"{platform.api}/health") is None
+    assert status_of(f"{platform.dashboard}/_stcore/health") is None
     assert not (tmp_path / "up.json").exists()
 
 
