@@ -36,7 +36,7 @@ from store.database import open_session
 
 logger = logging.getLogger(__name__)
 DEPLOYMENT = "transcribe-voice-note/on-webhook"
-MAX_CONCURRENT_RUNS = 6  # more runs at once only make Prefect's SQLite server answer 503s (measured)
+MAX_CONCURRENT_RUNS = 6  # more runs at once only make the Prefect server slower per run on 2 cores (measured)
 SWEEP_EVERY_SECONDS = 5.0
 STALE_CLAIM = timedelta(seconds=60)  # a dispatch claim this old belongs to a process that died
 STUCK_RUN = timedelta(minutes=5)

@@ -18,6 +18,7 @@ from store import voice_notes
 from store.database import open_session
 from store.voice_notes import VoiceNote
 from tasks.alerts import raise_alert
+from tasks.block_cache import load_block
 from tasks.transcripts import (
     ReplyFailed, Transcript, VoiceNoteFailed, budget_deadline, fetch_audio, masked_chat, masked_sender, match_keywords, probe_seconds,
     render_reply, send_reply, transcribe_audio,
@@ -44,7 +45,7 @@ async def transcribe_voice_note(voice_note_id: Annotated[int, Field(ge=1)]) -> s
         VoiceNoteFailed: when it cannot be transcribed or replied to; the run ends Failed and can be re-run.
     """
     logger = get_run_logger()
-    vigia = await VigiaSettings.aload("default")
+    vigia = await load_block(VigiaSettings)
     database_url = vigia.database_url.get_secret_value()
     run_id = str(runtime.flow_run.id) if runtime.flow_run.id else None
     note = await _store(database_url, voice_notes.start_run, voice_note_id, run_id, datetime.now(timezone.utc))
@@ -179,7 +180,4 @@ async def _store(database_url: str, function, *args, **kwargs):
 
 
 async def _load_optional(block_type):
-    try:
-        return await block_type.aload("default")
-    except ValueError:
-        return None
+    return await load_block(block_type, required=False)

@@ -1,4 +1,9 @@
-"""Voice-note tasks: fetch the audio, transcribe it within the SLA budget, send the reply; and the keyword watchlist."""
+"""Voice-note steps: fetch the audio, transcribe it within the SLA budget, send the reply; and the keyword watchlist.
+
+Plain functions, not Prefect tasks: three task runs per note were a third of the Prefect server's
+work per note, and the burst SLA is bound by that work on two cores (measured). The flow run logs
+each step.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import get_run_logger
 
 from blocks.evolution import EvolutionApi
 from blocks.groq import GroqApi
@@ -82,7 +86,6 @@ def budget_deadline(received_at: datetime, sla_seconds: float, now: datetime) ->
     return deadline
 
 
-@task(name="fetch-audio", cache_policy=NO_CACHE, persist_result=False)
 async def fetch_audio(evolution_api: EvolutionApi, note: VoiceNote, spool_dir: Path) -> AudioFile:
     """Use the audio the receiver spooled, or fetch it with getBase64FromMediaMessage and spool it.
 
@@ -110,7 +113,6 @@ async def fetch_audio(evolution_api: EvolutionApi, note: VoiceNote, spool_dir: P
     return AudioFile(path, len(media.content), media.mimetype or note.mimetype, "evolution")
 
 
-@task(name="transcribe-audio", cache_policy=NO_CACHE, persist_result=False)
 async def transcribe_audio(
     groq_api: GroqApi, settings: TranscriptionSettings, audio_file: AudioFile, deadline: datetime, work_dir: Path
 ) -> Transcript:
@@ -153,7 +155,6 @@ async def transcribe_audio(
     return transcript
 
 
-@task(name="send-reply", cache_policy=NO_CACHE, persist_result=False)
 async def send_reply(evolution_api: EvolutionApi, note: VoiceNote, text: str) -> str:
     """Send `text` to the note's chat, quoting the note, and return the reply's message id.
 

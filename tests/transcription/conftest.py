@@ -77,3 +77,13 @@ def fake_groq(clips: Clips) -> FakeGroq:
 def groq_url(fake_groq: FakeGroq) -> Iterator[str]:
     with serve_app(fake_groq.app) as url:
         yield url
+
+
+@pytest.fixture(autouse=True)
+def fresh_blocks():
+    """Each test writes its own Blocks (fake servers on new ports): the flow's short-lived Block cache must not carry them over."""
+    from tasks.block_cache import forget_blocks
+
+    forget_blocks()
+    yield
+    forget_blocks()
