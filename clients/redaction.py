@@ -28,7 +28,14 @@ def mask_secrets(text: str, secrets: Iterable[str] = ()) -> str:
     return text
 
 
-_PHONE_DIGITS = re.compile(r"\d{5,}")
+# A phone number or WhatsApp id: ten or more digits (country and area code included), maybe written
+# with spaces, parentheses or dashes between them; dates and run ids have fewer digits.
+_PHONE = re.compile(r"\+?\d(?:[ ()-]{0,2}\d){9,}")
+
+
+def mask_phone_numbers(text: str) -> str:
+    """Return text with every phone number's middle hidden, keeping its first four and last two characters."""
+    return _PHONE.sub(lambda match: match[0][:4] + "*" * (len(match[0]) - 6) + match[0][-2:], text)
 
 
 def mask_jid(jid: str | None) -> str:
@@ -36,6 +43,4 @@ def mask_jid(jid: str | None) -> str:
 
     The one place phone numbers are masked before they reach a log line.
     """
-    if not jid:
-        return "?"
-    return _PHONE_DIGITS.sub(lambda match: match[0][:4] + "*" * (len(match[0]) - 6) + match[0][-2:], jid)
+    return mask_phone_numbers(jid) if jid else "?"

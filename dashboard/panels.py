@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import re
-
 import streamlit as st
 
+from clients.redaction import mask_phone_numbers, mask_secrets
 from dashboard.config import DashboardConfig
 from dashboard.prefect_runs import PrefectUnavailable, workflow_counts
 from dashboard.window import Window
 from store.sla import SlaRow, WorkflowRuns
 
-# A URL's password runs to the last @ before the host; a phone number is a long run of digits.
-_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^/\s]+@", re.IGNORECASE)
-_PHONE = re.compile(r"\+?\d[\d ()-]{7,}\d")
 _COLORS = {True: "green", False: "red", None: "gray"}
 
 
 def shown(text: str | None) -> str:
     """Return stored text fit to show: URL passwords and phone numbers masked."""
-    if not text:
-        return ""
-    text = _USERINFO.sub(lambda match: f"{match['scheme']}{match['user']}:***@", text)
-    return _PHONE.sub(lambda match: match.group()[:4] + "…" + match.group()[-2:], text)
+    return mask_phone_numbers(mask_secrets(text)) if text else ""
 
 
 def page_header(title: str, window: Window) -> None:
