@@ -110,7 +110,7 @@ def render_html(report: WeeklyReport, charts: dict[str, bytes]) -> str:
 
 
 def _headline(report: WeeklyReport) -> list[str]:
-    rows = report.figures["sla_rows"]
+    rows = report.sla_rows
     failing = [row.name for row in rows if row.meets is False]
     verdict = "every SLA met" if not failing else f"SLA missed: {', '.join(failing)}"
     return [f"- {verdict}"] + [f"- {row.name}: {row.display} (target {row.target})" for row in rows]

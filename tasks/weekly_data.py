@@ -13,7 +13,7 @@ from prefect.cache_policies import NO_CACHE
 
 from store.database import open_session
 from store.sla import (
-    RESPONSE_TARGET_SECONDS, ErrorRate, Freshness, Recoveries, Recovery, ResponseTimes, Uptime, WorkflowRuns, backup_freshness,
+    RESPONSE_TARGET_SECONDS, ErrorRate, Freshness, Recoveries, Recovery, ResponseTimes, SlaRow, Uptime, WorkflowRuns, backup_freshness,
     error_rate, recovery_times, response_time_samples, response_times, sla_rows, uptime,
 )
 from store.alerts import count_alerts_by_severity, deliveries_by_channel
@@ -41,7 +41,7 @@ class WeeklyReport:
 
     week: Week
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-    figures: dict[str, object] = field(default_factory=dict)  # headline numbers for the text
+    sla_rows: list[SlaRow] = field(default_factory=list)  # this week's five SLA figures, for the headline
 
 
 def week_of(day: date, zone: str) -> Week:
@@ -116,7 +116,7 @@ def collect_weekly_data(
         )
         report.tables["response-times"] = pd.DataFrame(_response_samples(session, week), columns=["seconds"])
     report.tables["workflows"] = _workflows_table(workflows, workflows_before)
-    report.figures["sla_rows"] = this_sla
+    report.sla_rows = this_sla
     return report
 
 
