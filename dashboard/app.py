@@ -9,6 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard.config import DashboardConfig, read_config
+from dashboard.login_throttle import shared_throttle
 from dashboard.window import pick_window
 
 REFRESH_SECONDS = 60
@@ -56,11 +57,24 @@ def unlocked(config: DashboardConfig) -> bool:
     with st.form("login"):
         typed = st.text_input("Password", type="password")
         if st.form_submit_button("Open"):
-            if hmac.compare_digest(typed.encode(), config.password.encode()):
-                st.session_state["unlocked"] = True
-                st.rerun()
-            st.error("Wrong password.")
+            check_password(typed, config.password)
     return False
+
+
+def check_password(typed: str, password: str) -> None:
+    """Open the session for the right password; a client that keeps guessing waits longer each time."""
+    throttle, address = shared_throttle(), st.context.ip_address
+    client = address if isinstance(address, str) and address else "unknown"
+    wait = throttle.wait_seconds(client)
+    if wait > 0:
+        st.error(f"Too many wrong passwords: try again in {wait:.0f} s.")
+        return
+    if hmac.compare_digest(typed.encode(), password.encode()):
+        throttle.record_success(client)
+        st.session_state["unlocked"] = True
+        st.rerun()
+    throttle.record_failure(client)
+    st.error("Wrong password.")
 
 
 @st.fragment(run_every=REFRESH_SECONDS)

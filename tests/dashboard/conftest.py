@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import streamlit as st
 
+from dashboard.login_throttle import shared_throttle
+
 from store.database import get_engine, migrate, open_session
 from store.demo import seed_history
 
@@ -29,10 +31,12 @@ def seeded_store_url(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def fresh_cache():
-    """Cached queries of one test must never answer another's (stores share URLs across tests)."""
+    """Cached queries (and the password throttle) of one test must never answer another's."""
     st.cache_data.clear()
+    shared_throttle.cache_clear()
     yield
     st.cache_data.clear()
+    shared_throttle.cache_clear()
 
 
 @pytest.fixture

@@ -169,3 +169,17 @@ def test_the_password_gate_opens_only_for_the_right_password(seeded_store_url, d
     app.button[0].click().run()
     assert len(app.text_input) == 0
     assert [m.label for m in app.metric] == ["Uptime", "Response time", "Error rate", "Recovery time", "Backup freshness"]
+
+
+def test_repeated_wrong_passwords_make_the_next_attempt_wait_even_from_a_new_session(seeded_store_url, dashboard_env):
+    dashboard_env(seeded_store_url, password="correct horse")
+    app = open_page()
+    for _ in range(3):
+        app.text_input[0].input("guess")
+        app.button[0].click().run()
+        assert [e.value for e in app.error] == ["Wrong password."]
+    fresh = open_page()
+    fresh.text_input[0].input("correct horse")
+    fresh.button[0].click().run()
+    [error] = fresh.error
+    assert error.value.startswith("Too many wrong passwords: try again in ") and len(fresh.metric) == 0
