@@ -10,6 +10,7 @@ from pathlib import Path
 import apprise
 
 from clients.errors import ClientError
+from clients.redaction import channel_secrets, mask_channel_url, mask_phone_numbers, mask_secrets
 
 # Apprise writes Telegram and Discord tokens in its DEBUG lines; never let it go below INFO.
 logging.getLogger("apprise").setLevel(logging.INFO)
@@ -31,6 +32,7 @@ STATUS_NAMES = {
     apprise.AppriseResultStatus.SUCCESS: "success",
     apprise.AppriseResultStatus.TIMEOUT: "timeout",
 }
+_PROBLEM_LEVELS = ("WARNING", "ERROR", "CRITICAL")
 
 
 class NotifyConfigError(ClientError):
@@ -41,7 +43,7 @@ class NotifyConfigError(ClientError):
 class ChannelOutcome:
     """What happened on one channel: success, failure, timeout or skipped, with the provider's reason."""
 
-    channel: str  # Apprise's privacy URL: secrets shortened or starred
+    channel: str  # Apprise's privacy URL masked again (shown_channel): no password, header or query secret
     service: str
     status: str
     reason: str | None
@@ -77,8 +79,8 @@ class Router:
         return len(self._apprise)
 
     def channels(self, tag: str) -> list[str]:
-        """Return the privacy URLs of the channels a tag reaches."""
-        return [service.url(privacy=True) for service in self._apprise.find(tag=tag, match_always=False)]
+        """Return the channels a tag reaches, as `shown_channel` writes them."""
+        return [shown_channel(service) for service in self._apprise.find(tag=tag, match_always=False)]
 
     async def send(
         self, *, tag: str, title: str, body: str, notify_type: str, down_kinds: Collection[str] = (), timeout: float = 30,
@@ -95,7 +97,7 @@ class Router:
             gateway = CHANNEL_DEPENDS_ON.get(type(service).__name__)
             if gateway in down_kinds:
                 skipped.append(ChannelOutcome(
-                    service.url(privacy=True), service.service_name, "skipped", f"{gateway} is DOWN", 0, 0.0,
+                    shown_channel(service), service.service_name, "skipped", f"{gateway} is DOWN", 0, 0.0,
                 ))
             else:
                 usable.add(service)
@@ -106,16 +108,50 @@ class Router:
             timeout=timeout, body_format=apprise.NotifyFormat.HTML if html else None,
             attach=apprise.AppriseAttachment([str(path) for path in attachments]) if attachments else None,
         )
-        outcomes = [
-            ChannelOutcome(
-                channel=item.url, service=item.name, status=STATUS_NAMES.get(item.status, "failure"),
-                reason=None if item else _reason(item), attempts=len(item.attempts), elapsed_ms=item.elapsed * 1000,
-            )
-            for item in result.results
-        ]
-        return skipped + outcomes
+        # A result names its channel by the privacy URL only; that finds the service it came from.
+        services = {service.url(privacy=True): service for service in reversed(list(usable))}
+        return skipped + [_outcome(item, services.get(item.url)) for item in result.results]
+
+
+def shown_channel(service) -> str:
+    """Return a channel's URL as it may be printed, stored and logged.
+
+    Apprise's privacy URL shortens tokens but keeps custom headers and query values in clear,
+    so it is masked again, and every secret value of the real URL is masked wherever it shows; the
+    phone numbers of WhatsApp channels are masked too.
+    """
+    shown = mask_secrets(mask_channel_url(service.url(privacy=True)), channel_secrets(service.url(privacy=False)))
+    return mask_phone_numbers(shown)
+
+
+def _outcome(item: apprise.NotifyResult, service) -> ChannelOutcome:
+    status, reason = STATUS_NAMES.get(item.status, "failure"), None
+    if not item:
+        waited = _waited_out(item, service)
+        status, reason = ("timeout", f"no answer in {waited:.1f} s") if waited is not None else (status, _reason(item))
+    secrets = channel_secrets(service.url(privacy=False)) if service is not None else []
+    channel = shown_channel(service) if service is not None else mask_channel_url(item.url)
+    return ChannelOutcome(
+        channel=channel, service=item.name, status=status, reason=reason and mask_secrets(reason, secrets),
+        attempts=len(item.attempts), elapsed_ms=item.elapsed * 1000,
+    )
+
+
+def _waited_out(item: apprise.NotifyResult, service) -> float | None:
+    """Seconds the last attempt waited before a socket timeout ended it; None when it failed another way."""
+    # Apprise reports requests' connect and read timeouts as "A Connection error occurred" (FAILURE) and
+    # names the exception only at DEBUG, where tokens show too. A connection error that came only after
+    # the channel's whole socket timeout is a timeout; a refused port or a reset fails well before it.
+    if service is None or not item.attempts or item.status == apprise.AppriseResultStatus.TIMEOUT:
+        return None
+    last = item.attempts[-1]
+    connection_error = any(
+        "connection error" in entry.message.lower() for entry in last.logs if entry.level in _PROBLEM_LEVELS
+    )
+    limit = min(service.socket_connect_timeout, service.socket_read_timeout)
+    return last.elapsed if connection_error and last.elapsed >= limit else None
 
 
 def _reason(item: apprise.NotifyResult) -> str:
-    messages = [entry.message for entry in item.logs() if entry.level in ("WARNING", "ERROR", "CRITICAL")]
+    messages = [entry.message for entry in item.logs() if entry.level in _PROBLEM_LEVELS]
     return messages[-1] if messages else item.status.name.lower()

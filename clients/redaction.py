@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 # The password runs to the last @ before the path: redis-py accepts a raw @ inside it.
 _USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^/\s]+)@", re.IGNORECASE)
@@ -26,6 +26,55 @@ def mask_secrets(text: str, secrets: Iterable[str] = ()) -> str:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
     return text
+
+
+# Apprise's own arguments whose values are flags, numbers, modes or formats: safe to show. Every
+# other query value may be a secret: a `+Header`, a `-param` or a `:field` of json://, form:// and
+# xml:// (Apprise prints those in clear even in its privacy URL), a `token=`, an address.
+_HARMLESS_QUERY_KEYS = frozenset({
+    "album", "avatar", "batch", "content", "cto", "detect", "emojis", "fields", "footer", "footer_logo", "format",
+    "image", "mdv", "method", "mode", "optional", "overflow", "preview", "priority", "redirect", "retry", "rto",
+    "silent", "store", "tts", "tz", "verify", "wait",
+})
+
+
+def mask_channel_url(url: str) -> str:
+    """Return an Apprise URL with its password, a token given as user, and every query value not known to be harmless as ***.
+
+    Apply it to Apprise's privacy URL (`url(privacy=True)`): that one already shortens the tokens
+    in the host and path, but prints custom headers and query values in clear.
+    """
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    userinfo, at, host = netloc.rpartition("@")
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        # A user without a password is a token in Apprise's forms (evolution://KEY@, whatsapp://TOKEN@).
+        netloc = f"{user}:***@{host}" if colon else f"***@{host}"
+    query = "&".join(_mask_query_argument(argument) for argument in parts.query.split("&")) if parts.query else ""
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def channel_secrets(url: str) -> list[str]:
+    """Return the values `mask_channel_url` hides in a URL: to mask them wherever else they might show."""
+    parts = urlsplit(url)
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    secrets = [unquote(password if colon else user)] if at else []
+    for argument in parts.query.split("&") if parts.query else ():
+        key, _, value = argument.partition("=")
+        if value and not _is_harmless(key):
+            secrets.append(unquote(value))
+    return [secret for secret in secrets if secret]
+
+
+def _mask_query_argument(argument: str) -> str:
+    key, equals, value = argument.partition("=")
+    return f"{key}=***" if equals and value and not _is_harmless(key) else argument
+
+
+def _is_harmless(key: str) -> bool:
+    return unquote(key).lower() in _HARMLESS_QUERY_KEYS
 
 
 # A phone number or WhatsApp id: ten or more digits (country and area code included), maybe written

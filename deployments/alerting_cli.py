@@ -11,7 +11,7 @@ import typer
 
 from deployments.settings import Settings
 from store.alerts import list_deliveries
-from store.database import StoreError, open_session
+from store.database import open_session
 from store.incidents import acknowledge_incident
 from store.silences import active_silences, add_silence, remove_silence
 from store.states import down_kinds, read_states
@@ -66,6 +66,7 @@ def send_test_alert(settings: Settings, severity: str) -> list[tuple[str, str, s
 
     Raises:
         NotifyConfigError: when the config is unusable.
+        StoreError: when the store cannot be used, e.g. it was never migrated.
     """
     # Prefect and Apprise load only here: `ack` and `silence` must answer fast at 3 a.m.
     from blocks.alert_routes import AlertRoutes
@@ -104,7 +105,7 @@ def register(app: typer.Typer, read_settings, fail) -> None:
         """Acknowledge an incident: its reminders and escalation stop."""
         try:
             typer.echo(acknowledge(read_settings(), incident, reason))
-        except (LookupError, ValueError, StoreError) as error:
+        except (LookupError, ValueError) as error:  # a StoreError goes on to main(), which words it for every command
             raise fail(str(error).strip("'\"")) from None
 
     @silence_app.command("add")
@@ -118,7 +119,7 @@ def register(app: typer.Typer, read_settings, fail) -> None:
             typer.echo(silence_target(read_settings(), target, parse_duration(length), reason))
         except typer.BadParameter as error:
             raise fail(f"--for: {error}", 2) from None
-        except (LookupError, ValueError, StoreError) as error:
+        except (LookupError, ValueError) as error:  # a StoreError goes on to main(), which words it for every command
             raise fail(str(error).strip("'\"")) from None
 
     @silence_app.command("list")
@@ -153,8 +154,9 @@ def register(app: typer.Typer, read_settings, fail) -> None:
             raise fail(f"--severity: {severity!r} is not one of {', '.join(SEVERITIES)}", 2)
         try:
             results = send_test_alert(read_settings(), severity)
-        except (NotifyConfigError, StoreError) as error:
+        except NotifyConfigError as error:
             raise fail(str(error)) from None
+        # A StoreError goes on to main(), which words it for every command (an un-migrated store gets the setup hint).
         for channel, status, reason in results:
             typer.echo(f"{status:<8} {channel}{'  ' + reason if reason else ''}")
         if not results:

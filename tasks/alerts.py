@@ -15,12 +15,14 @@ from prefect.exceptions import MissingContextError
 from blocks.alert_routes import AlertRoutes
 from blocks.vigia import VigiaSettings
 from clients.notify import SEVERITIES, Router
+from clients.redaction import mask_secrets
 from store.alerts import Alert, Delivery, claim_alert_key, record_alert, record_deliveries
 from store.database import Session, open_session
 from store.states import down_kinds
 from tasks.messages import Links
 
 _warned_no_channels = False
+_OUTCOME_WORDS = {"success": "sent", "timeout": "timed out"}
 
 
 @dataclass(frozen=True)
@@ -113,14 +115,14 @@ async def send_alert(context: AlertContext, spec: AlertSpec, alert: Alert) -> Al
         )
         deliveries = [Delivery(o.channel, o.service, o.status, o.reason, o.attempts, o.elapsed_ms) for o in outcomes]
     except Exception as error:  # a notification problem must never fail the flow that found the problem
-        deliveries = [Delivery("apprise", "Apprise", "failure", f"{type(error).__name__}: {error}", 1, 0.0)]
+        deliveries = [Delivery("apprise", "Apprise", "failure", mask_secrets(f"{type(error).__name__}: {error}"), 1, 0.0)]
     with open_session(context.database_url) as session:
         alert = replace(alert, status=record_deliveries(session, alert.id, deliveries, datetime.now(timezone.utc)))
     if not deliveries:
         logger.warning("%s alert %r reached no channel: no Apprise target has the tag %r", spec.severity, spec.title, spec.severity)
     for delivery in deliveries:
         detail = f": {delivery.reason}" if delivery.reason else ""
-        outcome = "sent" if delivery.status == "success" else delivery.status
+        outcome = _OUTCOME_WORDS.get(delivery.status, delivery.status)
         logger.info("%s %s alert %s in %.1f s%s", delivery.service, spec.severity, outcome, delivery.elapsed_ms / 1000, detail)
     return alert
 

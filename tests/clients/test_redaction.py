@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from clients.redaction import mask_secrets, mask_url
+from clients.redaction import channel_secrets, mask_channel_url, mask_secrets, mask_url
 
 
 def test_mask_url_replaces_the_password_and_keeps_user_host_port_path_and_query() -> None:
@@ -98,3 +98,61 @@ def test_mask_secrets_masks_a_url_password_holding_a_raw_at_sign_whole() -> None
 
     assert masked == "cannot connect to redis://:***@cache:6379/0"
     assert "ss@" not in masked
+
+
+# --- Apprise channel URLs (DESIGN §7: no secret in what is printed, stored or logged) ----------
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        (
+            "json://127.0.0.1:8080/hook?+X-Token=SuperSecretHeader&method=POST",
+            "json://127.0.0.1:8080/hook?+X-Token=***&method=POST",
+        ),
+        (
+            "jsons://hooks.example.com/hook?method=POST&retry=0&%2BX-Token=SuperSecretHeader",
+            "jsons://hooks.example.com/hook?method=POST&retry=0&%2BX-Token=***",
+        ),
+        ("form://127.0.0.1/hook?+X-Api=FormSecret&-apikey=QuerySecret", "form://127.0.0.1/hook?+X-Api=***&-apikey=***"),
+        (
+            "xml://127.0.0.1/hook?%2BAuthorization=Bearer%20abc123&-token=zz9",
+            "xml://127.0.0.1/hook?%2BAuthorization=***&-token=***",
+        ),
+        ("json://127.0.0.1/hook?:token=PayloadSecret&%3Akey=Other", "json://127.0.0.1/hook?:token=***&%3Akey=***"),
+        (
+            "ntfys://ntfy.example.com/topic?token=tk_SecretNtfy123&priority=default",
+            "ntfys://ntfy.example.com/topic?token=***&priority=default",
+        ),
+        ("json://bot:chat-token-b81d2e@127.0.0.1/ok/telegram?format=text", "json://bot:***@127.0.0.1/ok/telegram?format=text"),
+        (
+            "evolutions://EVOLUTION_API_KEY@evolution.example.com/ops-bot/+5511999990000",
+            "evolutions://***@evolution.example.com/ops-bot/+5511999990000",
+        ),
+    ],
+    ids=["json-header", "json-encoded-header", "form-header-and-param", "xml-header-and-param", "payload-fields",
+         "query-token", "password", "token-as-user"],
+)
+def test_mask_channel_url_hides_every_header_param_and_unknown_query_value(url: str, masked: str) -> None:
+    assert mask_channel_url(url) == masked
+
+
+def test_mask_channel_url_keeps_apprise_flags_timeouts_and_modes_readable() -> None:
+    url = (
+        "mailtos://alerts:****@smtp.example.com/oncall%40example.com?overflow=upstream&retry=0&wait=0.5"
+        "&optional=no&cto=15&mode=starttls&from=vigia%40example.com"
+    )
+
+    assert mask_channel_url(url) == (
+        "mailtos://alerts:***@smtp.example.com/oncall%40example.com?overflow=upstream&retry=0&wait=0.5"
+        "&optional=no&cto=15&mode=starttls&from=***"
+    )
+
+
+def test_mask_channel_url_leaves_a_url_without_query_or_password_unchanged() -> None:
+    assert mask_channel_url("tgram://1...e/-1001234567890/") == "tgram://1...e/-1001234567890/"
+
+
+def test_channel_secrets_lists_the_values_mask_channel_url_hides() -> None:
+    url = "json://bot:chat-token-b81d2e@127.0.0.1/hook?+X-Token=SuperSecretHeader&-token=QuerySecret&method=POST"
+
+    assert sorted(channel_secrets(url)) == ["QuerySecret", "SuperSecretHeader", "chat-token-b81d2e"]

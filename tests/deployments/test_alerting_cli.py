@@ -1,12 +1,18 @@
-"""`vigia ack`, `vigia silence` and `vigia alert test`, run in-process (the CLI's subprocess start is tested elsewhere)."""
+"""`vigia ack`, `vigia silence` and `vigia alert test`, run in-process (the CLI's subprocess start is tested elsewhere),
+except where the `vigia` script's own store-error line is what is tested."""
 
+import os
+import re
+import socket
+import subprocess
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from typer.testing import CliRunner
 
 from deployments.cli import app
-
+from store.alerts import list_alerts, list_deliveries
 from store.database import open_session
 from store.probes import ProbeResult
 from store.states import read_state, record_probe
@@ -83,3 +89,57 @@ def test_a_config_apprise_cannot_use_stops_with_a_clear_line(sqlite_store_url, t
     result = vigia("alert", "test", env=env)
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1].startswith(f"vigia: VIGIA_APPRISE_CONFIG {config}: Apprise loaded no notification target from it")
+
+
+def test_alert_test_prints_and_stores_channels_without_header_or_query_secrets(sqlite_store_url, tmp_path):
+    header, query = "SuperSecretHeader", "QuerySecret42"
+    capture = CaptureServer()
+    with capture.serving() as base:
+        config = tmp_path / "alerts.yaml"
+        config.write_text(
+            f"urls:\n  - json://{base.removeprefix('http://')}/ok/telegram?+X-Token={header}&-token={query}:\n"
+            "      - tag: critical\n"
+        )
+        env = {"VIGIA_DATABASE_URL": sqlite_store_url, "VIGIA_HOME": str(tmp_path), "VIGIA_APPRISE_CONFIG": str(config)}
+        result = vigia("alert", "test", "--severity", "critical", env=env)
+        [arrived] = capture.wait_for(count=1)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("success  json://") and "X-Token=***" in result.stdout and "token=***" in result.stdout
+    with open_session(sqlite_store_url) as session:
+        [alert] = list_alerts(session)
+        [delivery] = list_deliveries(session, alert.id)
+    for secret in (header, query):
+        assert secret not in result.stdout + result.stderr
+        assert secret not in delivery.channel
+    assert (arrived.headers["x-token"], arrived.query) == (header, f"token={query}")
+
+
+def test_alert_test_records_a_channel_that_never_answers_as_a_timeout(sqlite_store_url, tmp_path):
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)  # the kernel completes the handshake; nobody ever reads or answers
+        config = tmp_path / "alerts.yaml"
+        config.write_text(f"urls:\n  - json://127.0.0.1:{listener.getsockname()[1]}/mute?rto=1:\n      - tag: critical\n")
+        env = {"VIGIA_DATABASE_URL": sqlite_store_url, "VIGIA_HOME": str(tmp_path), "VIGIA_APPRISE_CONFIG": str(config)}
+        result = vigia("alert", "test", env=env)
+    assert (result.returncode, result.stderr.splitlines()[-1]) == (1, "vigia: no channel succeeded")
+    assert re.fullmatch(r"timeout  json://127\.0\.0\.1:\d+/mute\?\S*  no answer in 1\.\d s\n", result.stdout)
+    with open_session(sqlite_store_url) as session:
+        [alert] = list_alerts(session)
+        [delivery] = list_deliveries(session, alert.id)
+    assert (alert.status, delivery.status, delivery.elapsed_ms >= 1000) == ("failed", "timeout", True)
+
+
+@pytest.mark.parametrize("command", [
+    ["alert", "test"], ["ack", "1", "--reason", "on it"], ["silence", "add", "redis", "--for", "1h", "--reason", "upgrade"],
+])
+def test_alerting_commands_on_a_home_never_set_up_say_to_run_vigia_setup(tmp_path, command):
+    config = tmp_path / "alerts.yaml"
+    config.write_text("urls:\n  - json://127.0.0.1:9/ok/telegram:\n      - tag: critical\n")
+    env = {**os.environ, "VIGIA_HOME": str(tmp_path / "fresh"), "VIGIA_APPRISE_CONFIG": str(config)}
+    env.pop("VIGIA_DATABASE_URL", None)
+    result = subprocess.run(["vigia", *command], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"vigia: store sqlite:///{tmp_path}/fresh/vigia.db failed: ")
+    assert "no such table" in line and line.endswith("; migrate it with `vigia up` or `vigia setup`")

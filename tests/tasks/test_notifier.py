@@ -233,7 +233,7 @@ def test_whatsapp_through_a_down_evolution_is_skipped_and_the_next_priority_take
     assert [c.path for c in capture.received] == ["/ok/fallback"]
 
 
-def test_a_hanging_channel_delays_no_other_and_a_failing_one_is_recorded(store_url, capture):
+def test_a_hanging_channel_delays_no_other_and_is_recorded_as_a_timeout_beside_a_failing_one(store_url, capture):
     host = capture.base_url.removeprefix("http://")
     config = (
         "urls:\n"
@@ -251,7 +251,8 @@ def test_a_hanging_channel_delays_no_other_and_a_failing_one_is_recorded(store_u
         [stored] = list_alerts(session)
     assert deliveries["goodchat"].status == "success"
     assert deliveries["brokenchat"].status == "failure" and "500" in deliveries["brokenchat"].reason
-    assert deliveries["slowchat"].status in ("failure", "timeout")
+    assert (deliveries["slowchat"].status, deliveries["slowchat"].elapsed_ms >= 3000) == ("timeout", True)
+    assert re.fullmatch(r"no answer in 3\.\d s", deliveries["slowchat"].reason)
     assert stored.status == "partial"
 
 
