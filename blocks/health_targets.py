@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from prefect.blocks.core import Block
+from prefect.types import SecretDict
 from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 ProbeKind = Literal[
     "http", "tcp", "postgres", "redis", "disk", "memory", "queue", "prefect", "evolution", "groq", "backup"
@@ -39,8 +42,10 @@ class HealthTarget(BaseModel):
         default=None,
         description="http: the URL; tcp: host:port; prefect: the API URL; disk: the path to watch.",
     )
-    dsn: SecretStr | None = Field(
-        default=None,
+    # Stored in the Block's `credentials`, not here: Prefect masks a secret on a path of dicts, never inside a
+    # list. Excluded from every dump, and from the Blocks form so nobody types a password into the list.
+    dsn: SkipJsonSchema[SecretStr | None] = Field(
+        default=None, exclude=True,
         description="postgres, redis and queue: the connection URL (may hold a password); backup: the store's URL.",
     )
     queue_key: str | None = Field(default=None, description="queue: the Redis list to measure.")
@@ -77,7 +82,9 @@ class HealthTarget(BaseModel):
         if self.kind in NEEDS_URL and self.kind != "prefect" and not self.url:
             raise ValueError(f"target {self.name!r}: url is required for kind {self.kind!r}")
         if self.kind in NEEDS_DSN and self.dsn is None:
-            raise ValueError(f"target {self.name!r}: dsn is required for kind {self.kind!r}")
+            raise ValueError(
+                f"target {self.name!r}: dsn is required for kind {self.kind!r}; add it to credentials as {self.name!r}"
+            )
         if self.kind == "queue" and not self.queue_key:
             raise ValueError(f"target {self.name!r}: queue_key is required for kind 'queue'")
         if (self.json_field is None) != (self.json_value is None):
@@ -108,6 +115,32 @@ health_targets = HealthTargets.load("BLOCK_NAME")
     targets: list[HealthTarget] = Field(
         default_factory=list, description="Every probed target; `vigia setup` keeps the managed ones in step with the settings."
     )
+    credentials: SecretDict = Field(
+        default_factory=lambda: SecretDict({}),
+        description="Connection URLs by target name (postgres, redis, queue, backup); Prefect hides them on the Blocks page.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _attach_credentials(cls, data: Any) -> Any:
+        # A stored document keeps the DSNs in `credentials`: hand each to its target before validation.
+        if not isinstance(data, Mapping):
+            return data
+        credentials = data.get("credentials") or {}
+        credentials = credentials.get_secret_value() if isinstance(credentials, SecretDict) else credentials
+        targets = [
+            {**target, "dsn": credentials[target["name"]]}
+            if isinstance(target, Mapping) and target.get("dsn") is None and target.get("name") in credentials else target
+            for target in data.get("targets") or []
+        ]
+        return {**data, "targets": targets}
+
+    @model_validator(mode="after")
+    def _gather_credentials(self) -> HealthTargets:
+        # Rebuilt from the targets, so a removed target's password does not linger in the document.
+        found = {target.name: target.dsn.get_secret_value() for target in self.targets if target.dsn is not None}
+        self.credentials = SecretDict(found)
+        return self
 
     @model_validator(mode="after")
     def _check_graph(self) -> HealthTargets:

@@ -6,16 +6,21 @@ import ipaddress
 import os
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 
+from clients.redaction import mask_url
 from store.database import normalize_url
 
 LOOPBACK_NAMES = ("localhost",)
+# Shown as *** by repr(Settings), so printing, logging or a traceback's locals never reveal them.
+SECRET_FIELDS = frozenset({"webhook_token", "evolution_key", "groq_key", "heartbeat_url", "dashboard_password", "prefect_auth_string"})
+# URLs that may carry a password: shown with it masked.
+URL_FIELDS = frozenset({"database_url", "backup_postgres", "backup_redis"})
 
 
 class SettingsError(Exception):
@@ -51,7 +56,7 @@ class Settings:
     dashboard_password: str | None
     keep_transcripts: bool
     prefect_api_url: str | None
-    prefect_auth_string: str | None = field(default=None, repr=False)
+    prefect_auth_string: str | None = None
     keywords: tuple[tuple[str, str], ...] = ()
     reply_template: str | None = None
     failure_reply: str | None = None
@@ -65,9 +70,22 @@ class Settings:
         return ipaddress.ip_address(self.bind).is_loopback
 
     def secrets(self) -> list[str]:
-        """Every secret value set, for masking."""
-        values = [self.webhook_token, self.evolution_key, self.groq_key, self.heartbeat_url, self.dashboard_password, self.prefect_auth_string]
+        """Every secret value set, and every password inside a URL setting, for masking."""
+        values = [getattr(self, name) for name in sorted(SECRET_FIELDS)]
+        urls = [self.database_url, *self.backup_postgres, *self.backup_redis]
+        values += [unquote(urlsplit(url).password or "") for url in urls]
         return [value for value in values if value]
+
+    def __repr__(self) -> str:
+        shown = []
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name in SECRET_FIELDS and value:
+                value = "***"
+            elif item.name in URL_FIELDS:
+                value = mask_url(value) if isinstance(value, str) else tuple(mask_url(url) for url in value)
+            shown.append(f"{item.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
 
 
 def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")) -> Settings:

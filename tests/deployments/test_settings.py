@@ -61,3 +61,67 @@ def test_evolution_settings_go_together(tmp_path):
 def test_postgres_store_url_gets_the_psycopg_driver(tmp_path):
     settings = load({"VIGIA_DATABASE_URL": "postgresql://vigia:pw@db:5432/vigia"}, tmp_path)
     assert settings.database_url == "postgresql+psycopg://vigia:pw@db:5432/vigia"
+
+
+SECRET_VALUES = {
+    "VIGIA_WEBHOOK_TOKEN": "Wh-Secret-Token-0001",
+    "EVOLUTION_API_KEY": "Evo-Secret-Key-0002",
+    "GROQ_API_KEY": "gsk_Groq-Secret-0003",
+    "VIGIA_DASHBOARD_PASSWORD": "Dash-Secret-0004",
+    "PREFECT_SERVER_API_AUTH_STRING": "admin:Pf-Secret-0005",
+    "VIGIA_HEARTBEAT_URL": "https://hc.example/ping/Hb-Secret-0006",
+}
+URL_PASSWORDS = ("Db-Secret-0007", "Bk-Secret-0008", "Rd-Secret-0009")
+
+
+def settings_with_every_secret(tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text(SECRET_VALUES["VIGIA_WEBHOOK_TOKEN"] + "\n")
+    environ = {name: value for name, value in SECRET_VALUES.items() if name != "VIGIA_WEBHOOK_TOKEN"}
+    return load({
+        **environ, "VIGIA_WEBHOOK_TOKEN_FILE": str(token_file),
+        "EVOLUTION_API_URL": "https://evo.example", "EVOLUTION_INSTANCE": "bot",
+        "VIGIA_DATABASE_URL": f"postgresql://vigia:{URL_PASSWORDS[0]}@db.internal/vigia",
+        "VIGIA_BACKUP_POSTGRES": f"postgresql://app:{URL_PASSWORDS[1]}@db.internal/app",
+        "VIGIA_BACKUP_REDIS": f"redis://:{URL_PASSWORDS[2]}@cache.internal:6379/0",
+    }, tmp_path)
+
+
+def shown_secrets(text: str) -> list[str]:
+    secrets = [value.split(":")[-1].split("/")[-1] for value in SECRET_VALUES.values()] + list(URL_PASSWORDS)
+    return [secret for secret in secrets if secret in text]
+
+
+def test_printing_or_logging_the_settings_shows_no_secret_but_says_which_are_set(tmp_path, caplog):
+    import logging
+
+    settings = settings_with_every_secret(tmp_path)
+    logging.getLogger("vigia.test").warning("settings %s / %r", settings, settings)
+
+    printed = repr(settings) + str(settings) + f"{settings}" + caplog.text
+
+    assert settings.webhook_token == SECRET_VALUES["VIGIA_WEBHOOK_TOKEN"]
+    assert shown_secrets(printed) == []
+    assert "groq_key='***'" in printed and "database_url='postgresql+psycopg://vigia:***@db.internal/vigia'" in printed
+    assert "evolution_url='https://evo.example'" in printed and "timezone='America/Sao_Paulo'" in printed
+
+
+def test_a_traceback_with_the_settings_among_its_locals_shows_no_secret(tmp_path):
+    import traceback
+
+    def start(settings):
+        raise RuntimeError("could not start")
+
+    try:
+        start(settings_with_every_secret(tmp_path))
+    except RuntimeError as error:
+        rendered = "".join(traceback.TracebackException.from_exception(error, capture_locals=True).format())
+
+    assert "could not start" in rendered and "settings = Settings(" in rendered
+    assert shown_secrets(rendered) == []
+
+
+def test_the_secrets_list_for_masking_holds_every_secret_and_url_password(tmp_path):
+    secrets = settings_with_every_secret(tmp_path).secrets()
+
+    assert set(SECRET_VALUES.values()) | set(URL_PASSWORDS) <= set(secrets)

@@ -76,3 +76,26 @@ def test_setup_refuses_routes_apprise_cannot_load(tmp_path):
     config.write_text("critical tgram://nothing-here\n")
     with pytest.raises(NotifyConfigError, match="Apprise loaded no notification target"):
         setup(settings_for(tmp_path, VIGIA_APPRISE_CONFIG=str(config)))
+
+
+def test_setup_keeps_database_and_redis_passwords_out_of_what_the_api_shows(tmp_path, prefect_server):
+    import httpx
+
+    settings = settings_for(
+        tmp_path, VIGIA_BACKUP_POSTGRES="postgresql://app:Pg-Setup-Secret-1@db.internal:5432/app",
+        VIGIA_BACKUP_REDIS="redis://:Rd-Setup-Secret-2@cache.internal:6379/0",
+    )
+    setup(settings)
+    first = HealthTargets.load("default")
+    hand_made = HealthTarget(name="replica", kind="postgres", dsn="postgresql://ro:Pg-Hand-Secret-3@replica/app")
+    HealthTargets(targets=[*first.targets, hand_made]).save("default", overwrite=True)
+    setup(settings)
+
+    body = {"block_types": {"slug": {"any_": ["health-targets"]}}, "block_documents": {"name": {"any_": ["default"]}}}
+    shown = httpx.post(f"{prefect_server}/block_documents/filter", json=body, timeout=30).text
+    dsns = {t.name: t.dsn.get_secret_value() for t in HealthTargets.load("default").targets if t.dsn}
+
+    assert [s for s in ("Pg-Setup-Secret-1", "Rd-Setup-Secret-2", "Pg-Hand-Secret-3") if s in shown] == []
+    assert dsns["postgres"] == "postgresql://app:Pg-Setup-Secret-1@db.internal:5432/app"
+    assert dsns["redis"] == "redis://:Rd-Setup-Secret-2@cache.internal:6379/0"
+    assert dsns["replica"] == "postgresql://ro:Pg-Hand-Secret-3@replica/app"
