@@ -1,8 +1,9 @@
 """The webhook token: where a generated one is kept, and how a request proves it holds it.
 
-Evolution can present it three ways: a static header (`X-Vigia-Token`, set in the webhook's
-`headers`), `Authorization: Bearer <HS256 JWT>` signed with it (Evolution's `jwt_key`, 10-minute
-expiry), or `?token=`. Every comparison is constant-time.
+Evolution can present it four ways: a static header (`X-Vigia-Token`, set in the webhook's
+`headers`), `Authorization: Bearer <HS256 JWT>` signed with it (Evolution 2.3.0+ turns a `jwt_key`
+header into that, 10-minute expiry), the literal `jwt_key` header (2.2.x sends its `headers` map
+verbatim), or `?token=`. Every comparison is constant-time; a malformed token is simply not the token.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from pathlib import Path
 
 TOKEN_FILE = "webhook-token"
 HEADER = "x-vigia-token"
+LITERAL_JWT_KEY_HEADER = "jwt_key"
+# Evolution's JWT is ~190 characters; anything far longer is refused before it is decoded.
+MAX_JWT_CHARS = 4096
 CLOCK_SKEW_SECONDS = 60
 
 
@@ -43,10 +47,11 @@ def create_token_file(home: Path) -> str:
 
 
 def request_holds_token(token: str, headers: Mapping[str, str], query: Mapping[str, str], now: float | None = None) -> bool:
-    """Whether a request presents the token as a header, a valid HS256 JWT, or a query parameter."""
-    header = headers.get(HEADER)
-    if header is not None and _equal(header, token):
-        return True
+    """Whether a request presents the token as a header, a valid HS256 JWT, Evolution 2.2's literal `jwt_key`, or `?token=`."""
+    for name in (HEADER, LITERAL_JWT_KEY_HEADER):
+        header = headers.get(name)
+        if header is not None and _equal(header, token):
+            return True
     authorization = headers.get("authorization", "")
     if authorization[:7].lower() == "bearer " and jwt_is_valid(authorization[7:].strip(), token, now):
         return True
@@ -57,18 +62,22 @@ def request_holds_token(token: str, headers: Mapping[str, str], query: Mapping[s
 def jwt_is_valid(jwt: str, key: str, now: float | None = None) -> bool:
     """Whether `jwt` is an HS256 JWT signed with `key` and not expired (Evolution's `{iat, exp, app, action}`)."""
     parts = jwt.split(".")
-    if len(parts) != 3:
+    if len(jwt) > MAX_JWT_CHARS or len(parts) != 3:
+        return False
+    try:
+        signature = _b64url(parts[2])
+    except (ValueError, binascii.Error):
+        return False
+    # The signature is checked before any JSON is parsed: an unauthenticated sender never reaches json.loads.
+    expected = hmac.new(key.encode(), f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).digest()
+    if not hmac.compare_digest(signature, expected):
         return False
     try:
         header = json.loads(_b64url(parts[0]))
         claims = json.loads(_b64url(parts[1]))
-        signature = _b64url(parts[2])
-    except (ValueError, binascii.Error):
+    except (ValueError, binascii.Error, RecursionError):
         return False
     if not isinstance(header, dict) or header.get("alg") != "HS256" or not isinstance(claims, dict):
-        return False
-    expected = hmac.new(key.encode(), f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).digest()
-    if not hmac.compare_digest(signature, expected):
         return False
     now = time.time() if now is None else now
     expires = claims.get("exp")

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 
 from deployments.definitions import read_definitions
+from deployments.log_files import rotate_if_large
 from deployments.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -113,6 +114,7 @@ class Platform:
             for child in self.children:
                 if child.process.poll() is not None:
                     raise PlatformError(f"{child.name} stopped on its own (exit {child.process.returncode}): {self._tail(child)}")
+                rotate_if_large(child.log_path)
             time.sleep(0.5)
 
     def stop(self) -> None:
