@@ -16,6 +16,12 @@ from clients.errors import ClientError
 from clients.http import tls_context
 
 USER_AGENT = "vigia/0.1"
+MEDIA_TYPES = ("audioMessage", "imageMessage", "documentMessage", "videoMessage", "stickerMessage", "ptvMessage")
+# getBase64FromMediaMessage unwraps only these (`MessageSubtype` in wa.types.ts, 2.2–2.3.6) and answers
+# 400 "The message is not of the media type" for any other wrapper, e.g. a view-once voice note's.
+UNWRAPPED_BY_EVOLUTION = ("ephemeralMessage", "documentWithCaptionMessage", "viewOnceMessage", "viewOnceMessageV2")
+WRAPPERS = (*UNWRAPPED_BY_EVOLUTION, "viewOnceMessageV2Extension")
+NOT_MEDIA = "The message is not of the media type"
 
 
 class EvolutionError(ClientError):
@@ -84,8 +90,12 @@ async def fetch_media(client: httpx.AsyncClient, instance: str, key: dict[str, A
 
     Passing the message content along means Evolution needs no stored copy of the message.
 
+    Evolution ≥ 2.3.1 waits 5 s and tries a second download before it answers 400, so a failure takes
+    over 5 s: give it a timeout above that.
+
     Raises:
-        EvolutionError: on 400 (e.g. `Message not found`, `bad decrypt`), 401, 404, other statuses, timeouts.
+        EvolutionError: on 400 (e.g. `Message not found`, `bad decrypt`, `The message is not of the media type`),
+            401, 404, other statuses, timeouts.
     """
     body: dict[str, Any] = {"message": {"key": key, **({"message": message} if message else {})}, "convertToMp4": False}
     response = await _post(client, f"/chat/getBase64FromMediaMessage/{quote(instance, safe='')}", body, instance)
@@ -100,6 +110,34 @@ async def fetch_media(client: httpx.AsyncClient, instance: str, key: dict[str, A
     mimetype = payload.get("mimetype")
     file_name = payload.get("fileName")
     return Media(content, mimetype if isinstance(mimetype, str) else None, file_name if isinstance(file_name, str) else None)
+
+
+def media_message(message: dict[str, Any]) -> dict[str, Any] | None:
+    """The message that holds the media itself, every wrapper removed, so any Evolution version can download it.
+
+    Returns None when no wrapper chain leads to a media message.
+    """
+    if any(isinstance(message.get(name), dict) for name in MEDIA_TYPES):
+        return message
+    for wrapper in WRAPPERS:
+        inner = message.get(wrapper)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), dict):
+            found = media_message(inner["message"])
+            if found is not None:
+                return found
+    return None
+
+
+def missing_download_fields(message: dict[str, Any]) -> list[str]:
+    """What a download needs but the media message lacks (`mediaKey`, and `directPath` or `url`).
+
+    WhatsApp leaves them out of view-once media it sends to linked devices such as Evolution.
+    """
+    media = next((message[name] for name in MEDIA_TYPES if isinstance(message.get(name), dict)), {})
+    missing = [] if media.get("mediaKey") else ["mediaKey"]
+    if not (media.get("directPath") or media.get("url")):
+        missing.append("directPath")
+    return missing
 
 
 async def send_text(client: httpx.AsyncClient, instance: str, *, number: str, text: str, quoted: dict[str, Any] | None) -> str:

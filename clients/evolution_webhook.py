@@ -1,9 +1,14 @@
 """What Evolution API posts to the webhook: the envelope, `messages.upsert`, and both serialisations of binary fields.
 
-Evolution ≤ 2.3.5 sends `mediaKey`, `fileSha256`, `waveform` as base64 strings and `fileLength`,
-`mediaKeyTimestamp` as digit strings; ≥ 2.3.6 sends `{"0": 12, "1": 34, …}` and
-`{"low": …, "high": …, "unsigned": …}` objects. Both are accepted and turned into the older form,
+Evolution ≤ 2.3.2 sends `mediaKey`, `fileSha256`, `waveform` as base64 strings and `fileLength`,
+`mediaKeyTimestamp` as digit strings; 2.3.3–2.3.5 send byte objects `{"0": 12, "1": 34, …}` and
+plain numbers; ≥ 2.3.6 sends byte objects and `{"low": …, "high": …, "unsigned": …}` Longs. All are
+accepted and turned into the oldest form,
 which every Evolution version takes back (protobufjs reads base64 strings as bytes).
+
+Whatever the body, parsing ends in a note, an `Ignored`, or a `WebhookPayloadError` (a 400): what
+is stored must fit its column and hold no control characters, and a detail that is not usable
+(`seconds`, `mimetype`, a Long that holds no integers) is dropped rather than failing the note.
 """
 
 from __future__ import annotations
@@ -11,18 +16,30 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from clients.errors import ClientError
 
 UPSERT_EVENT = "messages.upsert"
 STATUS_BROADCAST = "status@broadcast"
-# Wrappers Evolution does not unwrap in the webhook (it does in getBase64FromMediaMessage).
+# Wrappers Evolution does not unwrap in the webhook; getBase64FromMediaMessage unwraps all but viewOnceMessageV2Extension.
 WRAPPERS = ("ephemeralMessage", "viewOnceMessage", "viewOnceMessageV2", "viewOnceMessageV2Extension")
+# Real payloads nest about 12 deep; the limit keeps json.dumps, canonical() and find_audio off Python's recursion limit.
+MAX_DEPTH = 64
+MAX_JID_CHARS = 128  # the store's chat_jid and sender_jid columns
+MAX_MIMETYPE_CHARS = 100  # the store's mimetype column
+MAX_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z, the last second a datetime holds
+MAX_SECONDS = 24 * 3600.0  # a voice note's `seconds` beyond a day is not a duration
+UNSTORABLE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")  # control characters, and lone surrogates no UTF-8 can hold
+# An instance is a path segment of every Evolution call we make: `..` or a slash would change the route.
+INSTANCE_NAME = re.compile(r"(?!\.{1,2}$)[\w.@ -]{1,100}")
 
 
 class WebhookPayloadError(ClientError):
@@ -34,12 +51,19 @@ class MessageKey(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    remoteJid: str = Field(min_length=1)
+    remoteJid: str = Field(min_length=1, max_length=MAX_JID_CHARS)
     fromMe: bool = False
     id: str = Field(min_length=1, max_length=128)
-    participant: str | None = None
-    remoteJidAlt: str | None = None
-    participantAlt: str | None = None
+    participant: str | None = Field(default=None, max_length=MAX_JID_CHARS)
+    remoteJidAlt: str | None = Field(default=None, max_length=MAX_JID_CHARS)
+    participantAlt: str | None = Field(default=None, max_length=MAX_JID_CHARS)
+
+    @field_validator("remoteJid", "id", "participant", "remoteJidAlt", "participantAlt")
+    @classmethod
+    def _storable(cls, value: str | None) -> str | None:
+        if value is not None and UNSTORABLE.search(value):
+            raise PydanticCustomError("unstorable", "must not hold control characters")
+        return value
 
 
 class UpsertData(BaseModel):
@@ -56,7 +80,12 @@ class UpsertData(BaseModel):
     @field_validator("messageTimestamp", mode="before")
     @classmethod
     def _timestamp(cls, value: Any) -> int | None:
-        return None if value is None else to_integer(value)
+        if value is None:
+            return None
+        seconds = to_integer(value)
+        if not 0 <= seconds <= MAX_TIMESTAMP:
+            raise PydanticCustomError("range", "out of range: not a Unix time in seconds before year 10000")
+        return seconds
 
 
 class Envelope(BaseModel):
@@ -67,6 +96,13 @@ class Envelope(BaseModel):
     event: str = Field(min_length=1)
     instance: str = Field(min_length=1, max_length=100)
     data: Any = None
+
+    @field_validator("instance")
+    @classmethod
+    def _path_segment(cls, value: str) -> str:
+        if not INSTANCE_NAME.fullmatch(value) or value != value.strip():
+            raise PydanticCustomError("instance", "must be a name of letters, digits, spaces and . _ @ - (not . or ..)")
+        return value
 
 
 @dataclass(frozen=True)
@@ -98,13 +134,7 @@ def parse_webhook(body: bytes, path_event: str | None = None) -> IncomingVoiceNo
     Raises:
         WebhookPayloadError: when the body is not JSON or lacks what every upsert carries.
     """
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise WebhookPayloadError(f"body is not JSON: {error}") from error
-    if not isinstance(document, dict):
-        raise WebhookPayloadError("body is not a JSON object")
-    envelope = _validate(Envelope, document, "")
+    envelope = _validate(Envelope, read_document(body), "")
     event = normalize_event(envelope.event)
     if path_event and normalize_event(path_event) != event:
         raise WebhookPayloadError(f"the path says event {path_event!r} but the body says {envelope.event!r}")
@@ -130,12 +160,31 @@ def parse_webhook(body: bytes, path_event: str | None = None) -> IncomingVoiceNo
         chat_jid=_reply_jid(key),
         sender_jid=_sender_jid(key),
         sent_at=datetime.fromtimestamp(data.messageTimestamp, tz=timezone.utc) if data.messageTimestamp else None,
-        mimetype=audio_message.get("mimetype") if isinstance(audio_message.get("mimetype"), str) else None,
+        mimetype=_mimetype(audio_message.get("mimetype")),
         seconds=_seconds(audio_message.get("seconds")),
         audio=audio,
         audio_problem=problem,
         quoted={"key": key.model_dump(exclude_none=True), "message": canonical(content)},
     )
+
+
+def read_document(body: bytes) -> dict[str, Any]:
+    """Decode a body into a JSON object no deeper than MAX_DEPTH.
+
+    Raises:
+        WebhookPayloadError: when it is not JSON, not an object, or nests too deep.
+    """
+    try:
+        document = json.loads(body)
+    except RecursionError as error:
+        raise WebhookPayloadError(f"body nests deeper than {MAX_DEPTH} levels") from error
+    except ValueError as error:  # UnicodeDecodeError included
+        raise WebhookPayloadError(f"body is not JSON: {error}") from error
+    if not isinstance(document, dict):
+        raise WebhookPayloadError("body is not a JSON object")
+    if _nests_deeper_than(document, MAX_DEPTH):
+        raise WebhookPayloadError(f"body nests deeper than {MAX_DEPTH} levels")
+    return document
 
 
 def normalize_event(name: str) -> str:
@@ -171,12 +220,12 @@ def to_integer(value: Any) -> int:
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value)
     if _is_long(value):
-        return (int(value["high"]) << 32) | (int(value["low"]) & 0xFFFFFFFF)
+        return (value["high"] << 32) | (value["low"] & 0xFFFFFFFF)
     raise ValueError(f"expected a number, a digit string or {{low, high}}, got {type(value).__name__}")
 
 
 def canonical(value: Any) -> Any:
-    """Return a message with 2.3.6's byte and Long objects turned into ≤ 2.3.5's base64 and digit strings."""
+    """Return a message with the byte and Long objects of ≥ 2.3.3 turned into ≤ 2.3.2's base64 and digit strings."""
     if isinstance(value, dict):
         if _is_byte_object(value):
             return base64.b64encode(bytes(value[str(i)] for i in range(len(value)))).decode()
@@ -205,7 +254,28 @@ def _is_byte_object(value: dict[str, Any]) -> bool:
 
 
 def _is_long(value: Any) -> bool:
-    return isinstance(value, dict) and {"low", "high"} <= set(value) <= {"low", "high", "unsigned"}
+    """A protobufjs Long: 32-bit `low` and `high` (signed or not); `{low: null, …}` is just an object."""
+    return (
+        isinstance(value, dict) and {"low", "high"} <= set(value) <= {"low", "high", "unsigned"}
+        and all(_is_int32(value[name]) for name in ("low", "high"))
+    )
+
+
+def _is_int32(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**31) <= value < 2**32
+
+
+def _nests_deeper_than(document: Any, limit: int) -> bool:
+    # Level by level, so the check itself cannot hit the recursion limit it guards.
+    level = [document]
+    for _ in range(limit):
+        below = []
+        for value in level:
+            below += [item for item in (value.values() if isinstance(value, dict) else value) if isinstance(item, (dict, list))]
+        if not below:
+            return False
+        level = below
+    return True
 
 
 def _inline_audio(value: Any) -> tuple[bytes | None, str | None]:
@@ -213,7 +283,7 @@ def _inline_audio(value: Any) -> tuple[bytes | None, str | None]:
         return None, "no data.message.base64 (webhook base64 off, or Evolution's download failed)"
     if not isinstance(value, str) or not value.strip():
         return None, "data.message.base64 is empty or not a string"
-    text = value.split(",", 1)[1] if value.startswith("data:") else value
+    text = value.partition(",")[2] if value.startswith("data:") else value
     try:
         audio = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
@@ -236,7 +306,12 @@ def _sender_jid(key: MessageKey) -> str | None:
 
 def _seconds(value: Any) -> float | None:
     try:
-        seconds = float(to_integer(value)) if not isinstance(value, float) else value
-    except ValueError:
+        seconds = float(value if isinstance(value, float) else to_integer(value))
+    except (ValueError, OverflowError):
         return None
-    return seconds if seconds >= 0 else None
+    return seconds if math.isfinite(seconds) and 0 <= seconds <= MAX_SECONDS else None
+
+
+def _mimetype(value: Any) -> str | None:
+    usable = isinstance(value, str) and len(value) <= MAX_MIMETYPE_CHARS and not UNSTORABLE.search(value)
+    return value if usable else None

@@ -13,6 +13,11 @@ from clients.errors import ClientError
 from clients.http import tls_context
 
 
+# What Groq says, with or without an error `code`, about audio it will not take.
+UNSUPPORTED_FORMAT_MESSAGE = "file must be one of the following types"
+UNDECODABLE_MESSAGE = "is it a valid media file"
+
+
 class GroqError(ClientError):
     """Groq refused or did not answer."""
 
@@ -20,7 +25,7 @@ class GroqError(ClientError):
 class TranscriptionRejected(GroqError):
     """Groq refused the audio or the key for good (401, 403, 404 model, 413, unsupported format); retrying cannot help.
 
-    `reason` is a short slug: groq-auth, groq-model, too-large, unsupported-format, groq-rejected.
+    `reason` is a short slug: groq-auth, groq-model, too-large, unsupported-format, audio-undecodable, groq-rejected.
     """
 
     def __init__(self, message: str, reason: str):
@@ -101,7 +106,7 @@ async def transcribe(
     The file is named `voice.ogg` by default: Groq checks the extension and rejects Evolution's `.oga`.
 
     Raises:
-        TranscriptionRejected: 401/403, 404 (model), 413, 400 (format or request).
+        TranscriptionRejected: 401/403, 404 (model), 413, 400 (format, undecodable audio, or request).
         TranscriptionUnavailable: 429 (with retry-after), 5xx, timeout, connection refused.
     """
     content_type = "audio/ogg" if file_name.endswith((".ogg", ".opus")) else "application/octet-stream"
@@ -154,12 +159,21 @@ def _status_error(error: groq.APIStatusError) -> GroqError:
         return TranscriptionRejected(f"Groq refused the audio as too large (413): {_message(error)}", "too-large")
     if status >= 500:
         return TranscriptionUnavailable(f"Groq answered {status}: {_message(error)}", "groq-unavailable")
-    code = error.body.get("error", {}).get("code") if isinstance(error.body, dict) and isinstance(error.body.get("error"), dict) else None
-    if code == "unsupported_audio_format":
-        return TranscriptionRejected(f"Groq refused the audio format ({status}): {_message(error)}", "unsupported-format")
+    # Older error bodies carry no `code`, so the message decides as well.
+    code, message = _code(error), _message(error)
+    if code == "unsupported_audio_format" or message.startswith(UNSUPPORTED_FORMAT_MESSAGE):
+        return TranscriptionRejected(f"Groq refused the audio format ({status}): {message}", "unsupported-format")
+    if status == 400 and (code == "invalid_media_file" or UNDECODABLE_MESSAGE in message):
+        return TranscriptionRejected(f"Groq could not decode the audio ({status}): {message}", "audio-undecodable")
     if status in (408, 409):
         return TranscriptionUnavailable(f"Groq answered {status}: {_message(error)}", "groq-unavailable")
     return TranscriptionRejected(f"Groq refused the request ({status}): {_message(error)}", "groq-rejected")
+
+
+def _code(error: groq.APIStatusError) -> str | None:
+    detail = error.body.get("error") if isinstance(error.body, dict) else None
+    code = detail.get("code") if isinstance(detail, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def _message(error: groq.APIStatusError) -> str:

@@ -19,12 +19,13 @@ from starlette.concurrency import run_in_threadpool
 from clients.audio import extension_for
 from clients.evolution_webhook import Ignored, IncomingVoiceNote, WebhookPayloadError, parse_webhook
 from clients.redaction import mask_jid
+from deployments.log_files import limit_repeats
 from deployments.settings import load_settings
 from deployments.tokens import read_token_file, request_holds_token
 from store.database import StoreError, open_session
 from store.health_runs import CHECK_INTERVAL, last_health_run_finished_at
 from store.states import read_states
-from store.voice_notes import NewVoiceNote, find_voice_note_id, insert_voice_note
+from store.voice_notes import InvalidVoiceNote, NewVoiceNote, find_voice_note_id, insert_voice_note
 
 logger = logging.getLogger(__name__)
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -93,10 +94,16 @@ def create_app(database_url: str, webhook: WebhookConfig | None = None, dispatch
             parsed = parse_webhook(body, event)
         except WebhookPayloadError as error:
             return _answer(400, "rejected", str(error))
+        except Exception as error:  # a parser bug on an odd body: Evolution would retry a 500 ten times to no avail
+            # Only the type: the message may quote the body, phone numbers included.
+            logger.error("webhook body could not be parsed: %s (a parser bug; answered 400)", type(error).__name__)
+            return _answer(400, "rejected", f"body could not be read ({type(error).__name__})")
         if isinstance(parsed, Ignored):
             return _answer(200, "ignored", parsed.reason)
         try:
             voice_note_id, duplicate = await run_in_threadpool(store_voice_note, database_url, webhook.spool_dir, parsed)
+        except InvalidVoiceNote as error:  # permanent: a 503 would have Evolution retry it forever
+            return _answer(400, "rejected", str(error))
         except (StoreError, OSError) as error:  # Evolution retries anything but 4xx: nothing is lost
             logger.error("voice note %s from %s not stored: %s", parsed.message_id, mask_jid(parsed.chat_jid), error)
             return _answer(503, "unavailable", "the voice note could not be stored; retry later")
@@ -177,4 +184,6 @@ def create_app_from_environment() -> FastAPI:
         spool_dir=settings.home / "spool" / "voice-notes",
         max_body_bytes=settings.webhook_max_bytes,
     )
-    return create_app(settings.database_url, webhook, VoiceNoteDispatcher(settings.database_url))
+    app = create_app(settings.database_url, webhook, VoiceNoteDispatcher(settings.database_url))
+    limit_repeats()  # after Prefect's and uvicorn's logging set-up, whose handlers write to logs/receiver.log
+    return app

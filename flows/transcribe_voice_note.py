@@ -83,7 +83,7 @@ async def _answer(
         if groq_api is None:
             raise VoiceNoteFailed("not-configured", "groq/default is missing; set GROQ_API_KEY and run `vigia setup`")
         spool = home / "spool" / "voice-notes"
-        audio_file = await fetch_audio(evolution_api, note, spool)
+        audio_file = await fetch_audio(evolution_api, note, spool, deadline)
         audio_path = audio_file.path
         await _store(database_url, voice_notes.record_audio, note.id, datetime.now(timezone.utc),
                      audio_path=str(audio_file.path), audio_bytes=audio_file.size_bytes, mimetype=audio_file.mimetype)
@@ -134,7 +134,7 @@ async def _skip(
 async def _fail(
     note: VoiceNote, failure: VoiceNoteFailed, settings: TranscriptionSettings, evolution_api: EvolutionApi | None, database_url: str,
 ) -> None:
-    """Record the failure, send the friendly reply once, raise one warning per reason per half hour."""
+    """Record the failure, send the friendly reply once (unless there is no point), raise one warning per reason per half hour."""
     logger = get_run_logger()
     logger.error("voice note %d failed (%s): %s", note.id, failure.reason, failure.detail)
     if failure.notify and settings.failure_reply and evolution_api is not None:
@@ -149,7 +149,7 @@ async def _fail(
     await raise_alert(
         "warning", f"voice note transcription failed: {failure.reason}",
         f"Voice note {note.id} (instance {note.instance}, chat {masked_chat(note)}) was not transcribed: {failure.detail}. "
-        "Fix the cause, then re-run its flow run from the Prefect UI; it never replies twice.",
+        + failure.next_step,
         key=f"transcription:{failure.reason}", cooldown=FAILURE_ALERT_COOLDOWN,
     )
 

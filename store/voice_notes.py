@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import re
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import String, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -13,6 +15,12 @@ from store.models import VoiceNoteRow
 
 STATUSES = ("received", "running", "replied", "skipped", "failed")
 FINISHED = ("replied", "skipped")
+# NUL is refused by PostgreSQL and lone surrogates by every UTF-8 driver: errors that no retry fixes.
+UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+class InvalidVoiceNote(ValueError):
+    """A voice note no store can hold as given (too long, NUL, lone surrogate): a permanent error, not an outage."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +71,12 @@ class VoiceNote:
 
 
 def insert_voice_note(session: Session, note: NewVoiceNote, *, dispatched: bool = True) -> int | None:
-    """Store a new voice note (claimed for dispatch by the caller) and return its id; None when (instance, message id) exists."""
+    """Store a new voice note (claimed for dispatch by the caller) and return its id; None when (instance, message id) exists.
+
+    Raises:
+        InvalidVoiceNote: naming the field that no store could hold.
+    """
+    check_storable(note)
     row = VoiceNoteRow(
         instance=note.instance, message_id=note.message_id, chat_jid=note.chat_jid, sender_jid=note.sender_jid,
         sent_at=note.sent_at, received_at=note.received_at, quoted=note.quoted, mimetype=note.mimetype,
@@ -76,6 +89,26 @@ def insert_voice_note(session: Session, note: NewVoiceNote, *, dispatched: bool 
     except IntegrityError:
         return None
     return row.id
+
+
+def check_storable(note: NewVoiceNote) -> None:
+    """Refuse a note whose text does not fit its column on every backend (SQLite would take it, PostgreSQL not).
+
+    Raises:
+        InvalidVoiceNote: naming the field and the problem.
+    """
+    columns = VoiceNoteRow.__table__.columns
+    for field in fields(note):
+        value = getattr(note, field.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidVoiceNote(f"{field.name}: {value} is not a finite number")
+        if not isinstance(value, str):
+            continue
+        if UNSTORABLE.search(value):
+            raise InvalidVoiceNote(f"{field.name}: holds a NUL or a lone surrogate")
+        column_type = columns[field.name].type
+        if isinstance(column_type, String) and column_type.length and len(value) > column_type.length:
+            raise InvalidVoiceNote(f"{field.name}: {len(value)} characters, at most {column_type.length} fit")
 
 
 def find_voice_note_id(session: Session, instance: str, message_id: str) -> int | None:

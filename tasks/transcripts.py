@@ -33,19 +33,23 @@ MAX_ATTEMPTS = 3
 BACKOFF_SECONDS = (0.5, 1.0)
 PARALLEL_PIECES = 4
 SEVERITY_ORDER = ("info", "warning", "critical", "emergency")
+RERUN_STEP = "Fix the cause, then re-run its flow run from the Prefect UI; it never replies twice."
+RESEND_STEP = "A re-run cannot help: ask the sender to send it again as an ordinary (not view-once) voice note."
 
 
 class VoiceNoteFailed(Exception):
     """A voice note cannot be answered with its transcript; `reason` is the stored slug.
 
-    `notify` says whether the sender gets the friendly failure reply (pointless when Evolution itself failed).
+    `notify` says whether the sender gets the friendly failure reply (pointless when Evolution itself failed,
+    or when nothing could ever be fetched); `next_step` is what the alert tells the operator to do.
     """
 
-    def __init__(self, reason: str, detail: str, *, notify: bool = True):
+    def __init__(self, reason: str, detail: str, *, notify: bool = True, next_step: str = RERUN_STEP):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
         self.notify = notify
+        self.next_step = next_step
 
 
 class ReplyFailed(Exception):
@@ -86,22 +90,28 @@ def budget_deadline(received_at: datetime, sla_seconds: float, now: datetime) ->
     return deadline
 
 
-async def fetch_audio(evolution_api: EvolutionApi, note: VoiceNote, spool_dir: Path) -> AudioFile:
-    """Use the audio the receiver spooled, or fetch it with getBase64FromMediaMessage and spool it.
+async def fetch_audio(evolution_api: EvolutionApi, note: VoiceNote, spool_dir: Path, deadline: datetime) -> AudioFile:
+    """Use the audio the receiver spooled, or fetch it with getBase64FromMediaMessage, within the budget, and spool it.
+
+    The request carries the message with every wrapper removed: Evolution cannot unwrap a view-once
+    voice note (`viewOnceMessageV2Extension`) itself.
 
     Raises:
-        VoiceNoteFailed: media-not-found, media-unavailable or evolution-auth, naming Evolution's reason.
+        VoiceNoteFailed: media-not-found, media-unavailable, evolution-auth, or media-unfetchable (no
+            failure reply: there is nothing to download), naming Evolution's reason.
     """
     if note.audio_path and Path(note.audio_path).is_file():
         path = Path(note.audio_path)
         return AudioFile(path, path.stat().st_size, note.mimetype, "webhook")
     quoted = json.loads(note.quoted or "{}")
+    message = _downloadable_message(quoted.get("message"))
     started = time.perf_counter()
-    async with evolution.create_client(evolution_api.url, evolution_api.api_key.get_secret_value(), timeout=evolution_api.timeout_seconds) as client:
+    timeout = _fetch_timeout(evolution_api.timeout_seconds, deadline)
+    async with evolution.create_client(evolution_api.url, evolution_api.api_key.get_secret_value(), timeout=timeout) as client:
         try:
-            media = await evolution.fetch_media(client, note.instance, quoted.get("key") or {"id": note.message_id}, quoted.get("message"))
+            media = await evolution.fetch_media(client, note.instance, quoted.get("key") or {"id": note.message_id}, message)
         except evolution.EvolutionError as error:
-            raise VoiceNoteFailed(_media_reason(error), str(error)) from error
+            raise _media_failure(error, cut_by_budget=timeout < evolution_api.timeout_seconds) from error
     spool_dir.mkdir(parents=True, exist_ok=True)
     path = spool_dir / f"{note.id}{audio.extension_for(media.mimetype or note.mimetype)}"
     partial = path.with_suffix(".partial")
@@ -253,12 +263,39 @@ def _join(replies: list[tuple[groq.TranscriptionReply, int]], threshold: float, 
     return Transcript(text, audio_seconds, kept, dropped, sum(attempts for _, attempts in replies), seconds)
 
 
-def _media_reason(error: evolution.EvolutionError) -> str:
+def _downloadable_message(message: dict | None) -> dict | None:
+    """The media message without wrappers; VoiceNoteFailed when WhatsApp left out what a download needs."""
+    if not message:
+        return None  # Evolution looks the message up by key.id
+    inner = evolution.media_message(message) or message
+    missing = evolution.missing_download_fields(inner)
+    if missing:
+        wrapper = next((name for name in evolution.WRAPPERS if name in message), "")
+        came = f"in a {wrapper} wrapper " if wrapper else ""
+        why = ("WhatsApp keeps view-once media on the phone and gives linked devices such as Evolution"
+               if "viewOnce" in wrapper else "WhatsApp gave Evolution")
+        raise VoiceNoteFailed("media-unfetchable", f"the voice note came {came}without {' and '.join(missing)}: {why} nothing to download",
+                              notify=False, next_step=RESEND_STEP)
+    return inner
+
+
+def _fetch_timeout(timeout_seconds: float, deadline: datetime) -> float:
+    """The Block's timeout, cut so a failed fetch still leaves time for the failure reply inside the SLA."""
+    left = (deadline - datetime.now(timezone.utc)).total_seconds() - REPLY_RESERVE_SECONDS
+    return max(min(timeout_seconds, left), MIN_ATTEMPT_SECONDS)
+
+
+def _media_failure(error: evolution.EvolutionError, *, cut_by_budget: bool) -> VoiceNoteFailed:
     if error.status_code == 401:
-        return "evolution-auth"
+        return VoiceNoteFailed("evolution-auth", str(error))
+    if error.status_code == 400 and evolution.NOT_MEDIA in str(error):
+        detail = f"{error} (Evolution cannot unwrap this message to find its audio)"
+        return VoiceNoteFailed("media-unfetchable", detail, notify=False, next_step=RESEND_STEP)
     if error.status_code == 400 and "not found" in str(error).lower():
-        return "media-not-found"
-    return "media-unavailable"
+        return VoiceNoteFailed("media-not-found", str(error))
+    if error.ambiguous and cut_by_budget:
+        return VoiceNoteFailed("media-unavailable", f"{error}: the reply budget left no more time for the download")
+    return VoiceNoteFailed("media-unavailable", str(error))
 
 
 def _fold(text: str) -> str:

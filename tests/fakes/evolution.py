@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import re
 import secrets
@@ -19,6 +18,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .evolution_media import MediaStore
 from .server import RecordedRequest
 
 InstanceState = Literal["open", "close", "connecting"]
@@ -98,34 +98,22 @@ class FakeEvolution:
     send_fails_with: int | None = None
     unregistered_numbers: set[str] = field(default_factory=set)
     stored_message_ids: set[str] = field(default_factory=set)
-    # getBase64FromMediaMessage: decrypted media by message id (content, mimetype), and how long a download takes.
-    media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
-    media_delay_seconds: float = 0.0
-    media_requests: list[dict[str, Any]] = field(default_factory=list)
+    # getBase64FromMediaMessage: decrypted media by message id, and how downloads behave (see evolution_media).
+    media_store: MediaStore = field(default_factory=MediaStore)
+
+    @property
+    def media(self) -> dict[str, tuple[bytes, str]]:
+        """Decrypted media by message id: (content, mimetype)."""
+        return self.media_store.contents
+
+    @property
+    def media_requests(self) -> list[dict[str, Any]]:
+        """Every getBase64FromMediaMessage body received, in order."""
+        return self.media_store.requests
 
     async def media_base64(self, instance: str, body: dict[str, Any]) -> Response:
         """Evolution's `getBase64FromMediaMessage`: the message content if given, else the stored message by key.id."""
-        message = body.get("message") if isinstance(body.get("message"), dict) else {}
-        key = message.get("key") if isinstance(message.get("key"), dict) else {}
-        self.media_requests.append(body)
-        message_id = key.get("id")
-        content = message.get("message")
-        if not content and message_id not in self.stored_message_ids:
-            return error_response(400, ["Message not found"])
-        if content is not None and not any(name.endswith("Message") for name in content):
-            return error_response(400, ["The message is not of the media type"])
-        if message_id not in self.media:
-            return error_response(400, ["Error: error:1C800064:Provider routines::bad decrypt"])
-        if self.media_delay_seconds > 0:
-            await asyncio.sleep(self.media_delay_seconds)
-        data, mimetype = self.media[message_id]
-        modern = tuple(int(part) for part in self.version.split(".")[:3]) >= (2, 3, 6)
-        size = {"low": len(data), "high": 0, "unsigned": True} if modern else str(len(data))
-        return ExpressJSONResponse(
-            {"mediaType": "audioMessage", "fileName": f"{message_id}.oga", "size": {"fileLength": size}, "mimetype": mimetype,
-             "base64": base64.b64encode(data).decode(), "buffer": None},
-            status_code=201,
-        )
+        return await self.media_store.answer(body, self.stored_message_ids, self.version, error_response, ExpressJSONResponse)
 
     def is_authorized(self, instance: str, apikey: str | None) -> bool:
         """Whether `apikey` is the global key or the token of `instance`."""

@@ -1,4 +1,11 @@
-"""The Evolution side of the webhook: envelopes as 2.3.5 and 2.3.6 serialise them, and a sender with the real retry rules.
+"""The Evolution side of the webhook: envelopes as each Evolution generation serialises them, and a sender with the real retry rules.
+
+Serialisation (prepareMessage in whatsapp.baileys.service.ts): ≤ 2.3.2 lets protobufjs's `toJSON`
+write bytes as base64 strings and 64-bit numbers as digit strings; 2.3.3–2.3.5 (`convertLongToNumber`)
+write bytes as `{"0": 12, …}` objects and Longs as plain numbers; ≥ 2.3.6 (`deserializeMessageBuffers`)
+write bytes as `{"0": 12, …}` objects and Longs as `{"low", "high", "unsigned"}` objects.
+Inline audio (`message.base64`) is only ever added for a top-level `audioMessage` (`isMedia`): a
+note inside an ephemeral or view-once wrapper always arrives without it.
 
 Retry rules (webhook.controller.ts): 2.3.x makes up to 10 attempts, waiting min(5·2^(n-1), 300) s
 ±20 % jitter between them, each try timing out after 30 s, and gives up at once on 400, 401, 403,
@@ -80,6 +87,7 @@ class WebhookSender:
     rules: RetryRules = field(default_factory=RetryRules.v2_3)
     by_events: bool = False
     seed: int = 7
+    literal_jwt_key: bool = False  # Evolution 2.2.x sends its `headers` verbatim: `jwt_key: <key>`, no JWT
 
     def deliver(self, envelope: dict[str, Any]) -> list[DeliveryAttempt]:
         """Deliver one envelope until it succeeds (2xx), hits a non-retryable status, or runs out of attempts."""
@@ -101,7 +109,9 @@ class WebhookSender:
 
     def _post(self, url: str, envelope: dict[str, Any], attempt: int) -> DeliveryAttempt:
         headers = {"Content-Type": "application/json", "User-Agent": "axios/1.7.9", **self.headers}
-        if self.jwt_key:
+        if self.jwt_key and self.literal_jwt_key:
+            headers["jwt_key"] = self.jwt_key
+        elif self.jwt_key:
             now = int(time.time())
             headers["Authorization"] = "Bearer " + sign_jwt({"iat": now, "exp": now + 600, "app": "evolution", "action": "webhook"}, self.jwt_key)
         started = time.perf_counter()
@@ -120,28 +130,37 @@ def voice_note_envelope(
     audio: bytes | None, *, instance: str = "ops-bot", message_id: str | None = None, chat_jid: str = "5511987654321@s.whatsapp.net",
     seconds: int = 3, variant: str = "2.3.6", from_me: bool = False, participant: str | None = None, participant_alt: str | None = None,
     remote_jid_alt: str | None = None, mimetype: str = "audio/ogg; codecs=opus", timestamp: int | None = None, wrapper: str | None = None,
+    media_keys: bool = True,
 ) -> dict[str, Any]:
-    """A `messages.upsert` envelope for a voice note, serialised as Evolution `variant` does (≤ 2.3.5 or 2.3.6)."""
-    modern = tuple(int(part) for part in variant.split(".")) >= (2, 3, 6)
+    """A `messages.upsert` envelope for a voice note, serialised as Evolution `variant` (a version such as "2.3.2") does.
+
+    `audio` is inlined as `message.base64` only when the note is not wrapped, as Evolution does;
+    `media_keys=False` leaves out what a download needs (url, directPath, mediaKey), as WhatsApp
+    does for view-once media on a linked device.
+    """
+    generation = payload_generation(variant)
     size = len(audio) if audio is not None else 9417
     audio_message = {
         "url": "https://mmg.whatsapp.net/v/t62.7117-24/31925718_n.enc?ccb=11-4&mms3=true",
         "mimetype": mimetype,
-        "fileSha256": _binary(secrets.token_bytes(32), modern),
-        "fileLength": _long(size, modern),
+        "fileSha256": _binary(secrets.token_bytes(32), generation),
+        "fileLength": _long(size, generation),
         "seconds": seconds,
         "ptt": True,
-        "mediaKey": _binary(secrets.token_bytes(32), modern),
-        "fileEncSha256": _binary(secrets.token_bytes(32), modern),
+        "mediaKey": _binary(secrets.token_bytes(32), generation),
+        "fileEncSha256": _binary(secrets.token_bytes(32), generation),
         "directPath": "/v/t62.7117-24/31925718_n.enc?ccb=11-4",
-        "mediaKeyTimestamp": _long(int(time.time()), modern),
-        "waveform": _binary(secrets.token_bytes(64), modern),
+        "mediaKeyTimestamp": _long(int(time.time()), generation),
+        "waveform": _binary(secrets.token_bytes(64), generation),
     }
+    if not media_keys:
+        for name in ("url", "directPath", "mediaKey", "fileEncSha256"):
+            del audio_message[name]
     content: dict[str, Any] = {"audioMessage": audio_message}
     if wrapper:
         content = {wrapper: {"message": content}}
-    content["messageContextInfo"] = {"deviceListMetadataVersion": 2, "messageSecret": _binary(secrets.token_bytes(32), modern)}
-    if audio is not None:
+    content["messageContextInfo"] = {"deviceListMetadataVersion": 2, "messageSecret": _binary(secrets.token_bytes(32), generation)}
+    if audio is not None and not wrapper:
         content["base64"] = base64.b64encode(audio).decode()
     key: dict[str, Any] = {"remoteJid": chat_jid, "fromMe": from_me, "id": message_id or new_incoming_id()}
     if participant:
@@ -155,6 +174,23 @@ def voice_note_envelope(
         "messageType": wrapper or "audioMessage", "messageTimestamp": timestamp or int(time.time()),
         "instanceId": str(uuid.uuid5(uuid.NAMESPACE_URL, instance)), "source": "ios",
     })
+
+
+def payload_generation(version: str) -> str:
+    """Which serialisation an Evolution version uses: "strings" (≤ 2.3.2), "numbers" (2.3.3–2.3.5) or "longs" (≥ 2.3.6)."""
+    parts = tuple(int(part) for part in version.split(".")[:3])
+    if parts <= (2, 3, 2):
+        return "strings"
+    return "numbers" if parts <= (2, 3, 5) else "longs"
+
+
+def media_key_of(envelope: dict[str, Any]) -> bytes:
+    """The raw `mediaKey` bytes of an envelope's voice note, whichever generation wrote it and whatever wraps it."""
+    message = envelope["data"]["message"]
+    while "audioMessage" not in message:
+        message = next(value["message"] for value in message.values() if isinstance(value, dict) and "message" in value)
+    media_key = message["audioMessage"]["mediaKey"]
+    return base64.b64decode(media_key) if isinstance(media_key, str) else bytes(media_key[str(i)] for i in range(len(media_key)))
 
 
 def text_envelope(text: str, *, instance: str = "ops-bot", chat_jid: str = "5511987654321@s.whatsapp.net", from_me: bool = False) -> dict[str, Any]:
@@ -181,9 +217,11 @@ def _envelope(instance: str, data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _binary(data: bytes, modern: bool) -> Any:
-    return {str(index): byte for index, byte in enumerate(data)} if modern else base64.b64encode(data).decode()
+def _binary(data: bytes, generation: str) -> Any:
+    return base64.b64encode(data).decode() if generation == "strings" else {str(index): byte for index, byte in enumerate(data)}
 
 
-def _long(value: int, modern: bool) -> Any:
-    return {"low": value & 0xFFFFFFFF, "high": value >> 32, "unsigned": True} if modern else str(value)
+def _long(value: int, generation: str) -> Any:
+    if generation == "strings":
+        return str(value)
+    return value if generation == "numbers" else {"low": value & 0xFFFFFFFF, "high": value >> 32, "unsigned": True}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,11 +15,12 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .groq_transcription import HALLUCINATION, MAX_FILE_BYTES, ScriptedAudio, TranscriptionRequest, add_transcription_routes
 from .server import RecordedRequest
 
 CallNext = Callable[[Request], Awaitable[Response]]
 
-API_PREFIX = "/openai/v1"
+API_PREFIX = "/openai/v1"  # also in groq_transcription
 DEFAULT_MODELS = ("whisper-large-v3", "whisper-large-v3-turbo", "llama-3.3-70b-versatile")
 RECORDED_HEADERS = ("authorization", "content-type", "user-agent", "x-stainless-retry-count")
 DEFAULT_RETRY_AFTER_SECONDS = "2"
@@ -82,34 +82,6 @@ def default_error_body(status: int, retry_after: str | None) -> dict[str, Any]:
     return error_body(HTTPStatus(status).phrase, error_type)
 
 
-WHISPER_MODELS = ("whisper-large-v3", "whisper-large-v3-turbo")
-AUDIO_EXTENSIONS = ("flac", "mp3", "mp4", "mpeg", "mpga", "m4a", "ogg", "opus", "wav", "webm")
-MAX_FILE_BYTES = 25 * 1024 * 1024
-HALLUCINATION = "Legendas pela comunidade Amara.org"
-
-
-@dataclass(frozen=True)
-class ScriptedAudio:
-    """What the fake "hears" in one audio file: segments of (text, no_speech_prob), and its duration."""
-
-    segments: tuple[tuple[str, float], ...]
-    duration: float
-
-
-@dataclass(frozen=True)
-class TranscriptionRequest:
-    """One multipart transcription request as the fake received it, for assertions."""
-
-    model: str | None
-    language: str | None
-    response_format: str | None
-    temperature: str | None
-    filename: str | None
-    content_type: str | None
-    size_bytes: int
-    sha256: str
-
-
 @dataclass(frozen=True)
 class ForcedReply:
     """A scripted reply that pre-empts the next API request: status, headers and a JSON or raw-text body."""
@@ -140,6 +112,12 @@ class FakeGroq:
     default_text: str = "transcribed words"
     max_file_bytes: int = MAX_FILE_BYTES
     transcriptions: list[TranscriptionRequest] = field(default_factory=list)
+    # Older Groq error bodies carry no `code`; False makes every error this fake sends omit it.
+    error_codes: bool = True
+
+    def error_response(self, status: int, message: str, error_type: str, code: str | None = None) -> JSONResponse:
+        """Groq's error reply, with `code` unless `error_codes` is off."""
+        return JSONResponse(error_body(message, error_type, code if self.error_codes else None), status_code=status)
 
     def script_audio(self, audio: bytes, text: str, *, duration: float = 3.0, no_speech_prob: float = 0.02) -> None:
         """Make the fake hear `text` in exactly these bytes (one segment)."""
@@ -166,6 +144,8 @@ class FakeGroq:
             reply_headers.setdefault("retry-after", DEFAULT_RETRY_AFTER_SECONDS)
         if body is None:
             body = default_error_body(status, reply_headers.get("retry-after"))
+            if not self.error_codes:
+                body["error"].pop("code", None)
         self.forced_replies.extend([ForcedReply(status, reply_headers, body)] * times)
 
     def is_authorized(self, authorization: str | None) -> bool:
@@ -206,7 +186,7 @@ def build_app(fake: FakeGroq) -> FastAPI:
         if fake.forced_replies:
             return fake.forced_replies.popleft().to_response()
         if not fake.is_authorized(request.headers.get("authorization")):
-            return JSONResponse(default_error_body(401, None), status_code=401)
+            return fake.error_response(401, "Invalid API Key", "invalid_request_error", "invalid_api_key")
         response = await call_next(request)
         response.headers.update(fake.rate_limit_headers())
         return response
@@ -217,7 +197,7 @@ def build_app(fake: FakeGroq) -> FastAPI:
             f"Unknown request URL: {request.method} {request.url.path}. "
             "Please check the URL for typos, or see the docs at https://console.groq.com/docs/"
         )
-        return JSONResponse(error_body(message, "invalid_request_error", "unknown_url"), status_code=404)
+        return fake.error_response(404, message, "invalid_request_error", "unknown_url")
 
     add_model_routes(app, fake)
     add_transcription_routes(app, fake)
@@ -235,58 +215,5 @@ def add_model_routes(app: FastAPI, fake: FakeGroq) -> None:
     async def retrieve_model(model: str) -> Response:
         if model not in fake.models:
             message = f"The model `{model}` does not exist or you do not have access to it."
-            body = error_body(message, "invalid_request_error", "model_not_found")
-            return JSONResponse(body, status_code=404)
+            return fake.error_response(404, message, "invalid_request_error", "model_not_found")
         return JSONResponse(model_object(model))
-
-
-def add_transcription_routes(app: FastAPI, fake: FakeGroq) -> None:
-    """`POST /openai/v1/audio/transcriptions` (multipart): Groq's checks in its order, then json, text or verbose_json."""
-
-    @app.post(f"{API_PREFIX}/audio/transcriptions")
-    async def transcribe(request: Request) -> Response:
-        form = await request.form()
-        upload = form.get("file")
-        content = await upload.read() if upload is not None and hasattr(upload, "read") else None
-        fields = {name: form.get(name) for name in ("model", "language", "response_format", "temperature")}
-        if content is not None:
-            fake.transcriptions.append(
-                TranscriptionRequest(
-                    model=fields["model"], language=fields["language"], response_format=fields["response_format"],
-                    temperature=fields["temperature"], filename=upload.filename, content_type=upload.content_type,
-                    size_bytes=len(content), sha256=hashlib.sha256(content).hexdigest(),
-                )
-            )
-        if content is not None and len(content) > fake.max_file_bytes:
-            return JSONResponse(default_error_body(413, None), status_code=413)
-        if fields["model"] not in WHISPER_MODELS or fields["model"] not in fake.models:
-            message = f"The model `{fields['model']}` does not exist or you do not have access to it."
-            return JSONResponse(error_body(message, "invalid_request_error", "model_not_found"), status_code=404)
-        if content is None and not form.get("url"):
-            return JSONResponse(error_body("either file or url must be provided", "invalid_request_error"), status_code=400)
-        extension = (upload.filename or "").rpartition(".")[2].lower() if content is not None else ""
-        if content is not None and extension not in AUDIO_EXTENSIONS:
-            message = f"file must be one of the following types: [{' '.join(AUDIO_EXTENSIONS)}]"
-            return JSONResponse(error_body(message, "invalid_request_error", "unsupported_audio_format"), status_code=400)
-        response_format = fields["response_format"] or "json"
-        if response_format not in ("json", "text", "verbose_json"):
-            message = "response_format must be one of json, text, verbose_json"
-            return JSONResponse(error_body(message, "invalid_request_error"), status_code=400)
-        heard = fake.scripted_audio.get(hashlib.sha256(content or b"").hexdigest()) or ScriptedAudio(((fake.default_text, 0.01),), 3.0)
-        text = " ".join(segment for segment, _ in heard.segments)
-        if response_format == "text":
-            return PlainTextResponse(text + "\n")
-        x_groq = {"id": "req_" + secrets.token_hex(13)}
-        if response_format == "json":
-            return JSONResponse({"text": text, "x_groq": x_groq})
-        step = heard.duration / len(heard.segments)
-        segments = [
-            {"id": index, "seek": 0, "start": round(index * step, 2), "end": round((index + 1) * step, 2), "text": f" {segment}",
-             "tokens": [50365, 1234, 50515], "temperature": 0.0, "avg_logprob": -0.21, "compression_ratio": 1.1,
-             "no_speech_prob": no_speech}
-            for index, (segment, no_speech) in enumerate(heard.segments)
-        ]
-        return JSONResponse({
-            "task": "transcribe", "language": fields["language"] or "portuguese", "duration": heard.duration,
-            "text": text, "segments": segments, "x_groq": x_groq,
-        })

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import groq
@@ -9,6 +10,7 @@ import httpx
 import pytest
 
 from .evolution import FakeEvolution
+from .evolution_webhook import media_key_of, voice_note_envelope
 from .groq import FakeGroq
 from .server import serve_app
 
@@ -224,3 +226,106 @@ def test_groq_sdk_retrieves_one_model_or_raises_not_found(groq_url: str) -> None
     assert raised.value.body["error"]["message"] == (
         "The model `distil-whisper-large-v3-en` does not exist or you do not have access to it."
     )
+
+
+# --- getBase64FromMediaMessage and webhook payloads as Evolution 2.2.3–2.3.6 really produce them ---
+
+def media_body(envelope: dict) -> dict:
+    return {"message": {"key": envelope["data"]["key"], "message": envelope["data"]["message"]}, "convertToMp4": False}
+
+
+@pytest.mark.parametrize("wrapper", [None, "ephemeralMessage", "viewOnceMessage", "viewOnceMessageV2", "viewOnceMessageV2Extension"])
+def test_only_a_top_level_voice_note_carries_inline_audio(wrapper) -> None:
+    envelope = voice_note_envelope(b"OggS-audio", wrapper=wrapper)
+
+    assert ("base64" in envelope["data"]["message"]) is (wrapper is None)
+    assert envelope["data"]["messageType"] == (wrapper or "audioMessage")
+
+
+@pytest.mark.parametrize(
+    ("wrapper", "status"),
+    [("ephemeralMessage", 201), ("viewOnceMessage", 201), ("viewOnceMessageV2", 201), ("documentWithCaptionMessage", 201),
+     ("viewOnceMessageV2Extension", 400)],
+)
+def test_get_base64_unwraps_only_the_wrappers_evolution_knows(evolution, fake_evolution, wrapper, status) -> None:
+    envelope = voice_note_envelope(None, wrapper=wrapper)
+    fake_evolution.media[envelope["data"]["key"]["id"]] = (b"OggS-audio", "audio/ogg; codecs=opus")
+
+    response = evolution.post("/chat/getBase64FromMediaMessage/ops-bot", json=media_body(envelope), headers={"apikey": EVOLUTION_KEY})
+
+    assert response.status_code == status
+    if status == 400:
+        assert response.json()["response"] == {"message": ["The message is not of the media type"]}
+    else:
+        assert (response.json()["mediaType"], response.json()["base64"]) == ("audioMessage", "T2dnUy1hdWRpbw==")
+
+
+def test_a_failed_download_is_retried_after_the_wait_before_evolution_answers_400(evolution, fake_evolution) -> None:
+    fake_evolution.media_store.retry_wait_seconds = 0.4
+    envelope = voice_note_envelope(None)  # no media registered: both downloads fail
+    started = time.monotonic()
+
+    response = evolution.post("/chat/getBase64FromMediaMessage/ops-bot", json=media_body(envelope), headers={"apikey": EVOLUTION_KEY})
+
+    assert time.monotonic() - started >= 0.4
+    assert (response.status_code, response.json()["response"]) == (400, {"message": ["Error: error:1C800064:Provider routines::bad decrypt"]})
+
+
+def test_the_fallback_download_succeeds_after_the_wait_and_2_3_0_has_no_fallback(evolution, fake_evolution) -> None:
+    fake_evolution.media_store.retry_wait_seconds = 0.3
+    envelope = voice_note_envelope(None)
+    message_id = envelope["data"]["key"]["id"]
+    fake_evolution.media[message_id] = (b"OggS-audio", "audio/ogg; codecs=opus")
+    fake_evolution.media_store.fallback_only.add(message_id)
+    started = time.monotonic()
+
+    recovered = evolution.post("/chat/getBase64FromMediaMessage/ops-bot", json=media_body(envelope), headers={"apikey": EVOLUTION_KEY})
+    took = time.monotonic() - started
+    fake_evolution.version = "2.3.0"
+    old = evolution.post("/chat/getBase64FromMediaMessage/ops-bot", json=media_body(envelope), headers={"apikey": EVOLUTION_KEY})
+
+    assert (recovered.status_code, took >= 0.3) == (201, True)
+    assert old.status_code == 400
+
+
+def test_view_once_media_without_its_keys_cannot_be_downloaded(evolution, fake_evolution) -> None:
+    fake_evolution.media_store.retry_wait_seconds = 0.0
+    envelope = voice_note_envelope(None, wrapper="viewOnceMessageV2", media_keys=False)
+    fake_evolution.media[envelope["data"]["key"]["id"]] = (b"OggS-audio", "audio/ogg; codecs=opus")
+
+    response = evolution.post("/chat/getBase64FromMediaMessage/ops-bot", json=media_body(envelope), headers={"apikey": EVOLUTION_KEY})
+
+    assert response.json()["response"] == {"message": ["Error: Cannot derive from empty media key"]}
+
+
+@pytest.mark.parametrize(
+    ("version", "media_key", "file_length"),
+    [("2.2.3", str, "10"), ("2.3.2", str, "10"), ("2.3.3", dict, 10), ("2.3.5", dict, 10), ("2.3.6", dict, {"low": 10, "high": 0, "unsigned": True})],
+)
+def test_each_generation_serialises_bytes_and_longs_as_that_evolution_does(version, media_key, file_length) -> None:
+    envelope = voice_note_envelope(b"OggS-audio", variant=version)
+    audio_message = envelope["data"]["message"]["audioMessage"]
+
+    assert (type(audio_message["mediaKey"]), audio_message["fileLength"]) == (media_key, file_length)
+    assert len(media_key_of(envelope)) == 32
+
+
+def test_groq_answers_400_without_a_code_for_audio_it_cannot_decode(groq_url: str, fake_groq: FakeGroq) -> None:
+    with pytest.raises(groq.BadRequestError) as raised:
+        groq_client(groq_url).audio.transcriptions.create(model="whisper-large-v3-turbo", file=("voice.ogg", b"\x00not audio at all"))
+
+    assert raised.value.body == {"error": {"message": "could not process file - is it a valid media file?", "type": "invalid_request_error"}}
+
+
+def test_groq_error_bodies_can_leave_out_the_code_like_older_replies(groq_url: str, fake_groq: FakeGroq) -> None:
+    fake_groq.error_codes = False
+    fake_groq.fail_next(429, headers={"retry-after": "3"})
+
+    with pytest.raises(groq.RateLimitError) as limited:
+        groq_client(groq_url).models.list()
+    with pytest.raises(groq.BadRequestError) as refused:
+        groq_client(groq_url).audio.transcriptions.create(model="whisper-large-v3-turbo", file=("voice.oga", b"OggS-audio"))
+
+    assert "code" not in limited.value.body["error"] and limited.value.body["error"]["type"] == "requests"
+    assert refused.value.body["error"] == {
+        "message": "file must be one of the following types: [flac mp3 mp4 mpeg mpga m4a ogg opus wav webm]", "type": "invalid_request_error"}

@@ -142,3 +142,103 @@ def test_a_receiver_without_a_token_answers_503_so_evolution_keeps_the_message_f
         attempts = sender.deliver(voice_note_envelope(AUDIO))
     assert [a.status for a in attempts] == [503, 503, 503]
     assert attempts[0].body["reason"] == "no webhook token is set up: set VIGIA_WEBHOOK_TOKEN or run `vigia setup`"
+
+
+def deep(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def with_audio_field(name: str, value) -> dict:
+    envelope = voice_note_envelope(AUDIO)
+    envelope["data"]["message"]["audioMessage"][name] = value
+    return envelope
+
+
+def raw_body(envelope: dict, path: tuple[str, ...], raw: str) -> bytes:
+    """The envelope as JSON with the value at `path` replaced by raw JSON text (for what json.dumps cannot write)."""
+    marker = "__vigia_raw_marker__"
+    target = envelope
+    for name in path[:-1]:
+        target = target[name]
+    target[path[-1]] = marker
+    return json.dumps(envelope).replace(f'"{marker}"', raw).encode()
+
+
+def test_a_malformed_bearer_token_is_401_never_500(receiver, store_url):
+    nested_header = base64.urlsafe_b64encode(deep(1100).encode()).rstrip(b"=").decode()
+    for token in (f"{nested_header}.e30.c2ln", "a.b.c", "é.é.é", "x" * 10_000, f"{nested_header}.{nested_header}.x"):
+        response = post(receiver, voice_note_envelope(AUDIO), {"Authorization": f"Bearer {token}".encode()})
+        assert (response.status_code, response.json()["status"]) == (401, "unauthorized")
+    assert stored(store_url) == {}
+
+
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        (raw_body(voice_note_envelope(AUDIO), ("data",), deep(1100)), "body nests deeper than 64 levels"),
+        (raw_body(voice_note_envelope(AUDIO), ("data", "message", "audioMessage", "contextInfo"), deep(950)),
+         "body nests deeper than 64 levels"),
+        (raw_body(voice_note_envelope(AUDIO), ("data", "messageTimestamp"), "1e15"), "data.messageTimestamp: out of range"),
+        (raw_body(voice_note_envelope(AUDIO), ("data", "messageTimestamp"), '{"low": 0, "high": 2147483648}'),
+         "data.messageTimestamp: out of range"),
+        (raw_body(voice_note_envelope(AUDIO), ("data", "messageTimestamp"), '{"low": null, "high": 0}'),
+         "data.messageTimestamp: value error, expected a number, a digit string or {low, high}"),
+        (raw_body(voice_note_envelope(AUDIO), ("data", "key", "remoteJid"), json.dumps("5511987654321@s.whatsapp.net" * 8)),
+         "data.key.remoteJid: string should have at most 128 characters"),
+        (raw_body(voice_note_envelope(AUDIO), ("data", "key", "remoteJid"), '"5511987654321\\u0000@s.whatsapp.net"'),
+         "data.key.remoteJid: must not hold control characters"),
+        (raw_body(voice_note_envelope(AUDIO), ("data", "key", "id"), '"3A7F\\ud800"'), "data.key.id: input should be a valid string"),
+        (raw_body(voice_note_envelope(AUDIO, participant="x"), ("data", "key", "participant"), json.dumps("1" * 200 + "@lid")),
+         "data.key.participant: string should have at most 128 characters"),
+        (json.dumps(voice_note_envelope(AUDIO, instance="..")).encode(), "instance: must be a name"),
+        (json.dumps(voice_note_envelope(AUDIO, instance="ops/../message")).encode(), "instance: must be a name"),
+    ],
+    ids=["deep-data", "deep-in-message", "timestamp-1e15", "timestamp-long-high-2-31", "timestamp-long-null",
+         "long-remote-jid", "nul-in-remote-jid", "surrogate-in-id", "long-participant", "instance-dot-dot", "instance-path"],
+)
+def test_a_malformed_body_is_400_with_the_reason_on_every_store(receiver, store_url, dispatcher, body, reason):
+    response = post(receiver, body, {"X-Vigia-Token": TOKEN})
+    assert (response.status_code, response.json()["status"]) == (400, "rejected")
+    assert response.json()["reason"].startswith(reason)
+    assert stored(store_url) == {} and dispatcher.submitted == []
+
+
+@pytest.mark.parametrize(
+    "name, raw",
+    [
+        ("seconds", "1" + "0" * 400),
+        ("seconds", "1e400"),
+        ("seconds", '{"low": "x", "high": 1}'),
+        ("waveform", '{"low": null, "high": []}'),
+        ("waveform", '{"low": [], "high": "x"}'),
+        ("fileLength", '{"low": "x", "high": null, "unsigned": true}'),
+        ("mimetype", json.dumps("audio/ogg; codecs=opus" * 10)),
+        ("mimetype", '"audio/ogg\\u0000"'),
+    ],
+    ids=["seconds-10e400", "seconds-inf", "seconds-bad-long", "waveform-null-long", "waveform-list-long", "file-length-bad-long",
+         "long-mimetype", "nul-in-mimetype"],
+)
+def test_an_unusable_detail_of_a_usable_voice_note_is_dropped_and_the_note_stored(receiver, store_url, dispatcher, name, raw):
+    body = raw_body(voice_note_envelope(AUDIO, seconds=6), ("data", "message", "audioMessage", name), raw)
+    response = post(receiver, body, {"X-Vigia-Token": TOKEN})
+    assert (response.status_code, response.json()["status"]) == (202, "accepted")
+    with open_session(store_url) as session:
+        note = get_voice_note(session, response.json()["voice_note_id"])
+    assert note.audio_bytes == len(AUDIO)
+    if name == "seconds":
+        assert note.audio_seconds is None
+    if name == "mimetype":
+        assert note.mimetype is None and Path(note.audio_path).suffix == ".ogg"
+    assert dispatcher.submitted == [note.id]
+
+
+@pytest.mark.parametrize("version", ["2.2.3", "2.3.6"])
+def test_the_jwt_key_is_accepted_as_each_evolution_version_really_sends_it(receiver, store_url, version):
+    legacy = version.startswith("2.2.")  # 2.2.x posts `jwt_key: <key>` verbatim; 2.3.0+ signs a Bearer JWT with it
+    rules = RetryRules.v2_2().scaled(0.001) if legacy else RetryRules.v2_3()  # 2.2 has no timeout to shrink
+    sender = WebhookSender(f"{receiver}/webhooks/evolution", jwt_key=TOKEN, literal_jwt_key=legacy, rules=rules)
+    [attempt] = sender.deliver(voice_note_envelope(AUDIO, variant=version))
+    assert (attempt.status, attempt.body["status"]) == (202, "accepted")
+    wrong = WebhookSender(f"{receiver}/webhooks/evolution", jwt_key=TOKEN[:-1] + "x", literal_jwt_key=legacy, rules=RetryRules.v2_3())
+    assert [a.status for a in wrong.deliver(voice_note_envelope(AUDIO))] == [401]
+    assert stored(store_url) == {"received": 1}

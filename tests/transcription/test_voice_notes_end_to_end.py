@@ -109,6 +109,7 @@ def start_platform(store_url, home, fake_evolution, fake_groq, sweep_every_secon
 
 @pytest.fixture
 def platform(blocks, deployment, sqlite_store_url, tmp_path, fake_evolution, fake_groq) -> Iterator[Platform]:
+    fake_evolution.media_store.retry_wait_seconds = 0.2  # Evolution's real 5 s wait is measured in test_media_downloads only
     running, stop = start_platform(sqlite_store_url, tmp_path, fake_evolution, fake_groq)
     yield running
     stop()

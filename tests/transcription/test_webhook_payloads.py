@@ -17,7 +17,7 @@ def parse(envelope: dict, path_event: str | None = None):
     return parse_webhook(json.dumps(envelope).encode(), path_event)
 
 
-@pytest.mark.parametrize("variant", ["2.3.5", "2.3.6"])
+@pytest.mark.parametrize("variant", ["2.3.2", "2.3.5", "2.3.6"])
 def test_a_voice_note_parses_the_same_from_both_serialisations(variant):
     envelope = voice_note_envelope(AUDIO, message_id="3A7F2C9D41B8E05A6C13", seconds=6, variant=variant, timestamp=1761230113)
     note = parse(envelope)
@@ -27,10 +27,10 @@ def test_a_voice_note_parses_the_same_from_both_serialisations(variant):
     assert note.sent_at.isoformat() == "2025-10-23T14:35:13+00:00"  # messageTimestamp, not date_time's local time with a false Z
     quoted_audio = note.quoted["message"]["audioMessage"]
     original = envelope["data"]["message"]["audioMessage"]
-    # 2.3.6's {"0": …} bytes and {"low", "high"} longs come back as ≤ 2.3.5's base64 and digit strings.
-    expected_key = original["mediaKey"] if variant == "2.3.5" else base64.b64encode(bytes(original["mediaKey"].values())).decode()
+    # 2.3.3+'s {"0": …} bytes and 2.3.6's {"low", "high"} longs come back as ≤ 2.3.2's base64 and digit strings.
+    expected_key = original["mediaKey"] if variant == "2.3.2" else base64.b64encode(bytes(original["mediaKey"].values())).decode()
     assert quoted_audio["mediaKey"] == expected_key
-    assert quoted_audio["fileLength"] == str(len(AUDIO))
+    assert quoted_audio["fileLength"] == (len(AUDIO) if variant == "2.3.5" else str(len(AUDIO)))  # 2.3.3–2.3.5 send plain numbers
     assert "base64" not in note.quoted["message"]
     assert note.quoted["key"] == {"remoteJid": "5511987654321@s.whatsapp.net", "fromMe": False, "id": "3A7F2C9D41B8E05A6C13"}
 
@@ -58,9 +58,10 @@ def test_a_lid_chat_replies_to_its_phone_jid_when_evolution_sends_it_aside():
     assert (with_alt.chat_jid, without.chat_jid) == ("5521998877665@s.whatsapp.net", "204711332195863@lid")
 
 
-def test_audio_inside_an_ephemeral_wrapper_is_found():
-    note = parse(voice_note_envelope(AUDIO, wrapper="ephemeralMessage", seconds=4))
-    assert (note.audio, note.seconds) == (AUDIO, 4.0)
+def test_audio_inside_an_ephemeral_wrapper_is_found_and_kept_to_fetch():
+    note = parse(voice_note_envelope(AUDIO, wrapper="ephemeralMessage", seconds=4))  # Evolution inlines no base64 in a wrapper
+    assert (note.audio, note.seconds) == (None, 4.0)
+    assert "ephemeralMessage" in note.quoted["message"]
 
 
 @pytest.mark.parametrize(
@@ -77,7 +78,7 @@ def test_what_is_not_someone_elses_voice_note_is_ignored_with_the_reason(envelop
 
 
 def test_without_inline_base64_the_note_is_kept_to_fetch_its_audio_later():
-    note = parse(voice_note_envelope(None, variant="2.3.5"))
+    note = parse(voice_note_envelope(None, variant="2.3.2"))
     assert note.audio is None
     assert note.audio_problem.startswith("no data.message.base64")
     broken = voice_note_envelope(AUDIO)
