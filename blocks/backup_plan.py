@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from prefect.blocks.core import Block
+from prefect.types import SecretDict
 from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 SourceKind = Literal["postgres", "redis", "files", "store"]
 
@@ -18,8 +20,10 @@ class BackupSource(BaseModel):
         pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$",
     )
     kind: SourceKind = Field(description="postgres: pg_dump; redis: redis-cli --rdb; files: tar; store: Vigia's own store.")
-    url: SecretStr | None = Field(
-        default=None, description="postgres, redis and store: the connection URL (may hold a password)."
+    # Stored in the plan's `source_urls`, not here: Prefect masks a secret only on a path of dicts, never inside a list.
+    # Left out of the Blocks form too, so nobody types a password into the list.
+    url: SkipJsonSchema[SecretStr | None] = Field(
+        default=None, exclude=True, description="postgres, redis and store: the connection URL (may hold a password)."
     )
     paths: list[str] = Field(default_factory=list, description="files: the files and folders to archive.")
 
@@ -46,6 +50,10 @@ backup_plan = BackupPlan.load("BLOCK_NAME")
 ```"""
 
     sources: list[BackupSource] = Field(default_factory=list, description="Every source each run captures.")
+    source_urls: SecretDict = Field(
+        default_factory=lambda: SecretDict({}),
+        description="The connection URL of each source, by source name; filled from the sources, kept secret by Prefect.",
+    )
     local_dir: str = Field(description="Folder of the local copies, one sub-folder per run (VIGIA_HOME/backups).")
     remote: str | None = Field(
         default=None,
@@ -57,12 +65,29 @@ backup_plan = BackupPlan.load("BLOCK_NAME")
     keep_monthly: int = Field(default=12, ge=0, description="Remote: keep the newest verified backup of this many months.")
     timeout_seconds: float = Field(default=4 * 3600, gt=0, description="Any single dump, upload or restore step slower than this fails.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _give_sources_their_urls(cls, data: Any) -> Any:
+        # A stored document keeps the URLs in source_urls; hand each back to its source before validation.
+        if not isinstance(data, dict):
+            return data
+        urls = data.get("source_urls") or {}
+        urls = dict(urls.get_secret_value() if isinstance(urls, SecretDict) else urls)
+        sources = [
+            {**source, "url": urls[source["name"]]}
+            if isinstance(source, dict) and source.get("url") is None and source.get("name") in urls else source
+            for source in data.get("sources", [])
+        ]
+        return {**data, "sources": sources}
+
     @model_validator(mode="after")
     def _check_names(self) -> BackupPlan:
         names = [source.name for source in self.sources]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"sources: duplicate names {', '.join(duplicates)}")
+        urls = {source.name: source.url.get_secret_value() for source in self.sources if source.url is not None}
+        object.__setattr__(self, "source_urls", SecretDict(urls))
         return self
 
     def source(self, name: str) -> BackupSource:

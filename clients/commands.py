@@ -203,14 +203,16 @@ def run_pipeline(
 @contextmanager
 def background(
     argv: Sequence[str], *, env: Mapping[str, str], ready: Callable[[], bool], timeout: float, log_path: Path,
+    secrets: Sequence[str] = (),
 ) -> Iterator[subprocess.Popen]:
     """Start a long-running process, wait until `ready()` holds, and stop it on exit.
 
     Raises:
         ToolMissing: when the tool is not installed.
-        CommandFailed: when it exits or is not ready within `timeout`, with its log's tail.
+        CommandFailed: when it exits or is not ready within `timeout`, with its masked argv and log's tail.
     """
     argv = tuple(str(arg) for arg in argv)
+    masked = mask_argv(argv, secrets)
     with open(log_path, "wb") as log:
         try:
             process = subprocess.Popen(argv, env=dict(env), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
@@ -220,9 +222,9 @@ def background(
         deadline = time.monotonic() + timeout
         while not ready():
             if process.poll() is not None:
-                raise CommandFailed(Path(argv[0]).name, argv, process.returncode, _read_tail(log_path))
+                raise CommandFailed(Path(argv[0]).name, masked, process.returncode, _read_tail(log_path, secrets))
             if time.monotonic() > deadline:
-                raise CommandFailed(Path(argv[0]).name, argv, None, _read_tail(log_path), f"not ready after {timeout:g} s")
+                raise CommandFailed(Path(argv[0]).name, masked, None, _read_tail(log_path, secrets), f"not ready after {timeout:g} s")
             time.sleep(0.05)
         yield process
     finally:
@@ -324,8 +326,8 @@ def _tail(file, secrets: Sequence[str]) -> str:
     return mask_secrets(file.read().decode(errors="replace"), secrets)
 
 
-def _read_tail(path: Path) -> str:
+def _read_tail(path: Path, secrets: Sequence[str]) -> str:
     try:
-        return path.read_bytes()[-STDERR_TAIL_CHARS:].decode(errors="replace")
+        return mask_secrets(path.read_bytes()[-STDERR_TAIL_CHARS:].decode(errors="replace"), secrets)
     except OSError:
         return ""

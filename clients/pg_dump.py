@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -11,6 +12,9 @@ from clients.commands import PipelineResult, Stage
 from clients.postgres import libpq_url
 
 ZSTD_LEVEL = 3
+# libpq's own words ("PQgetResult() failed") say only that the connection broke; the server's reason follows
+# on a detail line, sometimes wrapped over several lines.
+_SERVER_SAID = re.compile(r"detail: Error message from server: (?:FATAL: +)?(?P<reason>.+)")
 
 
 def connection(url: str, database: str | None = None) -> tuple[str, dict[str, str], tuple[str, ...]]:
@@ -53,7 +57,20 @@ def dump_database(
         Stage(tuple(dump), env, secrets),
         Stage(("zstd", f"-{ZSTD_LEVEL}", "-T0", "-q", "-c"), commands.environment()),
     ]
-    return commands.run_pipeline(stages, timeout=timeout, output=output, on_bytes=on_bytes)
+    try:
+        return commands.run_pipeline(stages, timeout=timeout, output=output, on_bytes=on_bytes)
+    except commands.CommandFailed as error:
+        reason = server_reason(error.stderr_tail) if error.tool == "pg_dump" else None
+        if reason is None:
+            raise
+        said = f"{commands.error_line(error.stderr_tail)}; the server said: {reason}"
+        raise commands.CommandFailed(error.tool, error.argv, error.returncode, error.stderr_tail, said) from error
+
+
+def server_reason(stderr: str) -> str | None:
+    """Return the server's reason from pg_dump's `detail: Error message from server:` line, when it gave one."""
+    match = _SERVER_SAID.search(stderr)
+    return match["reason"].strip() if match else None
 
 
 def restore_database(

@@ -1,14 +1,14 @@
-"""Redis backups: `redis-cli --rdb`, `redis-check-rdb`, a scratch `redis-server`, and moving keys with DUMP/RESTORE."""
+"""Redis backups: `redis-cli --rdb`, `redis-check-rdb`, and a scratch `redis-server` to load an RDB into."""
 
 from __future__ import annotations
 
 import re
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import redis
 from redis import exceptions as redis_errors
@@ -18,7 +18,6 @@ from clients.archive import file_sha256
 from clients.errors import ClientError
 from clients.redaction import mask_secrets
 
-BATCH_KEYS = 500
 _KEYS_READ = re.compile(r"(\d+) keys read")
 _KEYSPACE = re.compile(r"^db(\d+)$")
 
@@ -111,7 +110,7 @@ def key_counts(url: str) -> dict[int, int]:
     Raises:
         RedisDumpError: when Redis cannot be reached.
     """
-    with _client(url) as client:
+    with connect(url) as client:
         try:
             keyspace = client.info("keyspace")
         except redis_errors.RedisError as error:
@@ -119,17 +118,27 @@ def key_counts(url: str) -> dict[int, int]:
     return {int(_KEYSPACE.match(name).group(1)): int(stats["keys"]) for name, stats in keyspace.items() if _KEYSPACE.match(name)}
 
 
+def url_with_db(url: str, db: int) -> str:
+    """Return `url` pointing at database `db` (redis-py lets the URL's database win over a `db=` keyword)."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        query = [(key, value) for key, value in parse_qsl(parts.query) if key != "db"] + [("db", str(db))]
+        return urlunsplit(parts._replace(query=urlencode(query)))
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
 @contextmanager
-def scratch_server(rdb_path: Path, workdir: Path, *, timeout: float = 600) -> Iterator[str]:
-    """Load an RDB into a throwaway `redis-server` on a free loopback port and yield its URL.
+def scratch_server(rdb_path: Path | None, workdir: Path, *, timeout: float = 600) -> Iterator[str]:
+    """Start a throwaway `redis-server` on a free loopback port, loading an RDB (or empty), and yield its URL.
 
     Raises:
-        RedisDumpError: when the server cannot load the file.
+        RedisDumpError: when the server cannot start or load the file.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     loaded = workdir / "dump.rdb"
     loaded.unlink(missing_ok=True)
-    loaded.symlink_to(rdb_path.resolve())
+    if rdb_path is not None:
+        loaded.symlink_to(rdb_path.resolve())
     port = _free_port()
     url = f"redis://127.0.0.1:{port}/0"
     argv = (
@@ -140,66 +149,15 @@ def scratch_server(rdb_path: Path, workdir: Path, *, timeout: float = 600) -> It
         with commands.background(argv, env=commands.environment(), ready=lambda: _loaded(url), timeout=timeout, log_path=workdir / "redis.log"):
             yield url
     except commands.CommandFailed as error:
-        raise RedisDumpError(f"a scratch redis-server could not load {rdb_path.name}: {error}") from error
+        what = f"load {rdb_path.name}" if rdb_path is not None else "start"
+        raise RedisDumpError(f"a scratch redis-server could not {what}: {error}") from error
     finally:
         loaded.unlink(missing_ok=True)
-
-
-def copy_keys(source_url: str, target_url: str, *, on_keys: Callable[[int], None] | None = None) -> int:
-    """Move every key of `source_url` (all databases) into the target with DUMP/RESTORE, TTLs kept.
-
-    A backup of one database goes into the target URL's database; several keep their numbers.
-
-    Raises:
-        RedisDumpError: when either side refuses.
-    """
-    databases = sorted(key_counts(source_url))
-    target_db = parse_url(target_url).db
-    moved = 0
-    for db in databases:
-        destination = target_db if len(databases) == 1 else db
-        with _client(source_url, db) as source, _client(target_url, destination) as target:
-            try:
-                for keys in _batches(source):
-                    moved += _move(source, target, keys)
-                    if on_keys:
-                        on_keys(len(keys))
-            except redis_errors.RedisError as error:
-                raise RedisDumpError(f"moving keys into db {destination} failed: {mask_secrets(str(error))}") from error
-    return moved
 
 
 def redis_version() -> str:
     """Return redis-cli's version line, for the manifest."""
     return commands.run(("redis-cli", "--version"), timeout=10, env=commands.environment()).stdout.strip()
-
-
-def _batches(source: redis.Redis) -> Iterator[list[bytes]]:
-    batch: list[bytes] = []
-    for key in source.scan_iter(count=BATCH_KEYS):
-        batch.append(key)
-        if len(batch) >= BATCH_KEYS:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def _move(source: redis.Redis, target: redis.Redis, keys: list[bytes]) -> int:
-    reading = source.pipeline(transaction=False)
-    for key in keys:
-        reading.dump(key)
-        reading.pttl(key)
-    replies = reading.execute()
-    writing = target.pipeline(transaction=False)
-    count = 0
-    for key, value, ttl in zip(keys, replies[0::2], replies[1::2]):
-        if value is None or ttl == -2:
-            continue  # expired while moving
-        writing.restore(key, max(ttl, 0), value, replace=True)
-        count += 1
-    writing.execute()
-    return count
 
 
 def _location(address: RedisAddress) -> list[str]:
@@ -217,13 +175,14 @@ def _fetch_reason(said: str, returncode: int) -> str:
     return f"redis-cli --rdb failed (exit {returncode}): {commands.last_line(said) or 'no message'}"
 
 
-def _client(url: str, db: int | None = None) -> redis.Redis:
-    kwargs = {"db": db} if db is not None else {}
-    return redis.Redis.from_url(url, socket_timeout=60, socket_connect_timeout=10, **kwargs)
+def connect(url: str, db: int | None = None) -> redis.Redis:
+    """Return a client for the server of `url`, on database `db` when given (else the URL's)."""
+    # The database goes into the URL: redis-py's from_url lets the URL's database override `db=`.
+    return redis.Redis.from_url(url if db is None else url_with_db(url, db), socket_timeout=60, socket_connect_timeout=10)
 
 
 def _loaded(url: str) -> bool:
-    with _client(url) as client:
+    with connect(url) as client:
         try:
             return client.info("persistence").get("loading", 1) == 0
         except redis_errors.RedisError:

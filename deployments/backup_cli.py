@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
@@ -54,16 +57,17 @@ def register(app: typer.Typer, read_settings, fail, prefect_api) -> None:
         with prefect_api(settings):
             from clients.errors import ClientError
             from flows.backup import backup
-            from tasks.backups import BackupFailed
+            from tasks.backups import BackupFailed, BlockInvalid, BlockMissing
 
             try:
-                result = backup(verify=verify, prune=prune)
-            except ValueError as error:
-                raise fail(f"{error}; run `vigia setup` to create backup-plan/{PLAN_NAME}") from None
-            except (BackupFailed, ClientError) as error:
+                with _console_quiet():
+                    result = backup(verify=verify, prune=prune)
+            except BlockMissing as error:
+                raise fail(f"{error}; run `vigia setup` to create it") from None
+            except (BackupFailed, BlockInvalid, ClientError) as error:
                 raise fail(str(error)) from None
-        timings = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in result["timings_seconds"].items())
-        typer.echo(f"backup {result['run_id']} {result['status']}: {result['size_bytes'] / 2**20:.1f} MiB ({timings})")
+        timings = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in result.timings_seconds.items())
+        typer.echo(f"backup {result.run_id} {result.status}: {result.size_bytes / 2**20:.1f} MiB ({timings})")
 
     @backup_app.command("list")
     def backup_list(
@@ -128,7 +132,7 @@ def register(app: typer.Typer, read_settings, fail, prefect_api) -> None:
     def restore(
         run_id: Annotated[str, typer.Argument(metavar="RUN", help="The run id, from `vigia backup list`.")],
         source: Annotated[str, typer.Option(help="The source to restore (postgres-DB, redis, files, store).")],
-        to: Annotated[str | None, typer.Option("--to", help="Target URL or folder; the source itself when omitted.")] = None,
+        to: Annotated[str | None, typer.Option("--to", help="Target URL or folder, a source's name, or secret/NAME (a Secret block); the source itself when omitted.")] = None,
         force: Annotated[bool, typer.Option(help="Overwrite a target that is not empty.")] = False,
     ) -> None:
         """Restore one backup item (fetched from the remote when needed, SHA-256 checked) and print how long it took."""
@@ -145,6 +149,25 @@ def register(app: typer.Typer, read_settings, fail, prefect_api) -> None:
         typer.echo(f"restored {outcome.source} of {outcome.run_id} into {outcome.target} in {outcome.seconds:.1f} s ({within} the 30-minute RTO): {outcome.detail}")
 
     app.add_typer(backup_app, name="backup")
+
+
+@contextmanager
+def _console_quiet() -> Iterator[None]:
+    """Keep Prefect's console handler quiet while a flow runs here, so a failure prints only our one line.
+
+    Every record, tracebacks included, still reaches the run's log through Prefect's API handler.
+    """
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    handlers = [handler for name in ("", "prefect") for handler in logging.getLogger(name).handlers if isinstance(handler, PrefectConsoleHandler)]
+    levels = [handler.level for handler in handlers]
+    for handler in handlers:
+        handler.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for handler, level in zip(handlers, levels):
+            handler.setLevel(level)
 
 
 class _progress_bars:

@@ -13,11 +13,21 @@ from blocks.vigia import VigiaSettings
 from store.backups import BackupItem
 from tasks.alerts import raise_alert
 from tasks.backups import (
-    BackupFailed, backup_lock, failure_body, open_run, record_capture, report_body, set_status, upload_manifest,
+    BackupFailed, backup_lock, failure_body, load_block, open_run, record_capture, report_body, set_status, upload_manifest,
     upload_run, write_manifest, write_sums,
 )
 from tasks.captures import capture_source, verify_capture
 from tasks.retention import prune_backups
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    """A finished backup run: its id, status (`verified` or `uploaded`), size and the seconds of each step."""
+
+    run_id: str
+    status: str
+    size_bytes: int
+    timings_seconds: dict[str, float]
 
 
 @dataclass
@@ -31,7 +41,7 @@ class _Progress:
 
 
 @flow(name="backup", description="Dump, compress, checksum, upload, verify and prune every configured source.")
-def backup(plan_block: str = "default", verify: bool = True, prune: bool = True, dry_run: bool = False) -> dict:
+def backup(plan_block: str = "default", verify: bool = True, prune: bool = True, dry_run: bool = False) -> BackupResult:
     """Back up every source of the plan; the run is `verified` only when every copy restored and matched.
 
     Args:
@@ -39,10 +49,14 @@ def backup(plan_block: str = "default", verify: bool = True, prune: bool = True,
         verify: Restore every dump into a scratch copy and compare it with the source (the run is verified only then).
         prune: Apply retention after the run: local days, and daily/weekly/monthly on the remote.
         dry_run: With prune, only log what retention would delete.
+
+    Raises:
+        BlockMissing: when vigia-settings/default or the plan's Block does not exist.
+        BackupFailed: when any source, the upload or a verification failed (a critical alert is sent).
     """
     logger = get_run_logger()
-    settings = VigiaSettings.load("default")
-    plan = BackupPlan.load(plan_block)
+    settings = load_block(VigiaSettings, "default")
+    plan = load_block(BackupPlan, plan_block)
     database_url = settings.database_url.get_secret_value()
     flow_run_id = str(runtime.flow_run.id) if runtime.flow_run.id else None
     with backup_lock(plan):
@@ -73,7 +87,7 @@ def backup(plan_block: str = "default", verify: bool = True, prune: bool = True,
         if prune:
             prune_backups(plan, database_url, dry_run)
     logger.info("backup %s %s: %d sources, %.1f MiB", run.run_id, status, len(done.items), size / 2**20)
-    return {"run_id": run.run_id, "status": status, "size_bytes": size, "timings_seconds": done.timings}
+    return BackupResult(run.run_id, status, size, dict(done.timings))
 
 
 def _alert(severity: str, title: str, body: str, run_id: str) -> None:

@@ -12,7 +12,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from prefect import task
+from prefect.blocks.core import Block
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import ObjectNotFound
+from pydantic import ValidationError
 
 from blocks.backup_plan import BackupPlan
 from clients import lock, pg_dump, rclone, redis_dump
@@ -31,6 +34,14 @@ class BackupFailed(Exception):
     """The run failed; the message says where and what the local copy holds."""
 
 
+class BlockMissing(LookupError):
+    """A Block document a backup or restore needs has not been created (`vigia setup` creates it)."""
+
+
+class BlockInvalid(ValueError):
+    """A Block document exists but no longer validates (edited by hand, or saved by an older version)."""
+
+
 @dataclass(frozen=True)
 class RunContext:
     """Where one run writes: its id, local folder and remote folder."""
@@ -47,6 +58,28 @@ def parse_run_id(name: str) -> datetime | None:
         return datetime.strptime(name, RUN_ID_FORMAT).replace(tzinfo=timezone.utc)
     except ValueError:
         return None
+
+
+def load_block(block_type: type[Block], name: str) -> Block:
+    """Load a Block document by name.
+
+    Raises:
+        BlockMissing: when no document of that type has that name.
+        BlockInvalid: when the stored document does not validate.
+    """
+    slug = f"{block_type.get_block_type_slug()}/{name}"
+    try:
+        return block_type.load(name)
+    except RuntimeError as error:  # how Prefect reports a stored document that no longer validates
+        if not isinstance(error.__cause__, ValidationError):
+            raise
+        found = error.__cause__.errors()
+        problems = "; ".join(f"{'.'.join(map(str, problem['loc'])) or 'document'}: {problem['msg']}" for problem in found)
+        raise BlockInvalid(f"{slug} is invalid: {problems}; correct it in the Prefect UI (Blocks)") from error
+    except ValueError as error:
+        if isinstance(error.__cause__, ObjectNotFound):
+            raise BlockMissing(f"{slug} does not exist") from error
+        raise
 
 
 @contextmanager
@@ -200,6 +233,11 @@ def failure_body(run: RunContext, error: str, local_kept: bool) -> str:
         f"Backup {run.run_id} failed: {mask_secrets(error)}\n{kept} Nothing from this run is marked good on the remote.\n"
         f"Fix the cause, then run `vigia backup run`; `vigia backup list` shows the newest verified backup."
     )
+
+
+def restore_failure_body(source: str, run_id: str, error: str) -> str:
+    """The text of a failed restore's alert: what failed, and where the details are."""
+    return f"Restore of {source} from {run_id} failed: {mask_secrets(error)}\nThe restores table and the restore run's log have the details."
 
 
 def _tool_versions(kinds: set[str]) -> dict[str, str]:

@@ -11,10 +11,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from prefect import task
+from prefect.blocks.system import Secret
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import ObjectNotFound
 
 from blocks.backup_plan import BackupPlan
-from clients import archive, pg_dump, pg_inventory, rclone, redis_dump
+from clients import archive, pg_dump, pg_inventory, rclone, redis_copy, redis_dump
 from clients.redaction import mask_url
 from store.backups import BackupItem, BackupRun, finish_restore, get_run, start_restore
 from store.database import open_session
@@ -23,6 +25,7 @@ from tasks.backups import SUMS_FILE
 from tasks.captures import sqlite_path
 
 Progress = Callable[[str, int, int | None], None]  # step, units done so far, total (None: unknown)
+SECRET_PREFIX = "secret/"
 FORMATS = {".pgdump.zst": "postgres", ".rdb": "redis", ".tar.zst": "files", ".sqlite.zst": "sqlite"}
 
 
@@ -56,7 +59,7 @@ def restore_item(
         run = get_run(session, run_id)
     item = _item(run, run_id, source)
     kind = format_of(item.file_name)
-    target = target or _default_target(plan, run_id, source, kind)
+    target = resolve_target(plan, target, kind) if target else _default_target(plan, run_id, source, kind)
     shown = mask_url(target)
     started_at = datetime.now(timezone.utc)
     started = time.perf_counter()
@@ -154,6 +157,33 @@ def _item(run: BackupRun | None, run_id: str, source: str) -> BackupItem:
     raise RestoreRefused(f"run {run_id} has no source {source!r}; it has {known}")
 
 
+def resolve_target(plan: BackupPlan, target: str, kind: str) -> str:
+    """Turn a restore target into a URL or folder: `secret/NAME` (a Prefect Secret block holding the URL),
+    the name of a source of the plan (its URL), or else the target as given.
+
+    Raises:
+        RestoreRefused: for a Secret block that does not exist, or a source without a URL.
+    """
+    if target.startswith(SECRET_PREFIX):
+        return _secret_value(target.removeprefix(SECRET_PREFIX))
+    try:
+        configured = plan.source(target)
+    except KeyError:
+        return target
+    if configured.url is None:
+        raise RestoreRefused(f"source {target} has no URL to restore into; give a folder or another source")
+    return _source_target(configured.url.get_secret_value(), kind)
+
+
+def _secret_value(name: str) -> str:
+    try:
+        return str(Secret.load(name).get())
+    except ValueError as error:
+        if isinstance(error.__cause__, ObjectNotFound):
+            raise RestoreRefused(f"no Secret block {name!r}: create it with `prefect block create secret` holding the target URL") from None
+        raise
+
+
 def _default_target(plan: BackupPlan, run_id: str, source: str, kind: str) -> str:
     if kind == "files":
         return str(Path(plan.local_dir).parent / "restores" / run_id / source)
@@ -161,9 +191,11 @@ def _default_target(plan: BackupPlan, run_id: str, source: str, kind: str) -> st
         configured = plan.source(source)
     except KeyError:
         raise RestoreRefused(f"{source} is no longer in the backup plan: say where to restore it with --to") from None
-    if kind == "sqlite":
-        return str(sqlite_path(configured.url.get_secret_value()))
-    return configured.url.get_secret_value()
+    return _source_target(configured.url.get_secret_value(), kind)
+
+
+def _source_target(url: str, kind: str) -> str:
+    return str(sqlite_path(url)) if kind == "sqlite" else url
 
 
 def _restore(kind: str, path: Path, target: str, force: bool, item: BackupItem, progress: Progress | None, workdir: Path) -> str:
@@ -190,12 +222,8 @@ def _restore(kind: str, path: Path, target: str, force: bool, item: BackupItem, 
         found = pg_inventory.inventory(target)
         return f"{len(found.tables)} tables, {sum(found.tables.values())} rows, {found.large_objects} large objects"
     if kind == "redis":
-        _refuse_unless(force, sum(redis_dump.key_counts(target).values()) > 0, f"Redis {mask_url(target)}")
-        scratch = workdir / f".restore-{item.source}"
-        with redis_dump.scratch_server(path, scratch) as scratch_url:
-            total = sum(redis_dump.key_counts(scratch_url).values())
-            moved = redis_dump.copy_keys(scratch_url, target, on_keys=on_bytes_factory("keys", total))
-        return f"{moved} keys moved with DUMP/RESTORE, TTLs kept"
+        copies = restore_redis(path, target, force=force, workdir=workdir / f".restore-{item.source}", on_keys=on_bytes_factory("keys", None))
+        return redis_detail(copies)
     destination = Path(target)
     if kind == "files":
         _refuse_unless(force, destination.exists() and any(destination.iterdir()), f"folder {destination}")
@@ -205,6 +233,49 @@ def _restore(kind: str, path: Path, target: str, force: bool, item: BackupItem, 
     destination.parent.mkdir(parents=True, exist_ok=True)
     archive.decompress_file(path, destination, timeout=24 * 3600)
     return f"store written to {destination}"
+
+
+def restore_redis(
+    path: Path, target: str, *, force: bool, workdir: Path, timeout: float = 600,
+    on_keys: Callable[[int], None] | None = None, inspect: Callable[[str, list], None] | None = None,
+) -> list[redis_copy.DatabaseCopy]:
+    """Load an RDB into a scratch `redis-server` and move its databases into `target` with DUMP/RESTORE.
+
+    `vigia restore` and backup verification both restore through here; `inspect(scratch_url, copies)`
+    runs before the scratch server stops.
+
+    Raises:
+        RestoreRefused: when a target database is not empty and `force` is not set.
+        RedisDumpError: when a side refuses, or the target holds fewer keys than the backup.
+    """
+    with redis_dump.scratch_server(path, workdir, timeout=timeout) as scratch_url:
+        held = redis_dump.key_counts(scratch_url)
+        plan = redis_copy.destinations(held, redis_dump.parse_url(target).db) if held else {}
+        for db in plan.values():
+            _refuse_unless(force, redis_copy.count_keys(target, db) > 0, f"Redis {mask_url(redis_dump.url_with_db(target, db))}")
+        expired_before = redis_copy.expired_keys(target)
+        copies = redis_copy.copy_keys(scratch_url, target, plan, on_keys=on_keys)
+        expired = redis_copy.expired_keys(target) - expired_before
+        short = [line for copy in copies if (line := _shortfall(copy, redis_copy.count_keys(target, copy.target_db), expired))]
+        if short:
+            raise redis_dump.RedisDumpError(f"the restore into {mask_url(target)} is incomplete: {'; '.join(short)}")
+        if inspect:
+            inspect(scratch_url, copies)
+    return copies
+
+
+def _shortfall(copy: redis_copy.DatabaseCopy, found: int, expired_in_target: int) -> str | None:
+    # Keys that expired on either side are not missing; keys the target dropped (eviction, a flush) are.
+    if copy.complete and found + expired_in_target >= copy.moved:
+        return None
+    return f"db {copy.target_db} holds {found} keys, {copy.moved} were written of the {copy.held} in the backup's db {copy.source_db}"
+
+
+def redis_detail(copies: list[redis_copy.DatabaseCopy]) -> str:
+    """Say what a Redis restore moved, per database."""
+    moved = sum(copy.moved for copy in copies)
+    per_db = ", ".join(f"db {copy.source_db} → db {copy.target_db}: {copy.moved}" for copy in copies) or "the backup holds no keys"
+    return f"{moved} keys moved with DUMP/RESTORE, TTLs kept ({per_db})"
 
 
 def _refuse_unless(force: bool, occupied: bool, what: str) -> None:

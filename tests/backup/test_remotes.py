@@ -26,7 +26,7 @@ def test_files_and_store_go_to_sftp_and_crypt_and_come_back(remote, remotes, fil
     plan = make_plan(tmp_path, remote, sqlite_store_url, files=files_to_back_up)
     save_blocks(plan, sqlite_store_url)
 
-    run_id = backup()["run_id"]
+    run_id = backup().run_id
 
     if remote.startswith("bksftp"):
         assert served_files(remotes["bksftp"] / "vigia" / run_id) == ["SHA256SUMS", "files.tar.zst", "manifest.json", "store.sqlite.zst"]
@@ -44,7 +44,7 @@ def test_files_and_store_go_to_sftp_and_crypt_and_come_back(remote, remotes, fil
 def test_backup_verify_catches_a_file_tampered_on_the_remote(remotes, files_to_back_up, sqlite_store_url, save_blocks, tmp_path):
     plan = make_plan(tmp_path, "bkdav:tamper", sqlite_store_url, files=files_to_back_up)
     save_blocks(plan, sqlite_store_url)
-    run_id = backup()["run_id"]
+    run_id = backup().run_id
     env = {"VIGIA_HOME": str(tmp_path), "VIGIA_DATABASE_URL": sqlite_store_url, "VIGIA_BACKUP_REMOTE": "bkdav:tamper"}
 
     good = vigia("backup", "verify", run_id, env=env)
@@ -71,7 +71,7 @@ def test_backup_verify_catches_a_file_tampered_on_the_remote(remotes, files_to_b
 def test_restore_refuses_a_database_that_is_not_empty_unless_forced(remotes, source_database, sqlite_store_url, save_blocks, tmp_path):
     plan = make_plan(tmp_path, "bkdav:force", sqlite_store_url, postgres=source_database)
     save_blocks(plan, sqlite_store_url)
-    run_id = backup(prune=False)["run_id"]
+    run_id = backup(prune=False).run_id
     with psycopg.connect(source_database, autocommit=True) as connection:
         connection.execute('DELETE FROM "Sales"."CustomerOrders" WHERE "Id" > 120')
     env = {"VIGIA_HOME": str(tmp_path), "VIGIA_DATABASE_URL": sqlite_store_url, "VIGIA_BACKUP_POSTGRES": source_database, "VIGIA_BACKUP_REMOTE": "bkdav:force"}

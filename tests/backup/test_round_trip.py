@@ -28,8 +28,8 @@ def test_backup_of_postgres_redis_files_and_store_to_webdav_restores_everything_
 
     result = backup()
 
-    assert result["status"] == "verified"
-    run_id = result["run_id"]
+    assert result.status == "verified"
+    run_id = result.run_id
     with open_session(sqlite_store_url) as session:
         run = get_run(session, run_id)
         assert backup_freshness(session).run_id == run_id
@@ -54,7 +54,7 @@ def test_backup_of_postgres_redis_files_and_store_to_webdav_restores_everything_
     with psycopg.connect(source_database, autocommit=True) as connection:
         connection.execute('DROP SCHEMA "Sales" CASCADE; DROP TABLE public.execution_data; SELECT lo_unlink(oid) FROM pg_largeobject_metadata')
     outcome = restore(run_id=run_id, source="postgres-app", force=False)
-    assert outcome["seconds"] < 60
+    assert outcome.seconds < 60
     with psycopg.connect(source_database) as connection:
         assert connection.execute('SELECT count(*), max("Id") FROM "Sales"."CustomerOrders"').fetchone() == (250, 349)
         assert connection.execute("""SELECT nextval('"Sales"."Order_Seq"')""").fetchone()[0] == 350
