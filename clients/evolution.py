@@ -13,6 +13,7 @@ from urllib.parse import quote
 import httpx
 
 from clients.errors import ClientError
+from clients.evolution_webhook import innermost_message
 from clients.http import tls_context
 
 USER_AGENT = "vigia/0.1"
@@ -117,15 +118,7 @@ def media_message(message: dict[str, Any]) -> dict[str, Any] | None:
 
     Returns None when no wrapper chain leads to a media message.
     """
-    if any(isinstance(message.get(name), dict) for name in MEDIA_TYPES):
-        return message
-    for wrapper in WRAPPERS:
-        inner = message.get(wrapper)
-        if isinstance(inner, dict) and isinstance(inner.get("message"), dict):
-            found = media_message(inner["message"])
-            if found is not None:
-                return found
-    return None
+    return innermost_message(message, lambda candidate: any(isinstance(candidate.get(name), dict) for name in MEDIA_TYPES), WRAPPERS)
 
 
 def missing_download_fields(message: dict[str, Any]) -> list[str]:

@@ -20,6 +20,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -194,12 +195,20 @@ def normalize_event(name: str) -> str:
 
 def find_audio(message: dict[str, Any]) -> dict[str, Any] | None:
     """Return the `audioMessage` of a message, looking inside ephemeral and view-once wrappers."""
-    if isinstance(message.get("audioMessage"), dict):
-        return message["audioMessage"]
-    for wrapper in WRAPPERS:
+    inner = innermost_message(message, lambda candidate: isinstance(candidate.get("audioMessage"), dict))
+    return inner["audioMessage"] if inner is not None else None
+
+
+def innermost_message(
+    message: dict[str, Any], holds: Callable[[dict[str, Any]], bool], wrappers: tuple[str, ...] = WRAPPERS,
+) -> dict[str, Any] | None:
+    """Return the first message, `message` itself or one inside its `wrappers`, for which `holds` is true; None if none."""
+    if holds(message):
+        return message
+    for wrapper in wrappers:
         inner = message.get(wrapper)
         if isinstance(inner, dict) and isinstance(inner.get("message"), dict):
-            found = find_audio(inner["message"])
+            found = innermost_message(inner["message"], holds, wrappers)
             if found is not None:
                 return found
     return None

@@ -4,6 +4,7 @@ wrapped notes (never inlined), Evolution's 5 s retry before a 400, each payload 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import pytest
@@ -89,10 +90,12 @@ def test_a_hanging_download_is_cut_at_the_budget_so_the_failure_reply_meets_the_
     started = time.monotonic()
     voice_note_id = platform.send(voice_note_envelope(None, chat_jid=CHAT))
     wait_until(lambda: platform.evolution.sent, 20, "the failure reply")
-    assert time.monotonic() - started < 6
+    # The old code waited out the Block's 10 s; wall-clock on a loaded 2-core machine adds a little to the 5 s cut.
+    assert time.monotonic() - started < 10
     note = platform.wait_for(voice_note_id, "failed")
     assert note.error_reason == "media-unavailable"
-    assert note.error.startswith("Evolution API timed out after ") and note.error.endswith("the reply budget left no more time for the download")
+    waited = float(re.match(r"Evolution API timed out after ([\d.]+) s", note.error)[1])
+    assert waited <= 5.0 and note.error.endswith("the reply budget left no more time for the download")
     assert [s.text for s in platform.evolution.sent] == [FAILURE]
 
 
