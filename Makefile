@@ -5,13 +5,17 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 DEBIAN_TOOLS := rclone postgresql-client redis-tools redis-server zstd ffmpeg espeak-ng chromium
 TOOL_BINARIES := rclone pg_dump redis-cli redis-check-rdb redis-server zstd ffmpeg espeak-ng chromium
 
-.PHONY: up test deps tools python services
+.PHONY: up test lint deps tools python services
 
 up: deps
 	$(UV) run vigia up
 
-test: deps services
+test: deps services lint
 	$(UV) run pytest -q
+
+lint: python
+	$(UV) run ruff check --quiet .
+	$(UV) run ruff format --check --quiet .
 
 deps: tools python
 

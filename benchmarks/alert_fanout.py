@@ -15,23 +15,21 @@ The last line is `alert_fanout: p95 X.XX s to the fast channels (direct apprise.
 Goals: ratio ≤ 1.5; the hanging channel delays no other.
 """
 
-import shutil
-import tempfile
-from pathlib import Path
-
-from hermetic import PREFECT_HOME  # noqa: E402,I001 — first: sets up the environment before Prefect loads
-
 import asyncio  # noqa: E402
 import gc  # noqa: E402
 import logging  # noqa: E402
+import shutil
 import statistics  # noqa: E402
+import tempfile
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from contextlib import ExitStack  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from datetime import datetime, timedelta, timezone  # noqa: E402
+from pathlib import Path
 
 import apprise  # noqa: E402
+from hermetic import PREFECT_HOME  # noqa: E402,I001 — first: sets up the environment before Prefect loads
 from starlette.types import ASGIApp, Message, Receive, Scope, Send  # noqa: E402
 
 from tests.fakes.capture import CaptureServer  # noqa: E402
@@ -253,7 +251,9 @@ def describe(label: str, samples: list[Sample]) -> str:
 def measure(notifier: Callable[[str], Sample], direct: Callable[[str], Sample]) -> tuple[list[Sample], list[Sample]]:
     """Run the notifier and the direct send ITERATIONS times each, interleaved, after one warm-up each."""
     warm_notifier, warm_direct = notifier("warm-notifier"), direct("warm-direct")
-    print(f"warm-up (not counted): notifier {warm_notifier.fast_seconds:.3f} s, direct {warm_direct.fast_seconds:.3f} s to the fast channels")
+    print(
+        f"warm-up (not counted): notifier {warm_notifier.fast_seconds:.3f} s, direct {warm_direct.fast_seconds:.3f} s to the fast channels"
+    )
     notifier_samples, direct_samples = [], []
     for index in range(ITERATIONS):
         notifier_samples.append(notifier(f"svc-notifier-{index:03d}"))
@@ -315,12 +315,16 @@ def report_hang_effect(with_hang: list[Sample], without_hang: list[Sample], pair
     without_p50 = percentile([s.fast_seconds for s in without_hang], 0.5)
     slowest = max(s.fast_seconds for s in with_hang)
     verdict = "DELAYED by the hang" if slowest >= HANG_READ_TIMEOUT_SECONDS / 2 else "no other channel waited for it"
-    print(f"  same alert: the hanging channel moved the fast channels' p50 by {with_p50 - without_p50:+.3f} s; "
-          f"slowest fast arrival {slowest:.3f} s vs its {HANG_READ_TIMEOUT_SECONDS:g} s read timeout: {verdict}")
+    print(
+        f"  same alert: the hanging channel moved the fast channels' p50 by {with_p50 - without_p50:+.3f} s; "
+        f"slowest fast arrival {slowest:.3f} s vs its {HANG_READ_TIMEOUT_SECONDS:g} s read timeout: {verdict}"
+    )
     # The notifier sends a run's alerts one after another, so a later alert can wait out an earlier one's hang.
     verdict = "DELAYED, it waited for the first alert's hanging channel" if pair[1] >= HANG_READ_TIMEOUT_SECONDS / 2 else "not delayed"
-    print(f"  next alert: with two DOWNs in one notifier run the first reached the fast channels in {pair[0]:.3f} s, "
-          f"the second in {pair[1]:.3f} s (call {pair_call:.2f} s): {verdict}")
+    print(
+        f"  next alert: with two DOWNs in one notifier run the first reached the fast channels in {pair[0]:.3f} s, "
+        f"the second in {pair[1]:.3f} s (call {pair_call:.2f} s): {verdict}"
+    )
 
 
 def main() -> None:
@@ -342,9 +346,11 @@ def main() -> None:
         stack.callback(get_engine(store_url).dispose)
         contexts = {hang: alert_context(store_url, routes_yaml(channels.urls(hang))) for hang in (True, False)}
         direct = build_direct(channels)
-        print(f"4 channels on 127.0.0.1 tagged critical: telegram and discord (json://), evolution://, and one json:// "
-              f"hanging until its {HANG_READ_TIMEOUT_SECONDS:g} s read timeout (every call waits for it); "
-              f"{ITERATIONS} alerts each, interleaved")
+        print(
+            f"4 channels on 127.0.0.1 tagged critical: telegram and discord (json://), evolution://, and one json:// "
+            f"hanging until its {HANG_READ_TIMEOUT_SECONDS:g} s read timeout (every call waits for it); "
+            f"{ITERATIONS} alerts each, interleaved"
+        )
 
         notifier_samples, direct_samples = measure(
             lambda target: run_notifier(store_url, contexts[True], health_targets, channels, target, with_hang=True),
@@ -352,9 +358,13 @@ def main() -> None:
         )
         print(describe("notifier (notify_changes)", notifier_samples))
         print(describe("direct apprise.async_notify", direct_samples))
-        print("  last notifier alert as stored: " + ", ".join(
-            f"{'hanging' if '/hang/' in d.channel else d.service} {d.status} in {d.elapsed_ms / 1000:.3f} s ({d.attempts} attempt(s))"
-            for d in notifier_samples[-1].deliveries))
+        print(
+            "  last notifier alert as stored: "
+            + ", ".join(
+                f"{'hanging' if '/hang/' in d.channel else d.service} {d.status} in {d.elapsed_ms / 1000:.3f} s ({d.attempts} attempt(s))"
+                for d in notifier_samples[-1].deliveries
+            )
+        )
         no_hang = [
             run_notifier(store_url, contexts[False], health_targets, channels, f"svc-nohang-{i:03d}", with_hang=False)
             for i in range(NO_HANG_ITERATIONS)
@@ -365,8 +375,11 @@ def main() -> None:
     notifier_p95 = percentile([s.fast_seconds for s in notifier_samples], 0.95)
     direct_p95 = percentile([s.fast_seconds for s in direct_samples], 0.95)
     print(f"total benchmark wall time {time.perf_counter() - total_started:.0f} s")
-    print(f"alert_fanout: p95 {notifier_p95:.2f} s to the fast channels "
-          f"(direct apprise.notify: {direct_p95:.2f} s, ratio {notifier_p95 / direct_p95:.2f})")
+    print(
+        f"alert_fanout: p95 {notifier_p95:.2f} s to the fast channels "
+        f"(direct apprise.notify: {direct_p95:.2f} s, ratio {notifier_p95 / direct_p95:.2f})"
+    )
+
 
 if __name__ == "__main__":
     main()

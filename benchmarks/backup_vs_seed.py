@@ -69,14 +69,18 @@ def build_database() -> None:
             FROM generate_series(1, {JSON_ROWS}) g
         """)
         connection.execute("VACUUM ANALYZE")
-    subprocess.run(["pgbench", "-i", "-q", "-s", str(PGBENCH_SCALE), "-h", "127.0.0.1", "-U", "postgres", SOURCE], check=True, capture_output=True)
+    subprocess.run(
+        ["pgbench", "-i", "-q", "-s", str(PGBENCH_SCALE), "-h", "127.0.0.1", "-U", "postgres", SOURCE], check=True, capture_output=True
+    )
 
 
 def drop_databases() -> None:
     with psycopg.connect(ADMIN, autocommit=True) as admin:
         for name in (SOURCE, RESTORED_BY_HAND, RESTORED_BY_VIGIA):
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        for (name,) in admin.execute("SELECT datname FROM pg_database WHERE datname LIKE 'vigia\\_scratch\\_postgres\\_bench%%'").fetchall():
+        for (name,) in admin.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'vigia\\_scratch\\_postgres\\_bench%%'"
+        ).fetchall():
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -84,10 +88,19 @@ def serve_webdav(stack: ExitStack, folder: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    process = subprocess.Popen(["rclone", "serve", "webdav", str(folder), "--addr", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        ["rclone", "serve", "webdav", str(folder), "--addr", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     stack.callback(process.wait, 10)
     stack.callback(process.terminate)
-    os.environ.update({"RCLONE_CONFIG": "/dev/null", "RCLONE_CONFIG_BENCHDAV_TYPE": "webdav", "RCLONE_CONFIG_BENCHDAV_URL": f"http://127.0.0.1:{port}", "RCLONE_CONFIG_BENCHDAV_VENDOR": "other"})
+    os.environ.update(
+        {
+            "RCLONE_CONFIG": "/dev/null",
+            "RCLONE_CONFIG_BENCHDAV_TYPE": "webdav",
+            "RCLONE_CONFIG_BENCHDAV_URL": f"http://127.0.0.1:{port}",
+            "RCLONE_CONFIG_BENCHDAV_VENDOR": "other",
+        }
+    )
     deadline = time.monotonic() + 20
     while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
         if time.monotonic() > deadline:
@@ -97,7 +110,9 @@ def serve_webdav(stack: ExitStack, folder: Path) -> None:
 
 def seed_script(workdir: Path) -> float:
     """The seed: `pg_dump db | gzip > f.sql.gz` then `rclone copy` to the remote, as one shell script."""
-    script = f"set -euo pipefail; pg_dump -h 127.0.0.1 -U postgres {SOURCE} | gzip > {workdir}/n8n.sql.gz; rclone copy {workdir} benchdav:seed"
+    script = (
+        f"set -euo pipefail; pg_dump -h 127.0.0.1 -U postgres {SOURCE} | gzip > {workdir}/n8n.sql.gz; rclone copy {workdir} benchdav:seed"
+    )
     return timed(["bash", "-c", script])
 
 
@@ -121,7 +136,9 @@ def main() -> None:
         build_database()
         with psycopg.connect(url(SOURCE)) as connection:
             size = connection.execute("SELECT pg_database_size(current_database()), sum(length(data)) FROM execution_data").fetchone()
-        print(f"n8n-like database {SOURCE}: {size[0] / 2**20:.0f} MiB on disk, {size[1] / 2**20:.0f} MiB of JSON text, built in {time.perf_counter() - started:.1f} s")
+        print(
+            f"n8n-like database {SOURCE}: {size[0] / 2**20:.0f} MiB on disk, {size[1] / 2**20:.0f} MiB of JSON text, built in {time.perf_counter() - started:.1f} s"
+        )
         serve_webdav(stack, home / "webdav")
         stack.enter_context(prefect_test_harness(server_startup_timeout=120))
         migrate(store_url)
@@ -129,11 +146,22 @@ def main() -> None:
         VigiaSettings(home=str(home), database_url=store_url).save("default", overwrite=True)
         AlertRoutes().save("default", overwrite=True)
         BackupPlan(
-            sources=[BackupSource(name="postgres-bench", kind="postgres", url=url(SOURCE)), BackupSource(name="store", kind="store", url=store_url)],
-            local_dir=str(home / "backups"), remote="benchdav:vigia",
+            sources=[
+                BackupSource(name="postgres-bench", kind="postgres", url=url(SOURCE)),
+                BackupSource(name="store", kind="store", url=store_url),
+            ],
+            local_dir=str(home / "backups"),
+            remote="benchdav:vigia",
         ).save("default", overwrite=True)
-        env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "VIGIA_HOME": str(home), "VIGIA_DATABASE_URL": store_url,
-               "VIGIA_BACKUP_POSTGRES": url(SOURCE), "VIGIA_BACKUP_REMOTE": "benchdav:vigia", "PREFECT_LOGGING_LEVEL": "WARNING"}
+        env = {
+            **os.environ,
+            "PREFECT_API_URL": PREFECT_API_URL.value(),
+            "VIGIA_HOME": str(home),
+            "VIGIA_DATABASE_URL": store_url,
+            "VIGIA_BACKUP_POSTGRES": url(SOURCE),
+            "VIGIA_BACKUP_REMOTE": "benchdav:vigia",
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+        }
 
         seed_dir = home / "seed"
         seed_dir.mkdir()
@@ -154,16 +182,31 @@ def main() -> None:
         dump = home / "backups" / run_id / "postgres-bench.pgdump.zst"
         with psycopg.connect(ADMIN, autocommit=True) as admin:
             admin.execute(f'CREATE DATABASE "{RESTORED_BY_HAND}"')
-        hand = timed(["bash", "-c", f"set -euo pipefail; zstd -dc {dump} | pg_restore --no-owner --exit-on-error -h 127.0.0.1 -U postgres -d {RESTORED_BY_HAND}"])
+        hand = timed(
+            [
+                "bash",
+                "-c",
+                f"set -euo pipefail; zstd -dc {dump} | pg_restore --no-owner --exit-on-error -h 127.0.0.1 -U postgres -d {RESTORED_BY_HAND}",
+            ]
+        )
         started = time.perf_counter()
-        restored = subprocess.run(["vigia", "restore", run_id, "--source", "postgres-bench", "--to", url(RESTORED_BY_VIGIA)], env=env, capture_output=True, text=True)
+        restored = subprocess.run(
+            ["vigia", "restore", run_id, "--source", "postgres-bench", "--to", url(RESTORED_BY_VIGIA)],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         restore_wall = time.perf_counter() - started
         if restored.returncode != 0:
             raise SystemExit(f"vigia restore failed: {restored.stderr[-2000:]}")
         print(restored.stdout.strip())
         restore_seconds = float(re.search(r" in ([\d.]+) s ", restored.stdout).group(1))
-        print(f"(vigia restore wall time with process start: {restore_wall:.1f} s; whole benchmark so far {time.perf_counter() - total:.0f} s)")
-    print(f"backup: {dump_upload:.1f} s dump+upload, {vigia_seconds:.1f} s with verification (seed script: {seed_seconds:.1f} s, ratio {dump_upload / seed_seconds:.2f})")
+        print(
+            f"(vigia restore wall time with process start: {restore_wall:.1f} s; whole benchmark so far {time.perf_counter() - total:.0f} s)"
+        )
+    print(
+        f"backup: {dump_upload:.1f} s dump+upload, {vigia_seconds:.1f} s with verification (seed script: {seed_seconds:.1f} s, ratio {dump_upload / seed_seconds:.2f})"
+    )
     print(f"restore: {restore_seconds:.1f} s (zstd -dc | pg_restore by hand: {hand:.1f} s, ratio {restore_seconds / hand:.2f})")
 
 

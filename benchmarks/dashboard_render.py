@@ -21,13 +21,11 @@ import socket
 import subprocess
 import tempfile
 import time
+from datetime import datetime, timedelta, timezone  # noqa: E402
 from pathlib import Path
 
-from hermetic import PREFECT_HOME, REPOSITORY  # noqa: E402,I001 — first: sets up the environment before Prefect loads
-
-from datetime import datetime, timedelta, timezone  # noqa: E402
-
 import httpx  # noqa: E402
+from hermetic import PREFECT_HOME, REPOSITORY  # noqa: E402,I001 — first: sets up the environment before Prefect loads
 
 DAYS = 30
 VOICE_NOTES = 50_000
@@ -71,8 +69,12 @@ def first_render_seconds(store_url: str, api_url: str, workdir: Path) -> float:
     env = {**os.environ, "VIGIA_HOME": str(workdir), "VIGIA_DATABASE_URL": store_url, "PREFECT_API_URL": api_url}
     env.pop("VIGIA_DASHBOARD_PASSWORD", None)
     server = subprocess.Popen(
-        ["vigia", "dashboard", "--port", str(port)], cwd=workdir, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        ["vigia", "dashboard", "--port", str(port)],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         _wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", server)
@@ -109,7 +111,9 @@ def queries_seconds(store_url: str, api_url: str) -> float:
     counts = []
     with httpx.Client(base_url=api_url, timeout=10) as client:
         for types in (["COMPLETED", "FAILED", "CRASHED"], ["FAILED", "CRASHED"]):
-            body = {"flow_runs": {"state": {"type": {"any_": types}}, "end_time": {"after_": start.isoformat(), "before_": end.isoformat()}}}
+            body = {
+                "flow_runs": {"state": {"type": {"any_": types}}, "end_time": {"after_": start.isoformat(), "before_": end.isoformat()}}
+            }
             counts.append(client.post("/flow_runs/count", json=body).raise_for_status().json())
     with open_session(store_url) as session:
         sla_summary(session, start, end, WorkflowRuns(finished=counts[0], failed=counts[1]), now=end)

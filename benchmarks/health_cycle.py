@@ -10,24 +10,22 @@ The last line is `health_cycle: flow X.XX s (plain asyncio: Y.YY s, ratio R.RR)`
 Goals: flow ≤ plain + 2 s; the hanging target adds no more than its timeout + 2 s.
 """
 
+import asyncio  # noqa: E402
 import os
 import shutil
-import tempfile
-from pathlib import Path
-
-from hermetic import PREFECT_HOME  # noqa: E402,I001 — first: sets up the environment before Prefect loads
-
-import asyncio  # noqa: E402
 import statistics  # noqa: E402
+import tempfile
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from contextlib import ExitStack  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
+from pathlib import Path
 
 import httpx  # noqa: E402
 import psycopg  # noqa: E402
 import redis.asyncio as aioredis  # noqa: E402
 from fastapi import FastAPI, Request  # noqa: E402
+from hermetic import PREFECT_HOME  # noqa: E402,I001 — first: sets up the environment before Prefect loads
 
 from tests.fakes.server import serve_app  # noqa: E402
 
@@ -177,7 +175,10 @@ async def read_task_durations(flow_run_id: str) -> list[tuple[str, float]]:
 
 
 def measure_pair(
-    label: str, flow: Callable[[], tuple[float, dict, str]], plain: Callable[[], tuple[float, dict]], expect: Callable[[dict, dict], None],
+    label: str,
+    flow: Callable[[], tuple[float, dict, str]],
+    plain: Callable[[], tuple[float, dict]],
+    expect: Callable[[dict, dict], None],
     server_pid: int,
 ) -> tuple[float, float, str]:
     """Time the flow and the plain cycle RUNS times each, interleaved; return both medians and the last run id."""
@@ -190,7 +191,9 @@ def measure_pair(
         expect(states, outcomes)
         flow_times.append(flow_seconds)
         plain_times.append(plain_seconds)
-        print(f"  {label} run {attempt}/{RUNS}: flow {flow_seconds:.2f} s (Prefect server CPU {cpu_times[-1]:.2f} s), plain {plain_seconds:.2f} s")
+        print(
+            f"  {label} run {attempt}/{RUNS}: flow {flow_seconds:.2f} s (Prefect server CPU {cpu_times[-1]:.2f} s), plain {plain_seconds:.2f} s"
+        )
     return statistics.median(flow_times), statistics.median(plain_times), run_id
 
 
@@ -263,11 +266,16 @@ def main() -> None:
         # confirm_after_seconds=0 sends the failing target straight to DOWN, so the flow never
         # enters its re-probe loop: the cycle costs one probe round, as the plain script does.
         hung_flow, hung_plain, _ = measure_pair(
-            "one hanging", lambda: run_flow("bench-hung", confirm_after_seconds=0), lambda: run_plain(hung_specs),
-            expect_only_hung_down, server_pid,
+            "one hanging",
+            lambda: run_flow("bench-hung", confirm_after_seconds=0),
+            lambda: run_plain(hung_specs),
+            expect_only_hung_down,
+            server_pid,
         )
-        print(f"  the hanging target added {hung_flow - flow_seconds:.2f} s to the flow "
-              f"(goal ≤ {HUNG_TIMEOUT_SECONDS + 2:.0f} s) and {hung_plain - plain_seconds:.2f} s to plain asyncio")
+        print(
+            f"  the hanging target added {hung_flow - flow_seconds:.2f} s to the flow "
+            f"(goal ≤ {HUNG_TIMEOUT_SECONDS + 2:.0f} s) and {hung_plain - plain_seconds:.2f} s to plain asyncio"
+        )
         print(f"  flow − plain: {flow_seconds - plain_seconds:.2f} s healthy, {hung_flow - hung_plain:.2f} s hanging (goal ≤ 2 s)")
     shutil.rmtree(PREFECT_HOME, ignore_errors=True)
     print(f"total benchmark wall time {time.perf_counter() - total_started:.0f} s")

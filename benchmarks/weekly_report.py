@@ -39,8 +39,15 @@ WEEK = "2026-W45"
 ZONE = "America/Sao_Paulo"
 RUNS = 3
 RAW_TABLES = {  # the week's raw rows of every table the report reads, and the column that places a row in time
-    "probe_results": "at", "state_changes": "at", "incidents": "opened_at", "voice_notes": "received_at",
-    "backup_runs": "started_at", "restores": "started_at", "alerts": "created_at", "deliveries": "at", "silences": "starts_at",
+    "probe_results": "at",
+    "state_changes": "at",
+    "incidents": "opened_at",
+    "voice_notes": "received_at",
+    "backup_runs": "started_at",
+    "restores": "started_at",
+    "alerts": "created_at",
+    "deliveries": "at",
+    "silences": "starts_at",
 }
 
 
@@ -75,8 +82,11 @@ def raw_read_once() -> float:
     started = time.perf_counter()
     with engine.connect() as connection:
         for table, column in RAW_TABLES.items():
-            pd.read_sql(text(f"SELECT * FROM {table} WHERE {column} >= :start AND {column} < :end"), connection,
-                        params={"start": week.start.replace(tzinfo=None), "end": week.end.replace(tzinfo=None)})
+            pd.read_sql(
+                text(f"SELECT * FROM {table} WHERE {column} >= :start AND {column} < :end"),
+                connection,
+                params={"start": week.start.replace(tzinfo=None), "end": week.end.replace(tzinfo=None)},
+            )
     elapsed = time.perf_counter() - started
     engine.dispose()
     return elapsed
@@ -94,8 +104,10 @@ def main() -> None:
         admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
     report, data = statistics.median(r[0] for r in reports), statistics.median(r[1] for r in reports)
     floor = statistics.median(floors)
-    print(f"of which figures and tables (two weeks, SQL-aggregated): {data:.2f} s (ratio {data / floor:.2f}); "
-          f"PNG charts, CSVs and HTML: {report - data:.2f} s")
+    print(
+        f"of which figures and tables (two weeks, SQL-aggregated): {data:.2f} s (ratio {data / floor:.2f}); "
+        f"PNG charts, CSVs and HTML: {report - data:.2f} s"
+    )
     print(f"weekly_report: {report:.2f} s (raw read floor: {floor:.2f} s, ratio {report / floor:.2f}), peak RSS {peak_mb:.0f} MB")
 
 

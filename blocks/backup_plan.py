@@ -75,7 +75,8 @@ backup_plan = BackupPlan.load("BLOCK_NAME")
         urls = dict(urls.get_secret_value() if isinstance(urls, SecretDict) else urls)
         sources = [
             {**source, "url": urls[source["name"]]}
-            if isinstance(source, dict) and source.get("url") is None and source.get("name") in urls else source
+            if isinstance(source, dict) and source.get("url") is None and source.get("name") in urls
+            else source
             for source in data.get("sources", [])
         ]
         return {**data, "sources": sources}

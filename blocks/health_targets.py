@@ -10,9 +10,7 @@ from prefect.types import SecretDict
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-ProbeKind = Literal[
-    "http", "tcp", "postgres", "redis", "disk", "memory", "queue", "prefect", "evolution", "groq", "backup"
-]
+ProbeKind = Literal["http", "tcp", "postgres", "redis", "disk", "memory", "queue", "prefect", "evolution", "groq", "backup"]
 
 # Two-tier thresholds per kind (DESIGN §6), on the one number each probe measures.
 DEFAULT_THRESHOLDS: dict[str, tuple[float | None, float | None]] = {
@@ -45,46 +43,29 @@ class HealthTarget(BaseModel):
     # Stored in the Block's `credentials`, not here: Prefect masks a secret on a path of dicts, never inside a
     # list. Excluded from every dump, and from the Blocks form so nobody types a password into the list.
     dsn: SkipJsonSchema[SecretStr | None] = Field(
-        default=None, exclude=True,
+        default=None,
+        exclude=True,
         description="postgres, redis and queue: the connection URL (may hold a password); backup: the store's URL.",
     )
     queue_key: str | None = Field(default=None, description="queue: the Redis list to measure.")
-    expect_status: int | None = Field(
-        default=None, description="http: the status expected; any 2xx or 3xx when empty."
-    )
-    json_field: str | None = Field(
-        default=None, description="http: a dotted path into the JSON reply that must match."
-    )
-    json_value: str | None = Field(
-        default=None, description="http: the value `json_field` must have, compared as text."
-    )
-    ca_file: str | None = Field(
-        default=None, description="http: a CA bundle to trust, for an internal certificate authority."
-    )
-    warning_at: float | None = Field(
-        default=None, description="Warning threshold on the kind's measure; the kind's default when empty."
-    )
-    critical_at: float | None = Field(
-        default=None, description="Critical threshold on the kind's measure; the kind's default when empty."
-    )
+    expect_status: int | None = Field(default=None, description="http: the status expected; any 2xx or 3xx when empty.")
+    json_field: str | None = Field(default=None, description="http: a dotted path into the JSON reply that must match.")
+    json_value: str | None = Field(default=None, description="http: the value `json_field` must have, compared as text.")
+    ca_file: str | None = Field(default=None, description="http: a CA bundle to trust, for an internal certificate authority.")
+    warning_at: float | None = Field(default=None, description="Warning threshold on the kind's measure; the kind's default when empty.")
+    critical_at: float | None = Field(default=None, description="Critical threshold on the kind's measure; the kind's default when empty.")
     latency_warning_ms: float = Field(default=5000, description="Latency above this is a warning.", gt=0)
     timeout_seconds: float = Field(default=10, description="A probe slower than this fails.", gt=0, le=120)
     critical: bool = Field(default=False, description="Whether this target counts for the uptime SLA and escalation.")
-    depends_on: list[str] = Field(
-        default_factory=list, description="Targets this one needs; its alerts are held while they are DOWN."
-    )
-    managed: bool = Field(
-        default=False, description="Derived from the settings by `vigia setup`, which rewrites it."
-    )
+    depends_on: list[str] = Field(default_factory=list, description="Targets this one needs; its alerts are held while they are DOWN.")
+    managed: bool = Field(default=False, description="Derived from the settings by `vigia setup`, which rewrites it.")
 
     @model_validator(mode="after")
     def _check_kind_fields(self) -> HealthTarget:
         if self.kind in NEEDS_URL and self.kind != "prefect" and not self.url:
             raise ValueError(f"target {self.name!r}: url is required for kind {self.kind!r}")
         if self.kind in NEEDS_DSN and self.dsn is None:
-            raise ValueError(
-                f"target {self.name!r}: dsn is required for kind {self.kind!r}; add it to credentials as {self.name!r}"
-            )
+            raise ValueError(f"target {self.name!r}: dsn is required for kind {self.kind!r}; add it to credentials as {self.name!r}")
         if self.kind == "queue" and not self.queue_key:
             raise ValueError(f"target {self.name!r}: queue_key is required for kind 'queue'")
         if (self.json_field is None) != (self.json_value is None):
@@ -130,7 +111,8 @@ health_targets = HealthTargets.load("BLOCK_NAME")
         credentials = credentials.get_secret_value() if isinstance(credentials, SecretDict) else credentials
         targets = [
             {**target, "dsn": credentials[target["name"]]}
-            if isinstance(target, Mapping) and target.get("dsn") is None and target.get("name") in credentials else target
+            if isinstance(target, Mapping) and target.get("dsn") is None and target.get("name") in credentials
+            else target
             for target in data.get("targets") or []
         ]
         return {**data, "targets": targets}

@@ -20,8 +20,6 @@ vigia_settings = VigiaSettings.load("BLOCK_NAME")
     home: str = Field(description="VIGIA_HOME: SQLite files, spool, local backups and reports.")
     database_url: SecretStr = Field(description="VIGIA_DATABASE_URL: the store, as a SQLAlchemy URL.")
     timezone: str = Field(default="America/Sao_Paulo", description="VIGIA_TIMEZONE: schedules and reports.")
-    heartbeat_url: SecretStr | None = Field(
-        default=None, description="VIGIA_HEARTBEAT_URL: pinged after every completed health check."
-    )
+    heartbeat_url: SecretStr | None = Field(default=None, description="VIGIA_HEARTBEAT_URL: pinged after every completed health check.")
     dashboard_url: str = Field(default="http://127.0.0.1:8501", description="Where the dashboard answers, for links.")
     prefect_ui_url: str = Field(default="http://127.0.0.1:4200", description="Where the Prefect UI answers, for links.")

@@ -65,12 +65,16 @@ def extract_archive(archive: Path, destination: Path, *, timeout: float, on_byte
 
 def compress_file(source: Path, output: Path, *, timeout: float) -> PipelineResult:
     """Compress one file with zstd into `output` (SHA-256 computed while writing)."""
-    return commands.run_pipeline([Stage(("zstd", "-3", "-T0", "-q", "-c"), commands.environment())], timeout=timeout, stdin_path=source, output=output)
+    return commands.run_pipeline(
+        [Stage(("zstd", "-3", "-T0", "-q", "-c"), commands.environment())], timeout=timeout, stdin_path=source, output=output
+    )
 
 
 def decompress_file(source: Path, output: Path, *, timeout: float) -> PipelineResult:
     """Decompress one zstd file into `output`."""
-    return commands.run_pipeline([Stage(("zstd", "-d", "-q", "-c"), commands.environment())], timeout=timeout, stdin_path=source, output=output)
+    return commands.run_pipeline(
+        [Stage(("zstd", "-d", "-q", "-c"), commands.environment())], timeout=timeout, stdin_path=source, output=output
+    )
 
 
 def file_sha256(path: Path) -> tuple[int, str]:

@@ -52,8 +52,24 @@ def split_audio(path: Path, *, max_bytes: int, directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     pattern = directory / f"{path.stem}-%03d{path.suffix}"
     argv = (
-        "ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(path), "-map", "0:a", "-c", "copy",
-        "-f", "segment", "-segment_time", f"{piece_seconds:.3f}", "-reset_timestamps", "1", str(pattern),
+        "ffmpeg",
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        "-i",
+        str(path),
+        "-map",
+        "0:a",
+        "-c",
+        "copy",
+        "-f",
+        "segment",
+        "-segment_time",
+        f"{piece_seconds:.3f}",
+        "-reset_timestamps",
+        "1",
+        str(pattern),
     )
     try:
         commands.run(argv, timeout=SPLIT_TIMEOUT_SECONDS, env=commands.environment())
@@ -71,9 +87,18 @@ def split_audio(path: Path, *, max_bytes: int, directory: Path) -> list[Path]:
 # Groq accepts flac mp3 mp4 mpeg mpga m4a ogg opus wav webm, judged by the file name; Evolution
 # names voice notes *.oga, which it rejects, so OGG is always spelled .ogg.
 EXTENSIONS = {
-    "audio/ogg": ".ogg", "audio/opus": ".ogg", "audio/mpeg": ".mp3", "audio/mp3": ".mp3", "audio/mp4": ".m4a",
-    "audio/aac": ".aac", "audio/x-m4a": ".m4a", "audio/wav": ".wav", "audio/x-wav": ".wav", "audio/webm": ".webm",
-    "audio/flac": ".flac", "audio/amr": ".amr",
+    "audio/ogg": ".ogg",
+    "audio/opus": ".ogg",
+    "audio/mpeg": ".mp3",
+    "audio/mp3": ".mp3",
+    "audio/mp4": ".m4a",
+    "audio/aac": ".aac",
+    "audio/x-m4a": ".m4a",
+    "audio/wav": ".wav",
+    "audio/x-wav": ".wav",
+    "audio/webm": ".webm",
+    "audio/flac": ".flac",
+    "audio/amr": ".amr",
 }
 
 

@@ -27,9 +27,15 @@ STDERR_TAIL_CHARS = 1500
 CHUNK_BYTES = 1 << 20
 # Debian packages that carry each tool, for the "not installed" instruction.
 PACKAGES = {
-    "pg_dump": "postgresql-client", "pg_restore": "postgresql-client", "psql": "postgresql-client",
-    "redis-cli": "redis-tools", "redis-check-rdb": "redis-tools", "redis-server": "redis-server",
-    "zstd": "zstd", "tar": "tar", "rclone": "rclone",
+    "pg_dump": "postgresql-client",
+    "pg_restore": "postgresql-client",
+    "psql": "postgresql-client",
+    "redis-cli": "redis-tools",
+    "redis-check-rdb": "redis-tools",
+    "redis-server": "redis-server",
+    "zstd": "zstd",
+    "tar": "tar",
+    "rclone": "rclone",
 }
 _SIGPIPE_CODES = (-13, 141)
 
@@ -114,8 +120,13 @@ def error_line(text: str) -> str:
 
 
 def run(
-    argv: Sequence[str], *, timeout: float, env: Mapping[str, str], secrets: Sequence[str] = (),
-    check: bool = True, cwd: Path | None = None,
+    argv: Sequence[str],
+    *,
+    timeout: float,
+    env: Mapping[str, str],
+    secrets: Sequence[str] = (),
+    check: bool = True,
+    cwd: Path | None = None,
 ) -> CommandResult:
     """Run one command to completion and return its output.
 
@@ -143,7 +154,11 @@ def run(
 
 
 def run_pipeline(
-    stages: Sequence[Stage], *, timeout: float, stdin_path: Path | None = None, output: Path | None = None,
+    stages: Sequence[Stage],
+    *,
+    timeout: float,
+    stdin_path: Path | None = None,
+    output: Path | None = None,
     on_bytes: Callable[[int], None] | None = None,
 ) -> PipelineResult:
     """Run processes as a pipe, checking every stage's exit status.
@@ -202,7 +217,12 @@ def run_pipeline(
 
 @contextmanager
 def background(
-    argv: Sequence[str], *, env: Mapping[str, str], ready: Callable[[], bool], timeout: float, log_path: Path,
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    ready: Callable[[], bool],
+    timeout: float,
+    log_path: Path,
     secrets: Sequence[str] = (),
 ) -> Iterator[subprocess.Popen]:
     """Start a long-running process, wait until `ready()` holds, and stop it on exit.
@@ -298,7 +318,9 @@ def _drain(process: subprocess.Popen, partial: Path, on_bytes, processes) -> tup
 
 def _raise_for_status(stages, codes, tails, timed_out: bool, timeout: float, read_error: str | None) -> None:
     if timed_out:
-        raise CommandFailed(Path(stages[0].argv[0]).name, mask_argv(stages[0].argv, stages[0].secrets), None, tails[0], f"timed out after {timeout:g} s")
+        raise CommandFailed(
+            Path(stages[0].argv[0]).name, mask_argv(stages[0].argv, stages[0].secrets), None, tails[0], f"timed out after {timeout:g} s"
+        )
     if read_error:
         raise WriteFailed(read_error)
     failed = [index for index, code in enumerate(codes) if code != 0]

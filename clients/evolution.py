@@ -51,7 +51,9 @@ class Media:
 def create_client(base_url: str, api_key: str, *, timeout: float) -> httpx.AsyncClient:
     """Return an HTTP client for one Evolution API, with its key and a timeout."""
     return httpx.AsyncClient(
-        base_url=base_url.rstrip("/"), timeout=timeout, headers={"apikey": api_key, "User-Agent": USER_AGENT},
+        base_url=base_url.rstrip("/"),
+        timeout=timeout,
+        headers={"apikey": api_key, "User-Agent": USER_AGENT},
         verify=tls_context(),  # shared: building a CA bundle costs ~25 ms of CPU per client
     )
 
@@ -186,7 +188,9 @@ def _reason(response: httpx.Response) -> str:
         payload = response.json()
     except ValueError:
         return response.text[:200] or response.reason_phrase
-    message = payload.get("response", {}).get("message") if isinstance(payload, dict) and isinstance(payload.get("response"), dict) else payload
+    message = (
+        payload.get("response", {}).get("message") if isinstance(payload, dict) and isinstance(payload.get("response"), dict) else payload
+    )
     if isinstance(payload, dict) and message is None:
         message = payload.get("message", payload)
     while isinstance(message, list) and len(message) == 1:

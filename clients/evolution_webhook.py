@@ -18,9 +18,9 @@ import binascii
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -200,7 +200,9 @@ def find_audio(message: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def innermost_message(
-    message: dict[str, Any], holds: Callable[[dict[str, Any]], bool], wrappers: tuple[str, ...] = WRAPPERS,
+    message: dict[str, Any],
+    holds: Callable[[dict[str, Any]], bool],
+    wrappers: tuple[str, ...] = WRAPPERS,
 ) -> dict[str, Any] | None:
     """Return the first message, `message` itself or one inside its `wrappers`, for which `holds` is true; None if none."""
     if holds(message):
@@ -265,7 +267,8 @@ def _is_byte_object(value: dict[str, Any]) -> bool:
 def _is_long(value: Any) -> bool:
     """A protobufjs Long: 32-bit `low` and `high` (signed or not); `{low: null, …}` is just an object."""
     return (
-        isinstance(value, dict) and {"low", "high"} <= set(value) <= {"low", "high", "unsigned"}
+        isinstance(value, dict)
+        and {"low", "high"} <= set(value) <= {"low", "high", "unsigned"}
         and all(_is_int32(value[name]) for name in ("low", "high"))
     )
 

@@ -12,7 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from clients.errors import ClientError
 from clients.http import tls_context
 
-
 # What Groq says, with or without an error `code`, about audio it will not take.
 UNSUPPORTED_FORMAT_MESSAGE = "file must be one of the following types"
 UNDECODABLE_MESSAGE = "is it a valid media file"
@@ -112,8 +111,12 @@ async def transcribe(
     content_type = "audio/ogg" if file_name.endswith((".ogg", ".opus")) else "application/octet-stream"
     try:
         reply = await client.audio.transcriptions.create(
-            model=model, file=(file_name, audio, content_type), language=language or groq.omit,
-            response_format="verbose_json", temperature=0.0, timeout=timeout,
+            model=model,
+            file=(file_name, audio, content_type),
+            language=language or groq.omit,
+            response_format="verbose_json",
+            temperature=0.0,
+            timeout=timeout,
         )
     except groq.RateLimitError as error:
         retry_after = retry_after_seconds(error.response.headers)

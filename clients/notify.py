@@ -83,8 +83,16 @@ class Router:
         return [shown_channel(service) for service in self._apprise.find(tag=tag, match_always=False)]
 
     async def send(
-        self, *, tag: str, title: str, body: str, notify_type: str, down_kinds: Collection[str] = (), timeout: float = 30,
-        html: bool = False, attachments: Sequence[Path] = (),
+        self,
+        *,
+        tag: str,
+        title: str,
+        body: str,
+        notify_type: str,
+        down_kinds: Collection[str] = (),
+        timeout: float = 30,
+        html: bool = False,
+        attachments: Sequence[Path] = (),
     ) -> list[ChannelOutcome]:
         """Send to every channel the tag reaches, skipping those whose gateway is DOWN.
 
@@ -96,16 +104,28 @@ class Router:
         for service in self._apprise.find(tag=tag, match_always=False):
             gateway = CHANNEL_DEPENDS_ON.get(type(service).__name__)
             if gateway in down_kinds:
-                skipped.append(ChannelOutcome(
-                    shown_channel(service), service.service_name, "skipped", f"{gateway} is DOWN", 0, 0.0,
-                ))
+                skipped.append(
+                    ChannelOutcome(
+                        shown_channel(service),
+                        service.service_name,
+                        "skipped",
+                        f"{gateway} is DOWN",
+                        0,
+                        0.0,
+                    )
+                )
             else:
                 usable.add(service)
         if len(usable) == 0:
             return skipped
         result = await usable.async_notify(
-            body=body, title=title, tag=tag, match_always=False, notify_type=NOTIFY_TYPES.get(notify_type, apprise.NotifyType.INFO),
-            timeout=timeout, body_format=apprise.NotifyFormat.HTML if html else None,
+            body=body,
+            title=title,
+            tag=tag,
+            match_always=False,
+            notify_type=NOTIFY_TYPES.get(notify_type, apprise.NotifyType.INFO),
+            timeout=timeout,
+            body_format=apprise.NotifyFormat.HTML if html else None,
             attach=apprise.AppriseAttachment([str(path) for path in attachments]) if attachments else None,
         )
         # A result names its channel by the privacy URL only; that finds the service it came from.
@@ -132,8 +152,12 @@ def _outcome(item: apprise.NotifyResult, service) -> ChannelOutcome:
     secrets = channel_secrets(service.url(privacy=False)) if service is not None else []
     channel = shown_channel(service) if service is not None else mask_channel_url(item.url)
     return ChannelOutcome(
-        channel=channel, service=item.name, status=status, reason=reason and mask_secrets(reason, secrets),
-        attempts=len(item.attempts), elapsed_ms=item.elapsed * 1000,
+        channel=channel,
+        service=item.name,
+        status=status,
+        reason=reason and mask_secrets(reason, secrets),
+        attempts=len(item.attempts),
+        elapsed_ms=item.elapsed * 1000,
     )
 
 
@@ -145,9 +169,7 @@ def _waited_out(item: apprise.NotifyResult, service) -> float | None:
     if service is None or not item.attempts or item.status == apprise.AppriseResultStatus.TIMEOUT:
         return None
     last = item.attempts[-1]
-    connection_error = any(
-        "connection error" in entry.message.lower() for entry in last.logs if entry.level in _PROBLEM_LEVELS
-    )
+    connection_error = any("connection error" in entry.message.lower() for entry in last.logs if entry.level in _PROBLEM_LEVELS)
     limit = min(service.socket_connect_timeout, service.socket_read_timeout)
     return last.elapsed if connection_error and last.elapsed >= limit else None
 

@@ -74,8 +74,14 @@ def server_reason(stderr: str) -> str | None:
 
 
 def restore_database(
-    dump_path: Path, url: str, *, database: str | None = None, clean: bool = False, scratch: bool = False,
-    timeout: float, on_bytes: Callable[[int], None] | None = None,
+    dump_path: Path,
+    url: str,
+    *,
+    database: str | None = None,
+    clean: bool = False,
+    scratch: bool = False,
+    timeout: float,
+    on_bytes: Callable[[int], None] | None = None,
 ) -> PipelineResult:
     """Restore a zstd custom-format dump as `zstd -dc | pg_restore` into the database of `url` (or `database`).
 

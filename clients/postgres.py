@@ -41,9 +41,7 @@ async def ping(url: str, *, timeout: float) -> PostgresStatus:
         async with await psycopg.AsyncConnection.connect(
             libpq_url(url), connect_timeout=max(1, round(timeout)), autocommit=True, application_name="vigia-probe"
         ) as connection:
-            cursor = await connection.execute(
-                "SELECT 1, (SELECT count(*) FROM pg_stat_activity), current_setting('max_connections')::int"
-            )
+            cursor = await connection.execute("SELECT 1, (SELECT count(*) FROM pg_stat_activity), current_setting('max_connections')::int")
             _, in_use, maximum = await cursor.fetchone()
     except psycopg.Error as error:
         raise PostgresError(mask_secrets(_reason(error))) from error

@@ -55,14 +55,14 @@ async def count_runs(client: httpx.AsyncClient, now: datetime, window: timedelta
     counts = {}
     for state_type in ("COMPLETED", "FAILED", "CRASHED"):
         counts[state_type] = await _request(
-            client, "POST", "/flow_runs/count",
+            client,
+            "POST",
+            "/flow_runs/count",
             {"flow_runs": {"state": {"type": {"any_": [state_type]}}, "end_time": {"after_": since}}},
         )
     # "Late" is a state name under the SCHEDULED type, not a type of its own.
     late = await _request(client, "POST", "/flow_runs/count", {"flow_runs": {"state": {"name": {"any_": ["Late"]}}}})
-    return RunCounts(
-        counts["COMPLETED"], counts["FAILED"], counts["CRASHED"], late, (time.perf_counter() - started) * 1000
-    )
+    return RunCounts(counts["COMPLETED"], counts["FAILED"], counts["CRASHED"], late, (time.perf_counter() - started) * 1000)
 
 
 async def _request(client: httpx.AsyncClient, method: str, path: str, body: dict | None = None):

@@ -158,7 +158,9 @@ def _reason(error: RcloneException, remote: str) -> str:
     if not message:
         # A fatal start-up error (unknown remote, refused connection) is plain text that
         # rclone-python drops: ask rclone again, with argv, to get the real reason.
-        probe = commands.run(("rclone", "lsjson", _root(remote), "--max-depth", "1", *TRANSFER_ARGS), timeout=300, env=commands.environment(), check=False)
+        probe = commands.run(
+            ("rclone", "lsjson", _root(remote), "--max-depth", "1", *TRANSFER_ARGS), timeout=300, env=commands.environment(), check=False
+        )
         message = commands.last_line(probe.stderr) or "rclone gave no reason"
     return mask_secrets(commands.last_line(message))
 

@@ -31,11 +31,38 @@ def mask_secrets(text: str, secrets: Iterable[str] = ()) -> str:
 # Apprise's own arguments whose values are flags, numbers, modes or formats: safe to show. Every
 # other query value may be a secret: a `+Header`, a `-param` or a `:field` of json://, form:// and
 # xml:// (Apprise prints those in clear even in its privacy URL), a `token=`, an address.
-_HARMLESS_QUERY_KEYS = frozenset({
-    "album", "avatar", "batch", "content", "cto", "detect", "emojis", "fields", "footer", "footer_logo", "format",
-    "image", "mdv", "method", "mode", "optional", "overflow", "preview", "priority", "redirect", "retry", "rto",
-    "silent", "store", "tts", "tz", "verify", "wait",
-})
+_HARMLESS_QUERY_KEYS = frozenset(
+    {
+        "album",
+        "avatar",
+        "batch",
+        "content",
+        "cto",
+        "detect",
+        "emojis",
+        "fields",
+        "footer",
+        "footer_logo",
+        "format",
+        "image",
+        "mdv",
+        "method",
+        "mode",
+        "optional",
+        "overflow",
+        "preview",
+        "priority",
+        "redirect",
+        "retry",
+        "rto",
+        "silent",
+        "store",
+        "tts",
+        "tz",
+        "verify",
+        "wait",
+    }
+)
 
 
 def mask_channel_url(url: str) -> str:

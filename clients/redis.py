@@ -39,9 +39,7 @@ async def ping(url: str, *, timeout: float) -> RedisStatus:
             memory = await client.info("memory")
         except redis_errors.RedisError as error:
             raise RedisError(_reason(error, _has_password(url))) from error
-    return RedisStatus(
-        (time.perf_counter() - started) * 1000, int(memory.get("used_memory", 0)), int(memory.get("maxmemory", 0))
-    )
+    return RedisStatus((time.perf_counter() - started) * 1000, int(memory.get("used_memory", 0)), int(memory.get("maxmemory", 0)))
 
 
 async def list_length(url: str, key: str, *, timeout: float) -> tuple[int, float]:

@@ -54,7 +54,11 @@ def destinations(held: dict[int, int], target_db: int) -> dict[int, int]:
 
 
 def copy_keys(
-    source_url: str, target_url: str, plan: dict[int, int], *, on_keys: Callable[[int], None] | None = None,
+    source_url: str,
+    target_url: str,
+    plan: dict[int, int],
+    *,
+    on_keys: Callable[[int], None] | None = None,
 ) -> list[DatabaseCopy]:
     """Move every key of the planned databases (source db → target db) with DUMP/RESTORE, TTLs kept.
 

@@ -142,11 +142,28 @@ def scratch_server(rdb_path: Path | None, workdir: Path, *, timeout: float = 600
     port = _free_port()
     url = f"redis://127.0.0.1:{port}/0"
     argv = (
-        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir), "--dbfilename", "dump.rdb",
-        "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes",
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(workdir),
+        "--dbfilename",
+        "dump.rdb",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--daemonize",
+        "no",
+        "--protected-mode",
+        "yes",
     )
     try:
-        with commands.background(argv, env=commands.environment(), ready=lambda: _loaded(url), timeout=timeout, log_path=workdir / "redis.log"):
+        with commands.background(
+            argv, env=commands.environment(), ready=lambda: _loaded(url), timeout=timeout, log_path=workdir / "redis.log"
+        ):
             yield url
     except commands.CommandFailed as error:
         what = f"load {rdb_path.name}" if rdb_path is not None else "start"

@@ -40,7 +40,9 @@ def compare_sample(source_url: str, source_db: int, target_url: str, target_db: 
         try:
             sample = _sample_keys(source, per_type)
             differences = [
-                difference for kind, keys in sample.items() for key in keys
+                difference
+                for kind, keys in sample.items()
+                for key in keys
                 if (difference := _compare_key(source, target, kind, key)) is not None
             ]
         except redis_errors.RedisError as error:
@@ -78,4 +80,3 @@ def _compare_key(source: redis.Redis, target: redis.Redis, kind: str, key: bytes
 
 def _ttl(milliseconds: int) -> str:
     return "none" if milliseconds < 0 else f"{milliseconds / 1000:.0f} s"
-

@@ -48,7 +48,12 @@ def table_counts(path: Path) -> dict[str, int]:
             verdict = connection.execute("PRAGMA integrity_check").fetchone()[0]
             if verdict != "ok":
                 raise SqliteError(f"{path.name} fails the integrity check: {verdict}")
-            names = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+            names = [
+                row[0]
+                for row in connection.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+                )
+            ]
             return {name: connection.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0] for name in names}
         finally:
             connection.close()

@@ -37,10 +37,9 @@ def main() -> None:
     config = read_config()
     if not unlocked(config):
         return
-    navigation = st.navigation([
-        st.Page(str(VIEWS / file), title=title, icon=icon, default=index == 0)
-        for index, (file, title, icon) in enumerate(PAGES)
-    ])
+    navigation = st.navigation(
+        [st.Page(str(VIEWS / file), title=title, icon=icon, default=index == 0) for index, (file, title, icon) in enumerate(PAGES)]
+    )
     pick_window()
     st.sidebar.caption(f"Read-only · refreshes every {REFRESH_SECONDS} s · times in UTC")
     st.sidebar.link_button("Open the Prefect UI", config.prefect_ui_url)

@@ -7,9 +7,7 @@ import pandas as pd
 
 from store.sla import RESPONSE_TARGET_SECONDS, UPTIME_TARGET_PERCENT
 
-STATE_COLORS = alt.Scale(
-    domain=["up", "down", "maintenance", "unknown"], range=["#2e7d32", "#c62828", "#1565c0", "#9e9e9e"]
-)
+STATE_COLORS = alt.Scale(domain=["up", "down", "maintenance", "unknown"], range=["#2e7d32", "#c62828", "#1565c0", "#9e9e9e"])
 
 
 def uptime_hours(frame: pd.DataFrame) -> alt.Chart:
@@ -53,8 +51,12 @@ def latency_lines(frame: pd.DataFrame) -> alt.Chart:
             x=alt.X("at:T", title=None),
             y=alt.Y("mean ms:Q", title="mean latency (ms)"),
             color=alt.Color("target:N", title=None),
-            tooltip=["target", alt.Tooltip("at:T", format="%Y-%m-%d %H:%M"), alt.Tooltip("mean ms:Q", format=".0f"),
-                     alt.Tooltip("max ms:Q", format=".0f")],
+            tooltip=[
+                "target",
+                alt.Tooltip("at:T", format="%Y-%m-%d %H:%M"),
+                alt.Tooltip("mean ms:Q", format=".0f"),
+                alt.Tooltip("max ms:Q", format=".0f"),
+            ],
         )
     )
 
@@ -68,8 +70,11 @@ def incident_timeline(frame: pd.DataFrame) -> alt.Chart:
             y=alt.Y("target:N", title=None),
             x=alt.X("opened:T", title=None),
             x2="until:T",
-            color=alt.Color("outcome:N", scale=alt.Scale(domain=["under 30 min", "30 min or more", "open"],
-                                                           range=["#2e7d32", "#c62828", "#ef6c00"]), title=None),
+            color=alt.Color(
+                "outcome:N",
+                scale=alt.Scale(domain=["under 30 min", "30 min or more", "open"], range=["#2e7d32", "#c62828", "#ef6c00"]),
+                title=None,
+            ),
             tooltip=["incident", "target", alt.Tooltip("opened:T", format="%Y-%m-%d %H:%M"), "duration", "outcome"],
         )
     )
@@ -77,11 +82,15 @@ def incident_timeline(frame: pd.DataFrame) -> alt.Chart:
 
 def response_histogram(frame: pd.DataFrame) -> alt.LayerChart:
     """Counts of replies per half-second bin with the 15 s SLA line."""
-    bars = alt.Chart(frame).mark_bar().encode(
-        x=alt.X("from s:Q", bin="binned", title="seconds from webhook to reply"),
-        x2="to s:Q",
-        y=alt.Y("replies:Q", title="replies"),
-        tooltip=["from s", "to s", "replies"],
+    bars = (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            x=alt.X("from s:Q", bin="binned", title="seconds from webhook to reply"),
+            x2="to s:Q",
+            y=alt.Y("replies:Q", title="replies"),
+            tooltip=["from s", "to s", "replies"],
+        )
     )
     rule = (
         alt.Chart(pd.DataFrame({"x": [RESPONSE_TARGET_SECONDS], "label": ["15 s SLA"]}))
@@ -93,10 +102,14 @@ def response_histogram(frame: pd.DataFrame) -> alt.LayerChart:
 
 def p95_trend(frame: pd.DataFrame) -> alt.LayerChart:
     """p95 response time per bucket with the 15 s SLA line."""
-    line = alt.Chart(frame).mark_line(point=True).encode(
-        x=alt.X("at:T", title=None),
-        y=alt.Y("p95 s:Q", title="p95 seconds"),
-        tooltip=[alt.Tooltip("at:T", format="%Y-%m-%d %H:%M"), alt.Tooltip("p95 s:Q", format=".2f"), "replies"],
+    line = (
+        alt.Chart(frame)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("at:T", title=None),
+            y=alt.Y("p95 s:Q", title="p95 seconds"),
+            tooltip=[alt.Tooltip("at:T", format="%Y-%m-%d %H:%M"), alt.Tooltip("p95 s:Q", format=".2f"), "replies"],
+        )
     )
     rule = alt.Chart(pd.DataFrame({"y": [RESPONSE_TARGET_SECONDS]})).mark_rule(color="#c62828", strokeDash=[4, 3]).encode(y="y:Q")
     return line + rule
@@ -128,7 +141,9 @@ def over_time(frame: pd.DataFrame, at: str, value: str, color: str | None = None
 
 def deliveries_stacked(frame: pd.DataFrame) -> alt.Chart:
     """Deliveries per channel stacked by outcome."""
-    long = frame.melt(id_vars=["channel"], value_vars=["success", "failure", "timeout", "skipped"], var_name="outcome", value_name="deliveries")
+    long = frame.melt(
+        id_vars=["channel"], value_vars=["success", "failure", "timeout", "skipped"], var_name="outcome", value_name="deliveries"
+    )
     scale = alt.Scale(domain=["success", "failure", "timeout", "skipped"], range=["#2e7d32", "#c62828", "#ef6c00", "#9e9e9e"])
     return (
         alt.Chart(long)

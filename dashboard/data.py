@@ -31,8 +31,10 @@ def read(loader: Callable[..., T], url: str, *args) -> T:
 
 def show_store_down(url: str, error: Exception) -> None:
     """Show a banner naming the store that failed and what to do next."""
-    hint = "migrate it with `vigia setup` or `vigia up`" if "no such table" in str(error) or "does not exist" in str(error) else (
-        "check VIGIA_DATABASE_URL and that the database is running"
+    hint = (
+        "migrate it with `vigia setup` or `vigia up`"
+        if "no such table" in str(error) or "does not exist" in str(error)
+        else ("check VIGIA_DATABASE_URL and that the database is running")
     )
     st.error(f"**The store is unreachable** — {_safe_url(url)}: {error}. The dashboard retries every minute; {hint}.", icon="🛑")
 

@@ -29,8 +29,12 @@ def sla_tiles(rows: list[SlaRow]) -> None:
     for column, row in zip(st.columns(len(rows)), rows):
         verdict = {True: "meets", False: "misses", None: "no data for"}[row.meets]
         column.metric(
-            row.name, row.display, delta=f"{verdict} target {row.target}", delta_color=_COLORS[row.meets],
-            delta_arrow="off", border=True,
+            row.name,
+            row.display,
+            delta=f"{verdict} target {row.target}",
+            delta_color=_COLORS[row.meets],
+            delta_arrow="off",
+            border=True,
         )
 
 

@@ -100,10 +100,17 @@ def deployment_runs(api_url: str, ui_url: str, start: datetime, end: datetime) -
             late = client.count_flow_runs(deployment_filter=only, flow_run_filter=_state_named("Late", start, end))
             running = client.count_flow_runs(deployment_filter=only, flow_run_filter=_of_types(("RUNNING",)))
             name = f"{_flow_name(client, deployment.flow_id)}/{deployment.name}"
-            report.append(DeploymentRuns(
-                name, counts["COMPLETED"], counts["FAILED"], counts["CRASHED"], late, running,
-                f"{ui_url}/deployments/deployment/{deployment.id}",
-            ))
+            report.append(
+                DeploymentRuns(
+                    name,
+                    counts["COMPLETED"],
+                    counts["FAILED"],
+                    counts["CRASHED"],
+                    late,
+                    running,
+                    f"{ui_url}/deployments/deployment/{deployment.id}",
+                )
+            )
     return sorted(report, key=lambda item: item.deployment)
 
 
@@ -123,10 +130,16 @@ def recent_runs(api_url: str, ui_url: str, start: datetime, end: datetime) -> li
         names = {d.id: f"{_flow_name(client, d.flow_id)}/{d.name}" for d in client.read_deployments()}
     return [
         RunLink(
-            id=str(run.id), name=run.name, deployment=names.get(run.deployment_id, "(no deployment)"),
-            state=run.state.name if run.state else "Unknown", state_type=run.state.type.value if run.state else "UNKNOWN",
-            expected_start=run.expected_start_time, start=run.start_time, end=run.end_time,
-            seconds=run.total_run_time.total_seconds() if run.start_time else None, url=run_url(ui_url, str(run.id)),
+            id=str(run.id),
+            name=run.name,
+            deployment=names.get(run.deployment_id, "(no deployment)"),
+            state=run.state.name if run.state else "Unknown",
+            state_type=run.state.type.value if run.state else "UNKNOWN",
+            expected_start=run.expected_start_time,
+            start=run.start_time,
+            end=run.end_time,
+            seconds=run.total_run_time.total_seconds() if run.start_time else None,
+            url=run_url(ui_url, str(run.id)),
         )
         for run in runs
     ]
@@ -170,9 +183,7 @@ def _flow_name(client, flow_id) -> str:
 def _ended_in(start: datetime, end: datetime, state_types: tuple[str, ...]):
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterEndTime
 
-    return FlowRunFilter(
-        end_time=FlowRunFilterEndTime(after_=start, before_=end), state=_of_types(state_types).state
-    )
+    return FlowRunFilter(end_time=FlowRunFilterEndTime(after_=start, before_=end), state=_of_types(state_types).state)
 
 
 def _of_types(state_types: tuple[str, ...]):
@@ -184,7 +195,10 @@ def _of_types(state_types: tuple[str, ...]):
 
 def _state_named(name: str, start: datetime, end: datetime):
     from prefect.client.schemas.filters import (
-        FlowRunFilter, FlowRunFilterExpectedStartTime, FlowRunFilterState, FlowRunFilterStateName,
+        FlowRunFilter,
+        FlowRunFilterExpectedStartTime,
+        FlowRunFilterState,
+        FlowRunFilterStateName,
     )
 
     # "Late" is a state name under the SCHEDULED type, not a type of its own.

@@ -63,9 +63,7 @@ def pick_window() -> Window:
         window = preset_window(choice, now)
     else:
         today = now.date()
-        picked = st.sidebar.date_input(
-            "Days (UTC)", value=(today - timedelta(days=6), today), max_value=today, key="window_days"
-        )
+        picked = st.sidebar.date_input("Days (UTC)", value=(today - timedelta(days=6), today), max_value=today, key="window_days")
         days = picked if isinstance(picked, (tuple, list)) else (picked,)
         window = custom_window(days[0], days[-1], now) if days else preset_window("Last 7 d", now)
     st.session_state[SESSION_KEY] = window

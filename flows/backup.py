@@ -13,8 +13,18 @@ from blocks.vigia import VigiaSettings
 from store.backups import BackupItem
 from tasks.alerts import raise_alert
 from tasks.backups import (
-    BackupFailed, backup_lock, failure_body, load_block, open_run, record_capture, report_body, set_status, upload_manifest,
-    upload_run, write_manifest, write_sums,
+    BackupFailed,
+    backup_lock,
+    failure_body,
+    load_block,
+    open_run,
+    record_capture,
+    report_body,
+    set_status,
+    upload_manifest,
+    upload_run,
+    write_manifest,
+    write_sums,
 )
 from tasks.captures import capture_source, verify_capture
 from tasks.retention import prune_backups
@@ -76,8 +86,16 @@ def backup(plan_block: str = "default", verify: bool = True, prune: bool = True,
             error = "; ".join(done.errors) or None
         size = sum(item.size_bytes or 0 for item in done.items.values())
         set_status(
-            database_url, run.run_id, status, verified=status == "verified", finished_at=datetime.now(timezone.utc), size_bytes=size,
-            dump_seconds=done.timings.get("dump"), upload_seconds=done.timings.get("upload"), verify_seconds=done.timings.get("verify"), error=error,
+            database_url,
+            run.run_id,
+            status,
+            verified=status == "verified",
+            finished_at=datetime.now(timezone.utc),
+            size_bytes=size,
+            dump_seconds=done.timings.get("dump"),
+            upload_seconds=done.timings.get("upload"),
+            verify_seconds=done.timings.get("verify"),
+            error=error,
         )
         _publish(run.run_id, status, done)
         if done.errors:
@@ -105,7 +123,9 @@ def _capture_all(plan: BackupPlan, run, database_url: str, done: _Progress) -> N
             done.items[source.name] = BackupItem(source.name, source.kind, detail=f"dump failed: {error}")
         else:
             done.captures.append(capture)
-            done.items[source.name] = BackupItem(source.name, source.kind, capture.file_name, capture.size_bytes, capture.sha256, capture.seconds)
+            done.items[source.name] = BackupItem(
+                source.name, source.kind, capture.file_name, capture.size_bytes, capture.sha256, capture.seconds
+            )
         record_capture(database_url, run.run_id, done.items[source.name])
     done.timings["dump"] = (datetime.now(timezone.utc) - started).total_seconds()
     if done.captures:
@@ -146,8 +166,14 @@ def _upload_manifest(run, done: _Progress) -> None:
 
 def _publish(run_id: str, status: str, done: _Progress) -> None:
     rows = [
-        {"source": item.source, "kind": item.kind, "size_mib": round((item.size_bytes or 0) / 2**20, 2), "seconds": round(item.seconds or 0, 1),
-         "verified": item.verified, "detail": item.detail or ""}
+        {
+            "source": item.source,
+            "kind": item.kind,
+            "size_mib": round((item.size_bytes or 0) / 2**20, 2),
+            "seconds": round(item.seconds or 0, 1),
+            "verified": item.verified,
+            "detail": item.detail or "",
+        }
         for item in done.items.values()
     ]
     create_table_artifact(rows, key="backup", description=f"Backup {run_id}: {status}")

@@ -13,13 +13,13 @@ from blocks.evolution import EvolutionApi
 from blocks.groq import GroqApi
 from blocks.health_targets import HealthTargets
 from blocks.vigia import VigiaSettings
+from store.health_runs import CHECK_INTERVAL
+from store.states import TargetState
 from tasks.alerts import load_alert_context
 from tasks.heartbeat import ping_heartbeat
 from tasks.notifier import notify_changes
 from tasks.probes import ProbeContext, probe_targets
 from tasks.states import record_results, record_run
-from store.health_runs import CHECK_INTERVAL
-from store.states import TargetState
 
 
 class MissingBlock(Exception):
@@ -77,9 +77,7 @@ async def _load(block_type, name: str):
     try:
         return await block_type.aload(name)
     except ValueError as error:
-        raise MissingBlock(
-            f"{block_type.get_block_type_slug()}/{name} could not be loaded ({error}); run `vigia setup`"
-        ) from error
+        raise MissingBlock(f"{block_type.get_block_type_slug()}/{name} could not be loaded ({error}); run `vigia setup`") from error
 
 
 async def _probe_context(targets: HealthTargets) -> ProbeContext:
@@ -105,12 +103,14 @@ async def _publish_summary(states: dict[str, TargetState], latest: dict) -> None
     rows = []
     for name, state in sorted(states.items()):
         result = latest.get(name)
-        rows.append({
-            "target": name,
-            "state": state.state,
-            "level": state.level,
-            "since": f"{state.since:%Y-%m-%d %H:%M:%S} UTC",
-            "latency_ms": round(result.latency_ms) if result and result.latency_ms is not None else None,
-            "reason": state.reason or "",
-        })
+        rows.append(
+            {
+                "target": name,
+                "state": state.state,
+                "level": state.level,
+                "since": f"{state.since:%Y-%m-%d %H:%M:%S} UTC",
+                "latency_ms": round(result.latency_ms) if result and result.latency_ms is not None else None,
+                "reason": state.reason or "",
+            }
+        )
     await acreate_table_artifact(rows, key="health-check", description="Where every target stands after this run.")

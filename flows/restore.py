@@ -54,7 +54,9 @@ def restore(run_id: str, source: str, target: TargetReference = None, force: boo
     except Exception as error:
         body = restore_failure_body(source, run_id, str(error))
         # raise_alert is an async task: submit it from this sync flow and wait for its delivery record.
-        raise_alert.submit("critical", f"restore of {source} from {run_id} failed", body, key=f"restore:{run_id}:{source}", cooldown=None, target="backup").result()
+        raise_alert.submit(
+            "critical", f"restore of {source} from {run_id} failed", body, key=f"restore:{run_id}:{source}", cooldown=None, target="backup"
+        ).result()
         raise
     within = "within" if outcome.seconds <= RTO_SECONDS else "OUTSIDE"
     logger.info("restore of %s from %s took %.1f s, %s the 30-minute RTO", source, run_id, outcome.seconds, within)

@@ -39,7 +39,12 @@ async def weekly_analytics(week: str | None = None, send_email: bool = True) -> 
     logger.info("weekly report %s written to %s", chosen.label, rendered.html_path)
     if send_email:
         await raise_alert(
-            "report", f"Vigia weekly report {chosen.label}", rendered.html, key=f"weekly-report:{chosen.label}",
-            cooldown=timedelta(0), html=True, attachments=[*rendered.chart_paths, *rendered.csv_paths],
+            "report",
+            f"Vigia weekly report {chosen.label}",
+            rendered.html,
+            key=f"weekly-report:{chosen.label}",
+            cooldown=timedelta(0),
+            html=True,
+            attachments=[*rendered.chart_paths, *rendered.csv_paths],
         )
     return str(rendered.html_path)

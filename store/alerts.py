@@ -85,8 +85,17 @@ def record_alert(
 ) -> Alert:
     """Store an alert and return it."""
     row = AlertRow(
-        key=key, kind=kind, severity=severity, title=title, body=body, target=target, incident_id=incident_id,
-        status=status, held_reason=held_reason, run_id=run_id, created_at=created_at,
+        key=key,
+        kind=kind,
+        severity=severity,
+        title=title,
+        body=body,
+        target=target,
+        incident_id=incident_id,
+        status=status,
+        held_reason=held_reason,
+        run_id=run_id,
+        created_at=created_at,
     )
     session.add(row)
     session.flush()
@@ -96,8 +105,16 @@ def record_alert(
 def record_deliveries(session: Session, alert_id: int, deliveries: Iterable[Delivery], at: datetime) -> str:
     """Store the deliveries of one alert, set its status from them (sent, partial, failed) and return it."""
     rows = [
-        {"alert_id": alert_id, "channel": d.channel, "service": d.service, "status": d.status, "reason": d.reason,
-         "attempts": d.attempts, "elapsed_ms": d.elapsed_ms, "at": at}
+        {
+            "alert_id": alert_id,
+            "channel": d.channel,
+            "service": d.service,
+            "status": d.status,
+            "reason": d.reason,
+            "attempts": d.attempts,
+            "elapsed_ms": d.elapsed_ms,
+            "at": at,
+        }
         for d in deliveries
     ]
     if rows:
@@ -135,8 +152,17 @@ def down_alert_sent(session: Session, incident_id: int) -> bool:
 
 def _to_alert(row: AlertRow) -> Alert:
     return Alert(
-        id=row.id, key=row.key, kind=row.kind, severity=row.severity, title=row.title, body=row.body, target=row.target,
-        incident_id=row.incident_id, status=row.status, held_reason=row.held_reason, created_at=row.created_at,
+        id=row.id,
+        key=row.key,
+        kind=row.kind,
+        severity=row.severity,
+        title=row.title,
+        body=row.body,
+        target=row.target,
+        incident_id=row.incident_id,
+        status=row.status,
+        held_reason=row.held_reason,
+        created_at=row.created_at,
     )
 
 
@@ -173,8 +199,10 @@ class DeliveryProblem:
 def alerts_between(session: Session, start: datetime, end: datetime, *, limit: int = 500) -> list[Alert]:
     """Return the alerts raised in [start, end), newest first, at most `limit`."""
     query = (
-        select(AlertRow).where(AlertRow.created_at >= start, AlertRow.created_at < end)
-        .order_by(AlertRow.created_at.desc(), AlertRow.id.desc()).limit(limit)
+        select(AlertRow)
+        .where(AlertRow.created_at >= start, AlertRow.created_at < end)
+        .order_by(AlertRow.created_at.desc(), AlertRow.id.desc())
+        .limit(limit)
     )
     return [_to_alert(row) for row in session.scalars(query)]
 
@@ -209,6 +237,7 @@ def delivery_problems(session: Session, start: datetime, end: datetime, *, limit
         select(DeliveryRow, AlertRow.title)
         .join(AlertRow, AlertRow.id == DeliveryRow.alert_id)
         .where(DeliveryRow.at >= start, DeliveryRow.at < end, DeliveryRow.status != "success")
-        .order_by(DeliveryRow.at.desc(), DeliveryRow.id.desc()).limit(limit)
+        .order_by(DeliveryRow.at.desc(), DeliveryRow.id.desc())
+        .limit(limit)
     ).all()
     return [DeliveryProblem(d.at, title, d.service, d.channel, d.status, d.reason, d.attempts) for d, title in rows]

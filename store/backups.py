@@ -67,18 +67,24 @@ class Restore:
 
 def start_run(session: Session, run_id: str, *, started_at: datetime, local_dir: str, remote: str | None, flow_run_id: str | None) -> None:
     """Store a new run as `running`."""
-    session.add(BackupRunRow(
-        id=run_id, started_at=started_at, status="running", verified=False, local_dir=local_dir, remote=remote, flow_run_id=flow_run_id,
-    ))
+    session.add(
+        BackupRunRow(
+            id=run_id,
+            started_at=started_at,
+            status="running",
+            verified=False,
+            local_dir=local_dir,
+            remote=remote,
+            flow_run_id=flow_run_id,
+        )
+    )
 
 
 def fail_stale_runs(session: Session, now: datetime, reason: str) -> list[str]:
     """Mark every run still `running` as failed (its process died; the caller holds the lock); return their ids."""
     stale = list(session.scalars(select(BackupRunRow.id).where(BackupRunRow.status == "running")))
     if stale:
-        session.execute(
-            update(BackupRunRow).where(BackupRunRow.id.in_(stale)).values(status="failed", finished_at=now, error=reason)
-        )
+        session.execute(update(BackupRunRow).where(BackupRunRow.id.in_(stale)).values(status="failed", finished_at=now, error=reason))
     return stale
 
 
@@ -131,7 +137,9 @@ def start_restore(session: Session, *, run_id: str, source: str, target: str, st
     return row.id
 
 
-def finish_restore(session: Session, restore_id: int, *, status: str, finished_at: datetime, seconds: float, error: str | None = None) -> None:
+def finish_restore(
+    session: Session, restore_id: int, *, status: str, finished_at: datetime, seconds: float, error: str | None = None
+) -> None:
     """Store how a restore ended: `restored` or `failed`, with its duration."""
     session.execute(
         update(RestoreRow).where(RestoreRow.id == restore_id).values(status=status, finished_at=finished_at, seconds=seconds, error=error)
@@ -141,9 +149,7 @@ def finish_restore(session: Session, restore_id: int, *, status: str, finished_a
 def list_restores(session: Session, limit: int = 50) -> list[Restore]:
     """Return restores newest first."""
     rows = session.scalars(select(RestoreRow).order_by(RestoreRow.started_at.desc()).limit(limit))
-    return [
-        Restore(r.id, r.run_id, r.source, r.target, r.started_at, r.finished_at, r.seconds, r.status, r.error) for r in rows
-    ]
+    return [Restore(r.id, r.run_id, r.source, r.target, r.started_at, r.finished_at, r.seconds, r.status, r.error) for r in rows]
 
 
 def _items_by_run(session: Session, run_ids: list[str]) -> dict[str, tuple[BackupItem, ...]]:
@@ -152,15 +158,37 @@ def _items_by_run(session: Session, run_ids: list[str]) -> dict[str, tuple[Backu
     found: dict[str, list[BackupItem]] = {}
     query = select(BackupItemRow).where(BackupItemRow.run_id.in_(run_ids)).order_by(BackupItemRow.id)
     for row in session.scalars(query):
-        found.setdefault(row.run_id, []).append(BackupItem(
-            row.source, row.kind, row.file_name, row.size_bytes, row.sha256, row.seconds, row.verified, row.detail,
-        ))
+        found.setdefault(row.run_id, []).append(
+            BackupItem(
+                row.source,
+                row.kind,
+                row.file_name,
+                row.size_bytes,
+                row.sha256,
+                row.seconds,
+                row.verified,
+                row.detail,
+            )
+        )
     return {run_id: tuple(items) for run_id, items in found.items()}
 
 
 def _run(row: BackupRunRow, items: tuple[BackupItem, ...]) -> BackupRun:
     return BackupRun(
-        row.id, row.started_at, row.finished_at, row.status, row.verified, row.local_dir, row.remote, row.size_bytes,
-        row.dump_seconds, row.upload_seconds, row.verify_seconds, row.error, row.flow_run_id, row.local_deleted_at,
-        row.remote_deleted_at, items,
+        row.id,
+        row.started_at,
+        row.finished_at,
+        row.status,
+        row.verified,
+        row.local_dir,
+        row.remote,
+        row.size_bytes,
+        row.dump_seconds,
+        row.upload_seconds,
+        row.verify_seconds,
+        row.error,
+        row.flow_run_id,
+        row.local_deleted_at,
+        row.remote_deleted_at,
+        items,
     )

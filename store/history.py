@@ -73,6 +73,7 @@ class FailureCount:
 
 def store_contents(session: Session) -> StoreContents:
     """Return how many targets, voice notes, backup runs and alerts the store holds."""
+
     def count(model) -> int:
         return session.scalar(select(func.count()).select_from(model)) or 0
 
@@ -98,9 +99,18 @@ def backup_runs_between(session: Session, start: datetime, end: datetime) -> lis
     ).all()
     return [
         BackupRunSummary(
-            id=run.id, started_at=run.started_at, finished_at=run.finished_at, status=run.status, verified=run.verified,
-            size_bytes=run.size_bytes, dump_seconds=run.dump_seconds, upload_seconds=run.upload_seconds,
-            verify_seconds=run.verify_seconds, items=n_items or 0, items_verified=n_verified or 0, error=run.error,
+            id=run.id,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            status=run.status,
+            verified=run.verified,
+            size_bytes=run.size_bytes,
+            dump_seconds=run.dump_seconds,
+            upload_seconds=run.upload_seconds,
+            verify_seconds=run.verify_seconds,
+            items=n_items or 0,
+            items_verified=n_verified or 0,
+            error=run.error,
         )
         for run, n_items, n_verified in rows
     ]

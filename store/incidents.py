@@ -27,9 +27,7 @@ class Incident:
 
 def open_incident(session: Session, target: str, *, critical: bool, reason: str, opened_at: datetime, confirmed_at: datetime) -> int:
     """Open an incident and return its id."""
-    row = IncidentRow(
-        target=target, critical=critical, reason=reason, opened_at=opened_at, confirmed_at=confirmed_at
-    )
+    row = IncidentRow(target=target, critical=critical, reason=reason, opened_at=opened_at, confirmed_at=confirmed_at)
     session.add(row)
     session.flush()
     return row.id

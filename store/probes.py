@@ -73,7 +73,10 @@ def latency_series(session: Session, start: datetime, end: datetime, bucket_seco
     bucket = func.floor(offset / bucket_seconds).label("bucket")
     rows = session.execute(
         select(
-            ProbeResultRow.target, bucket, func.avg(ProbeResultRow.latency_ms), func.max(ProbeResultRow.latency_ms),
+            ProbeResultRow.target,
+            bucket,
+            func.avg(ProbeResultRow.latency_ms),
+            func.max(ProbeResultRow.latency_ms),
             func.count(ProbeResultRow.latency_ms),
         )
         .where(ProbeResultRow.at >= start, ProbeResultRow.at < end, ProbeResultRow.latency_ms.is_not(None))

@@ -65,9 +65,17 @@ def decide(current: TargetState | None, result: ProbeResult, confirm_after: time
     """
     if current is None:
         current = TargetState(
-            target=result.target, kind=result.kind, critical=False, state="UP", level="ok",
-            since=result.at, failing_since=None, last_probe_at=result.at, reason=None,
-            incident_id=None, version=0,
+            target=result.target,
+            kind=result.kind,
+            critical=False,
+            state="UP",
+            level="ok",
+            since=result.at,
+            failing_since=None,
+            last_probe_at=result.at,
+            reason=None,
+            incident_id=None,
+            version=0,
         )
         first = True
     else:
@@ -128,8 +136,12 @@ def apply_result(
     changed = current is None or (new.state, new.level) != (current.state, current.level)
     if new.state == "DOWN" and (current is None or current.state != "DOWN"):
         incident_id = open_incident(
-            session, result.target, critical=critical, reason=result.reason or "failed",
-            opened_at=new.failing_since or result.at, confirmed_at=result.at,
+            session,
+            result.target,
+            critical=critical,
+            reason=result.reason or "failed",
+            opened_at=new.failing_since or result.at,
+            confirmed_at=result.at,
         )
         new = replace(new, incident_id=incident_id)
     elif new.state == "UP" and current is not None and current.incident_id is not None:
@@ -175,9 +187,7 @@ def record_probe(
     for attempt in range(1, attempts + 1):
         try:
             with open_session(url) as session:
-                return apply_result(
-                    session, result, critical=critical, confirm_after=confirm_after, ancestors=ancestors, run_id=run_id
-                )
+                return apply_result(session, result, critical=critical, confirm_after=confirm_after, ancestors=ancestors, run_id=run_id)
         except ConcurrentUpdate:
             if attempt == attempts:
                 raise
@@ -191,16 +201,18 @@ def claim_state_changes(session: Session, claimer: str, now: datetime, limit: in
     claimed first no longer matches `processed_at IS NULL`, so overlapping consumers never
     process the same change twice.
     """
-    candidates = (
-        select(StateChangeRow.id).where(StateChangeRow.processed_at.is_(None)).order_by(StateChangeRow.id).limit(limit)
+    candidates = select(StateChangeRow.id).where(StateChangeRow.processed_at.is_(None)).order_by(StateChangeRow.id).limit(limit)
+    claimed = (
+        session.execute(
+            update(StateChangeRow)
+            .where(StateChangeRow.id.in_(candidates.scalar_subquery()), StateChangeRow.processed_at.is_(None))
+            .values(processed_at=now, processed_by=claimer)
+            .returning(StateChangeRow)
+            .execution_options(synchronize_session=False)
+        )
+        .scalars()
+        .all()
     )
-    claimed = session.execute(
-        update(StateChangeRow)
-        .where(StateChangeRow.id.in_(candidates.scalar_subquery()), StateChangeRow.processed_at.is_(None))
-        .values(processed_at=now, processed_by=claimer)
-        .returning(StateChangeRow)
-        .execution_options(synchronize_session=False)
-    ).scalars().all()
     return sorted((_to_change(row) for row in claimed), key=lambda change: change.id)
 
 
@@ -216,9 +228,16 @@ def list_state_changes(session: Session, *, target: str | None = None, since: da
 
 def _write_state(session: Session, current: TargetState | None, new: TargetState) -> None:
     values = {
-        "kind": new.kind, "critical": new.critical, "state": new.state, "level": new.level,
-        "since": new.since, "failing_since": new.failing_since, "last_probe_at": new.last_probe_at,
-        "reason": new.reason, "incident_id": new.incident_id, "version": new.version,
+        "kind": new.kind,
+        "critical": new.critical,
+        "state": new.state,
+        "level": new.level,
+        "since": new.since,
+        "failing_since": new.failing_since,
+        "last_probe_at": new.last_probe_at,
+        "reason": new.reason,
+        "incident_id": new.incident_id,
+        "version": new.version,
     }
     if current is None:
         try:
@@ -253,15 +272,30 @@ def _change_reason(current: TargetState | None, new: TargetState, result: ProbeR
 
 def _to_state(row: TargetStateRow) -> TargetState:
     return TargetState(
-        target=row.target, kind=row.kind, critical=row.critical, state=row.state, level=row.level,
-        since=row.since, failing_since=row.failing_since, last_probe_at=row.last_probe_at,
-        reason=row.reason, incident_id=row.incident_id, version=row.version,
+        target=row.target,
+        kind=row.kind,
+        critical=row.critical,
+        state=row.state,
+        level=row.level,
+        since=row.since,
+        failing_since=row.failing_since,
+        last_probe_at=row.last_probe_at,
+        reason=row.reason,
+        incident_id=row.incident_id,
+        version=row.version,
     )
 
 
 def _to_change(row: StateChangeRow) -> StateChange:
     return StateChange(
-        id=row.id, target=row.target, old_state=row.old_state, new_state=row.new_state,
-        old_level=row.old_level, new_level=row.new_level, reason=row.reason, at=row.at,
-        root_cause=row.root_cause, incident_id=row.incident_id,
+        id=row.id,
+        target=row.target,
+        old_state=row.old_state,
+        new_state=row.new_state,
+        old_level=row.old_level,
+        new_level=row.new_level,
+        reason=row.reason,
+        at=row.at,
+        root_cause=row.root_cause,
+        incident_id=row.incident_id,
     )

@@ -92,9 +92,18 @@ def claim_alert(session: Session, context: AlertContext, spec: AlertSpec, now: d
         return None
     status = "held" if spec.held_reason else "logged" if context.router is None else "sending"
     return record_alert(
-        session, key=spec.key, kind=spec.kind, severity=spec.severity, title=spec.title, body=spec.body,
-        status=status, created_at=now, target=spec.target, incident_id=spec.incident_id,
-        held_reason=spec.held_reason, run_id=context.run_id,
+        session,
+        key=spec.key,
+        kind=spec.kind,
+        severity=spec.severity,
+        title=spec.title,
+        body=spec.body,
+        status=status,
+        created_at=now,
+        target=spec.target,
+        incident_id=spec.incident_id,
+        held_reason=spec.held_reason,
+        run_id=context.run_id,
     )
 
 
@@ -110,8 +119,14 @@ async def send_alert(context: AlertContext, spec: AlertSpec, alert: Alert) -> Al
         return alert
     try:
         outcomes = await context.router.send(
-            tag=spec.severity, title=spec.title, body=spec.body, notify_type="resolved" if spec.kind == "resolved" else spec.severity,
-            down_kinds=context.down_kinds, timeout=context.routes.send_timeout_seconds, html=spec.html, attachments=spec.attachments,
+            tag=spec.severity,
+            title=spec.title,
+            body=spec.body,
+            notify_type="resolved" if spec.kind == "resolved" else spec.severity,
+            down_kinds=context.down_kinds,
+            timeout=context.routes.send_timeout_seconds,
+            html=spec.html,
+            attachments=spec.attachments,
         )
         deliveries = [Delivery(o.channel, o.service, o.status, o.reason, o.attempts, o.elapsed_ms) for o in outcomes]
     except Exception as error:  # a notification problem must never fail the flow that found the problem
@@ -146,8 +161,15 @@ async def raise_alert(
     run_id = str(runtime.flow_run.id) if runtime.flow_run.id else None
     context = await load_alert_context(run_id)
     spec = AlertSpec(
-        key=key, kind="custom", severity=severity, title=f"[{severity.upper()}] {title}", body=body, cooldown=cooldown,
-        target=target, html=html, attachments=tuple(Path(path) for path in attachments),
+        key=key,
+        kind="custom",
+        severity=severity,
+        title=f"[{severity.upper()}] {title}",
+        body=body,
+        cooldown=cooldown,
+        target=target,
+        html=html,
+        attachments=tuple(Path(path) for path in attachments),
     )
     return await deliver_alert(context, spec)
 
@@ -172,4 +194,3 @@ def run_logger():
         return get_run_logger()
     except MissingContextError:
         return logging.getLogger(__name__)
-

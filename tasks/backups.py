@@ -175,7 +175,9 @@ def upload_run(run: RunContext, captures: Sequence[Capture]) -> float:
 
 
 @task(name="write-manifest", cache_policy=NO_CACHE)
-def write_manifest(run: RunContext, status: str, items: Sequence[BackupItem], captures: Sequence[Capture], timings: dict, error: str | None) -> Path:
+def write_manifest(
+    run: RunContext, status: str, items: Sequence[BackupItem], captures: Sequence[Capture], timings: dict, error: str | None
+) -> Path:
     """Write manifest.json: sources, sizes, checksums, tool versions, timings and verification results."""
     expected = {capture.source: capture.expected for capture in captures}
     manifest = {
@@ -189,9 +191,7 @@ def write_manifest(run: RunContext, status: str, items: Sequence[BackupItem], ca
         "error": mask_secrets(error) if error else None,
         "timings_seconds": timings,
         "tools": _tool_versions({item.kind for item in items}),
-        "items": [
-            {**item.__dict__, "captured": expected.get(item.source)} for item in items
-        ],
+        "items": [{**item.__dict__, "captured": expected.get(item.source)} for item in items],
     }
     path = run.run_dir / MANIFEST_FILE
     partial = path.with_name(MANIFEST_FILE + ".partial")
@@ -218,7 +218,9 @@ def report_body(run: RunContext, items: Sequence[BackupItem], timings: dict) -> 
     """The text of the success report: one line per source with size and duration, then the totals."""
     lines = [f"Backup {run.run_id} verified and uploaded to {run.remote_dir or 'no remote'}."]
     for item in items:
-        lines.append(f"- {item.source} ({item.kind}): {(item.size_bytes or 0) / 2**20:.1f} MiB in {item.seconds or 0:.1f} s; {item.detail or ''}")
+        lines.append(
+            f"- {item.source} ({item.kind}): {(item.size_bytes or 0) / 2**20:.1f} MiB in {item.seconds or 0:.1f} s; {item.detail or ''}"
+        )
     lines.append(
         f"Total {sum(i.size_bytes or 0 for i in items) / 2**20:.1f} MiB; dump {timings.get('dump', 0):.1f} s, "
         f"upload {timings.get('upload', 0):.1f} s, verification {timings.get('verify', 0):.1f} s."
@@ -237,7 +239,9 @@ def failure_body(run: RunContext, error: str, local_kept: bool) -> str:
 
 def restore_failure_body(source: str, run_id: str, error: str) -> str:
     """The text of a failed restore's alert: what failed, and where the details are."""
-    return f"Restore of {source} from {run_id} failed: {mask_secrets(error)}\nThe restores table and the restore run's log have the details."
+    return (
+        f"Restore of {source} from {run_id} failed: {mask_secrets(error)}\nThe restores table and the restore run's log have the details."
+    )
 
 
 def _tool_versions(kinds: set[str]) -> dict[str, str]:

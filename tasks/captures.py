@@ -134,13 +134,22 @@ def _verify_postgres(source: BackupSource, capture: Capture, path: Path, timeout
     url = source.url.get_secret_value()
     scratch = pg_inventory.create_scratch_database(url, source.name)
     try:
-        pg_dump.restore_database(path, url, database=scratch, scratch=True, timeout=timeout, on_bytes=progress_logger(f"{source.name} scratch restore", capture.size_bytes))
+        pg_dump.restore_database(
+            path,
+            url,
+            database=scratch,
+            scratch=True,
+            timeout=timeout,
+            on_bytes=progress_logger(f"{source.name} scratch restore", capture.size_bytes),
+        )
         restored = pg_inventory.inventory(pg_inventory.url_for(url, scratch))
     finally:
         pg_inventory.drop_database(url, scratch)
     expected = pg_inventory.Inventory(
-        tables=capture.expected["tables"], views=tuple(capture.expected["views"]),
-        sequences=tuple(capture.expected["sequences"]), large_objects=capture.expected["large_objects"],
+        tables=capture.expected["tables"],
+        views=tuple(capture.expected["views"]),
+        sequences=tuple(capture.expected["sequences"]),
+        large_objects=capture.expected["large_objects"],
     )
     differences = expected.differences(restored)
     if differences:
@@ -185,4 +194,3 @@ def _verify_sqlite(capture: Capture, path: Path, run_dir: Path, timeout: float) 
 def sqlite_path(url: str) -> Path:
     """Return the file of a `sqlite:///PATH` URL."""
     return Path(url.split("?", 1)[0].removeprefix("sqlite:///"))
-

@@ -39,45 +39,74 @@ def compose(severity: str, headline: str, lines: list[str], links: Links) -> tup
     return f"[{severity.upper()}] {headline}", "\n".join(body)
 
 
-def down_text(severity: str, target: str, since: datetime, now: datetime, reason: str, children: list[str], links: Links) -> tuple[str, str]:
+def down_text(
+    severity: str, target: str, since: datetime, now: datetime, reason: str, children: list[str], links: Links
+) -> tuple[str, str]:
     """The DOWN alert."""
-    return compose(severity, f"{target} is DOWN", [
-        f"{target} is DOWN since {since:%Y-%m-%d %H:%M} UTC ({format_duration(now - since)}).",
-        f"Reason: {reason}",
-        f"Also affected (alerts held while {target} is DOWN): {', '.join(children)}" if children else "",
-    ], links)
+    return compose(
+        severity,
+        f"{target} is DOWN",
+        [
+            f"{target} is DOWN since {since:%Y-%m-%d %H:%M} UTC ({format_duration(now - since)}).",
+            f"Reason: {reason}",
+            f"Also affected (alerts held while {target} is DOWN): {', '.join(children)}" if children else "",
+        ],
+        links,
+    )
 
 
 def resolved_text(severity: str, target: str, opened: datetime, resolved: datetime, links: Links) -> tuple[str, str]:
     """The RESOLVED alert, with the outage length."""
-    return compose(severity, f"{target} is UP again", [
-        f"{target} RESOLVED at {resolved:%Y-%m-%d %H:%M} UTC after an outage of {format_duration(resolved - opened)}.",
-    ], links)
+    return compose(
+        severity,
+        f"{target} is UP again",
+        [
+            f"{target} RESOLVED at {resolved:%Y-%m-%d %H:%M} UTC after an outage of {format_duration(resolved - opened)}.",
+        ],
+        links,
+    )
 
 
-def reminder_text(severity: str, target: str, since: datetime, now: datetime, reason: str, incident_id: int, links: Links) -> tuple[str, str]:
+def reminder_text(
+    severity: str, target: str, since: datetime, now: datetime, reason: str, incident_id: int, links: Links
+) -> tuple[str, str]:
     """The reminder while a target stays DOWN unacknowledged."""
-    return compose(severity, f"{target} is still DOWN", [
-        f"{target} is still DOWN since {since:%Y-%m-%d %H:%M} UTC ({format_duration(now - since)}), not acknowledged.",
-        f"Reason: {reason}",
-        f"Acknowledge: vigia ack {incident_id} --reason '…'",
-    ], links)
+    return compose(
+        severity,
+        f"{target} is still DOWN",
+        [
+            f"{target} is still DOWN since {since:%Y-%m-%d %H:%M} UTC ({format_duration(now - since)}), not acknowledged.",
+            f"Reason: {reason}",
+            f"Acknowledge: vigia ack {incident_id} --reason '…'",
+        ],
+        links,
+    )
 
 
 def escalation_text(target: str, since: datetime, now: datetime, reason: str, incident_id: int, links: Links) -> tuple[str, str]:
     """The emergency for a critical incident left unacknowledged past the recovery-time SLA."""
-    return compose("emergency", f"{target} DOWN for {format_duration(now - since)}, nobody has acknowledged", [
-        f"{target} is DOWN since {since:%Y-%m-%d %H:%M} UTC; the 30 min recovery-time SLA is broken.",
-        f"Reason: {reason}",
-        f"Acknowledge: vigia ack {incident_id} --reason '…'",
-    ], links)
+    return compose(
+        "emergency",
+        f"{target} DOWN for {format_duration(now - since)}, nobody has acknowledged",
+        [
+            f"{target} is DOWN since {since:%Y-%m-%d %H:%M} UTC; the 30 min recovery-time SLA is broken.",
+            f"Reason: {reason}",
+            f"Acknowledge: vigia ack {incident_id} --reason '…'",
+        ],
+        links,
+    )
 
 
 def total_outage_text(targets: list[str], since: datetime, now: datetime, links: Links) -> tuple[str, str]:
     """The emergency when every critical target is DOWN at once."""
-    return compose("emergency", "every critical target is DOWN", [
-        f"All critical targets are DOWN: {', '.join(targets)} (the first since {since:%Y-%m-%d %H:%M} UTC, {format_duration(now - since)}).",
-    ], links)
+    return compose(
+        "emergency",
+        "every critical target is DOWN",
+        [
+            f"All critical targets are DOWN: {', '.join(targets)} (the first since {since:%Y-%m-%d %H:%M} UTC, {format_duration(now - since)}).",
+        ],
+        links,
+    )
 
 
 def level_text(severity: str, target: str, reason: str, cleared: bool, links: Links) -> tuple[str, str]:

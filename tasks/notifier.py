@@ -47,8 +47,7 @@ class Situation:
     def failing_children(self, target: str) -> list[str]:
         """Targets that depend on this one and are failing now."""
         return sorted(
-            name for name, state in self.states.items()
-            if state.state in FAILING_STATES and target in self.targets.ancestors(name)
+            name for name, state in self.states.items() if state.state in FAILING_STATES and target in self.targets.ancestors(name)
         )
 
 
@@ -103,8 +102,14 @@ def alert_for_change(session, context: AlertContext, situation: Situation, chang
             severity, change.target, since, situation.now, change.reason or "failed", situation.failing_children(change.target), links
         )
         return AlertSpec(
-            key=f"down:{change.incident_id}", kind="down", severity=severity, title=title, body=body,
-            target=change.target, incident_id=change.incident_id, held_reason=situation.held_reason(change.target),
+            key=f"down:{change.incident_id}",
+            kind="down",
+            severity=severity,
+            title=title,
+            body=body,
+            target=change.target,
+            incident_id=change.incident_id,
+            held_reason=situation.held_reason(change.target),
         )
     if change.new_state == "UP" and change.old_state == "DOWN" and change.incident_id is not None:
         if not down_alert_sent(session, change.incident_id):
@@ -114,16 +119,26 @@ def alert_for_change(session, context: AlertContext, situation: Situation, chang
         title, body = messages.resolved_text(severity, change.target, opened, change.at, links)
         # A resolution for an alert that went out is never held back, whatever silences or parents say.
         return AlertSpec(
-            key=f"resolved:{change.incident_id}", kind="resolved", severity=severity, title=title, body=body,
-            target=change.target, incident_id=change.incident_id,
+            key=f"resolved:{change.incident_id}",
+            kind="resolved",
+            severity=severity,
+            title=title,
+            body=body,
+            target=change.target,
+            incident_id=change.incident_id,
         )
     if change.old_state == change.new_state == "UP" and change.old_level != change.new_level:
         cleared = change.new_level == "ok"
         title, body = messages.level_text("info" if cleared else "warning", change.target, change.reason or "", cleared, links)
         return AlertSpec(
-            key=f"{'cleared' if cleared else 'warning'}:{change.target}", kind="cleared" if cleared else "warning",
-            severity="info" if cleared else "warning", title=title, body=body, cooldown=timedelta(minutes=30),
-            target=change.target, held_reason=situation.held_reason(change.target),
+            key=f"{'cleared' if cleared else 'warning'}:{change.target}",
+            kind="cleared" if cleared else "warning",
+            severity="info" if cleared else "warning",
+            title=title,
+            body=body,
+            cooldown=timedelta(minutes=30),
+            target=change.target,
+            held_reason=situation.held_reason(change.target),
         )
     return None
 
@@ -140,28 +155,59 @@ def incident_alerts(session, context: AlertContext, situation: Situation) -> lis
         severity = situation.severity_of(incident.target)
         if incident.id not in sent:
             title, body = messages.down_text(
-                severity, incident.target, incident.opened_at, now, state.reason or incident.reason,
-                situation.failing_children(incident.target), links,
+                severity,
+                incident.target,
+                incident.opened_at,
+                now,
+                state.reason or incident.reason,
+                situation.failing_children(incident.target),
+                links,
             )
-            specs.append(AlertSpec(
-                key=f"down:{incident.id}", kind="down", severity=severity, title=title, body=body,
-                target=incident.target, incident_id=incident.id,
-            ))
+            specs.append(
+                AlertSpec(
+                    key=f"down:{incident.id}",
+                    kind="down",
+                    severity=severity,
+                    title=title,
+                    body=body,
+                    target=incident.target,
+                    incident_id=incident.id,
+                )
+            )
             continue
         if incident.acknowledged_at is not None:
             continue
-        title, body = messages.reminder_text(severity, incident.target, incident.opened_at, now, state.reason or incident.reason, incident.id, links)
-        specs.append(AlertSpec(
-            key=f"reminder:{incident.id}", kind="reminder", severity=severity, title=title, body=body,
-            cooldown=timedelta(minutes=routes.reminder_minutes), clock_started=True, target=incident.target,
-            incident_id=incident.id,
-        ))
+        title, body = messages.reminder_text(
+            severity, incident.target, incident.opened_at, now, state.reason or incident.reason, incident.id, links
+        )
+        specs.append(
+            AlertSpec(
+                key=f"reminder:{incident.id}",
+                kind="reminder",
+                severity=severity,
+                title=title,
+                body=body,
+                cooldown=timedelta(minutes=routes.reminder_minutes),
+                clock_started=True,
+                target=incident.target,
+                incident_id=incident.id,
+            )
+        )
         if incident.critical and now - incident.opened_at >= timedelta(minutes=routes.escalate_after_minutes):
-            title, body = messages.escalation_text(incident.target, incident.opened_at, now, state.reason or incident.reason, incident.id, links)
-            specs.append(AlertSpec(
-                key=f"escalation:{incident.id}", kind="escalation", severity="emergency", title=title, body=body,
-                target=incident.target, incident_id=incident.id,
-            ))
+            title, body = messages.escalation_text(
+                incident.target, incident.opened_at, now, state.reason or incident.reason, incident.id, links
+            )
+            specs.append(
+                AlertSpec(
+                    key=f"escalation:{incident.id}",
+                    kind="escalation",
+                    severity="emergency",
+                    title=title,
+                    body=body,
+                    target=incident.target,
+                    incident_id=incident.id,
+                )
+            )
     specs += _total_outage(situation, links)
     return specs
 
@@ -177,5 +223,3 @@ def _total_outage(situation: Situation, links: messages.Links) -> list[AlertSpec
     # One emergency per outage: the key names the incidents, so a new outage gets a new key.
     incidents = "-".join(str(state.incident_id) for state in sorted(critical, key=lambda s: s.target))
     return [AlertSpec(key=f"all-critical-down:{incidents}", kind="escalation", severity="emergency", title=title, body=body)]
-
-

@@ -48,4 +48,6 @@ def verify_redis_backup(source: str, path: Path, workdir: Path, expected: dict, 
         raise RedisVerificationFailed(f"{source}: the backup holds {loaded} keys, the source had {low}..{high}")
     per_db = ", ".join(f"db {copy.source_db} {copy.moved}" for copy in copies) or "no keys"
     sampled = ", ".join(f"{count} {kind}" for kind, count in sorted(samples.items())) or "nothing"
-    return f"restored into a scratch redis-server as `vigia restore` does: {loaded} keys match ({per_db}); values and TTLs match for {sampled}"
+    return (
+        f"restored into a scratch redis-server as `vigia restore` does: {loaded} keys match ({per_db}); values and TTLs match for {sampled}"
+    )

@@ -70,7 +70,9 @@ async def publish_artifacts(report: WeeklyReport) -> None:
             continue
         table = report.tables[key]
         await create_table_artifact(
-            table=_records(table), key=artifact_key(f"weekly-{key}"), description=f"{title}, {report.week.label}",
+            table=_records(table),
+            key=artifact_key(f"weekly-{key}"),
+            description=f"{title}, {report.week.label}",
         )
 
 

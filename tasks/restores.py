@@ -46,8 +46,14 @@ class RestoreOutcome:
 
 @task(name="restore-item", cache_policy=NO_CACHE)
 def restore_item(
-    plan: BackupPlan, database_url: str, run_id: str, source: str, target: str | None = None, force: bool = False,
-    flow_run_id: str | None = None, progress: Progress | None = None,
+    plan: BackupPlan,
+    database_url: str,
+    run_id: str,
+    source: str,
+    target: str | None = None,
+    force: bool = False,
+    flow_run_id: str | None = None,
+    progress: Progress | None = None,
 ) -> RestoreOutcome:
     """Fetch, check and restore one item of a run; the restore and its duration are stored.
 
@@ -70,7 +76,14 @@ def restore_item(
         detail = _restore(kind, path, target, force, item, progress, Path(plan.local_dir) / run_id)
     except Exception as error:
         with open_session(database_url) as session:
-            finish_restore(session, restore_id, status="failed", finished_at=datetime.now(timezone.utc), seconds=time.perf_counter() - started, error=str(error))
+            finish_restore(
+                session,
+                restore_id,
+                status="failed",
+                finished_at=datetime.now(timezone.utc),
+                seconds=time.perf_counter() - started,
+                error=str(error),
+            )
         raise
     seconds = time.perf_counter() - started
     with open_session(database_url) as session:
@@ -108,7 +121,9 @@ def fetch_item(plan: BackupPlan, run: BackupRun, item: BackupItem, progress: Pro
     rclone.download(rclone.join(run.remote, item.file_name), partial, on_progress=on_progress)
     if not _matches(partial, item, None):
         partial.unlink(missing_ok=True)
-        raise RestoreRefused(f"{item.file_name} on {run.remote} does not match the SHA-256 recorded at backup time; it was damaged or tampered with")
+        raise RestoreRefused(
+            f"{item.file_name} on {run.remote} does not match the SHA-256 recorded at backup time; it was damaged or tampered with"
+        )
     partial.replace(local)
     return local
 
@@ -222,7 +237,9 @@ def _restore(kind: str, path: Path, target: str, force: bool, item: BackupItem, 
         found = pg_inventory.inventory(target)
         return f"{len(found.tables)} tables, {sum(found.tables.values())} rows, {found.large_objects} large objects"
     if kind == "redis":
-        copies = restore_redis(path, target, force=force, workdir=workdir / f".restore-{item.source}", on_keys=on_bytes_factory("keys", None))
+        copies = restore_redis(
+            path, target, force=force, workdir=workdir / f".restore-{item.source}", on_keys=on_bytes_factory("keys", None)
+        )
         return redis_detail(copies)
     destination = Path(target)
     if kind == "files":
@@ -236,8 +253,14 @@ def _restore(kind: str, path: Path, target: str, force: bool, item: BackupItem, 
 
 
 def restore_redis(
-    path: Path, target: str, *, force: bool, workdir: Path, timeout: float = 600,
-    on_keys: Callable[[int], None] | None = None, inspect: Callable[[str, list], None] | None = None,
+    path: Path,
+    target: str,
+    *,
+    force: bool,
+    workdir: Path,
+    timeout: float = 600,
+    on_keys: Callable[[int], None] | None = None,
+    inspect: Callable[[str, list], None] | None = None,
 ) -> list[redis_copy.DatabaseCopy]:
     """Load an RDB into a scratch `redis-server` and move its databases into `target` with DUMP/RESTORE.
 

@@ -97,7 +97,11 @@ def prune_backups(plan: BackupPlan, database_url: str, dry_run: bool = False) ->
     logger = run_logger()
     now = datetime.now(timezone.utc)
     local_root = Path(plan.local_dir)
-    local_runs = [_local_mark(path) for path in sorted(local_root.iterdir()) if path.is_dir() and parse_run_id(path.name)] if local_root.is_dir() else []
+    local_runs = (
+        [_local_mark(path) for path in sorted(local_root.iterdir()) if path.is_dir() and parse_run_id(path.name)]
+        if local_root.is_dir()
+        else []
+    )
     local_doomed = local_deletions(local_runs, now, plan.keep_local_days)
     remote_doomed: list[str] = []
     keep: set[str] = set()
@@ -116,7 +120,13 @@ def prune_backups(plan: BackupPlan, database_url: str, dry_run: bool = False) ->
             mark_deleted(session, remote_doomed, now, remote=True)
     logger.info(
         "retention %s %d local and %d remote backups; the remote keeps %d (%d daily, %d weekly, %d monthly)",
-        verb, len(local_doomed), len(remote_doomed), len(keep), plan.keep_daily, plan.keep_weekly, plan.keep_monthly,
+        verb,
+        len(local_doomed),
+        len(remote_doomed),
+        len(keep),
+        plan.keep_daily,
+        plan.keep_weekly,
+        plan.keep_monthly,
     )
     for run_id in remote_doomed:
         logger.info("retention %s remote %s", verb, run_id)

@@ -43,16 +43,24 @@ def record_results(
         if result is None:
             continue
         state, change = record_probe(
-            database_url, result, critical=target.critical, confirm_after=confirm_after,
-            ancestors=targets.ancestors(target.name), run_id=run_id,
+            database_url,
+            result,
+            critical=target.critical,
+            confirm_after=confirm_after,
+            ancestors=targets.ancestors(target.name),
+            run_id=run_id,
         )
         states[target.name] = state
         if change is not None:
             changes.append(change)
             cause = f" (root cause: {change.root_cause})" if change.root_cause else ""
             logger.info(
-                "%s %s → %s%s: %s", change.target, _label(change.old_state, change.old_level),
-                _label(change.new_state, change.new_level), cause, change.reason or "ok",
+                "%s %s → %s%s: %s",
+                change.target,
+                _label(change.old_state, change.old_level),
+                _label(change.new_state, change.new_level),
+                cause,
+                change.reason or "ok",
             )
     return RoundOutcome(states, changes)
 
@@ -62,8 +70,12 @@ def record_run(database_url: str, run_id: str | None, started_at: datetime, fini
     """Record that a health check completed, for `/health` freshness."""
     with open_session(database_url) as session:
         record_health_run(
-            session, run_id=run_id, started_at=started_at, finished_at=finished_at,
-            targets_total=len(states), targets_down=sum(state.state == "DOWN" for state in states.values()),
+            session,
+            run_id=run_id,
+            started_at=started_at,
+            finished_at=finished_at,
+            targets_total=len(states),
+            targets_down=sum(state.state == "DOWN" for state in states.values()),
         )
 
 

@@ -159,8 +159,12 @@ async def transcribe_audio(
     transcript = _join(replies, settings.no_speech_threshold, time.perf_counter() - started)
     logger.info(
         "transcribed %s s of audio in %.2f s: %d segments kept, %d dropped as silence, %d request(s), %d characters",
-        f"{transcript.audio_seconds:.1f}" if transcript.audio_seconds is not None else "?", transcript.seconds,
-        transcript.segments_kept, transcript.segments_dropped, transcript.requests, len(transcript.text),
+        f"{transcript.audio_seconds:.1f}" if transcript.audio_seconds is not None else "?",
+        transcript.seconds,
+        transcript.segments_kept,
+        transcript.segments_dropped,
+        transcript.requests,
+        len(transcript.text),
     )
     return transcript
 
@@ -173,7 +177,9 @@ async def send_reply(evolution_api: EvolutionApi, note: VoiceNote, text: str) ->
     """
     quoted = json.loads(note.quoted or "{}") or {"key": {"id": note.message_id}}
     started = time.perf_counter()
-    async with evolution.create_client(evolution_api.url, evolution_api.api_key.get_secret_value(), timeout=evolution_api.timeout_seconds) as client:
+    async with evolution.create_client(
+        evolution_api.url, evolution_api.api_key.get_secret_value(), timeout=evolution_api.timeout_seconds
+    ) as client:
         try:
             message_id = await evolution.send_text(client, note.instance, number=note.chat_jid, text=text, quoted=quoted)
         except evolution.EvolutionError as error:
@@ -209,10 +215,7 @@ def render_reply(settings: TranscriptionSettings, transcript: Transcript) -> str
 def match_keywords(text: str, keywords: dict[str, str]) -> list[tuple[str, str]]:
     """The watched words (whole words, case and accents ignored) found in `text`, most severe first."""
     folded = _fold(text)
-    found = [
-        (word, severity) for word, severity in keywords.items()
-        if re.search(rf"(?<!\w){re.escape(_fold(word))}(?!\w)", folded)
-    ]
+    found = [(word, severity) for word, severity in keywords.items() if re.search(rf"(?<!\w){re.escape(_fold(word))}(?!\w)", folded)]
     return sorted(found, key=lambda item: -SEVERITY_ORDER.index(item[1]))
 
 
@@ -227,17 +230,27 @@ async def _transcribe_within_budget(
         attempt_started = time.perf_counter()
         try:
             reply = await groq.transcribe(
-                client, content, model=groq_api.transcription_model, language=groq_api.transcription_language,
-                timeout=min(groq_api.timeout_seconds, remaining), file_name=file_name,
+                client,
+                content,
+                model=groq_api.transcription_model,
+                language=groq_api.transcription_language,
+                timeout=min(groq_api.timeout_seconds, remaining),
+                file_name=file_name,
             )
             return reply, attempt
         except groq.TranscriptionUnavailable as error:
             took = time.perf_counter() - attempt_started
-            wait = error.retry_after_seconds if error.retry_after_seconds is not None else BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS)) - 1]
+            wait = (
+                error.retry_after_seconds
+                if error.retry_after_seconds is not None
+                else BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS)) - 1]
+            )
             left = (deadline - datetime.now(timezone.utc)).total_seconds()
             needed = wait + max(took, MIN_ATTEMPT_SECONDS)
             if attempt == MAX_ATTEMPTS or needed > left:
-                logger.warning("Groq attempt %d failed in %.2f s (%s); no retry: %.1f s needed, %.1f s left", attempt, took, error.reason, needed, left)
+                logger.warning(
+                    "Groq attempt %d failed in %.2f s (%s); no retry: %.1f s needed, %.1f s left", attempt, took, error.reason, needed, left
+                )
                 raise
             logger.info("Groq attempt %d failed in %.2f s (%s); retrying in %.1f s, %.1f s left", attempt, took, error.reason, wait, left)
             await asyncio.sleep(wait)
@@ -272,10 +285,17 @@ def _downloadable_message(message: dict | None) -> dict | None:
     if missing:
         wrapper = next((name for name in evolution.WRAPPERS if name in message), "")
         came = f"in a {wrapper} wrapper " if wrapper else ""
-        why = ("WhatsApp keeps view-once media on the phone and gives linked devices such as Evolution"
-               if "viewOnce" in wrapper else "WhatsApp gave Evolution")
-        raise VoiceNoteFailed("media-unfetchable", f"the voice note came {came}without {' and '.join(missing)}: {why} nothing to download",
-                              notify=False, next_step=RESEND_STEP)
+        why = (
+            "WhatsApp keeps view-once media on the phone and gives linked devices such as Evolution"
+            if "viewOnce" in wrapper
+            else "WhatsApp gave Evolution"
+        )
+        raise VoiceNoteFailed(
+            "media-unfetchable",
+            f"the voice note came {came}without {' and '.join(missing)}: {why} nothing to download",
+            notify=False,
+            next_step=RESEND_STEP,
+        )
     return inner
 
 

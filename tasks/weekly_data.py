@@ -11,13 +11,27 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from store.database import open_session
-from store.sla import (
-    RESPONSE_TARGET_SECONDS, ErrorRate, Freshness, Recoveries, Recovery, ResponseTimes, SlaRow, Uptime, WorkflowRuns, backup_freshness,
-    error_rate, recovery_times, response_time_samples, response_times, sla_rows, uptime,
-)
 from store.alerts import count_alerts_by_severity, deliveries_by_channel
+from store.database import open_session
 from store.history import NoteVolume, backup_runs_between, note_volume, notes_per_hour, restores_between, transcription_failures
+from store.sla import (
+    RESPONSE_TARGET_SECONDS,
+    ErrorRate,
+    Freshness,
+    Recoveries,
+    Recovery,
+    ResponseTimes,
+    SlaRow,
+    Uptime,
+    WorkflowRuns,
+    backup_freshness,
+    error_rate,
+    recovery_times,
+    response_time_samples,
+    response_times,
+    sla_rows,
+    uptime,
+)
 from tasks.workflow_runs import WorkflowRunCount, total_runs
 
 
@@ -84,20 +98,45 @@ def collect_weekly_data(
         this_sla, last_sla = sla_rows(*this), sla_rows(*last)
         report.tables["sla"] = _sla_table(this_sla, last_sla)
         report.tables["targets"] = _targets_table(this.uptimes, last.uptimes, this.recoveries.incidents)
-        report.tables["transcriptions"] = pd.DataFrame([
-            _transcription_row("this week", this, note_volume(session, week.start, week.end)),
-            _transcription_row("week before", last, note_volume(session, before.start, before.end)),
-        ])
+        report.tables["transcriptions"] = pd.DataFrame(
+            [
+                _transcription_row("this week", this, note_volume(session, week.start, week.end)),
+                _transcription_row("week before", last, note_volume(session, before.start, before.end)),
+            ]
+        )
         report.tables["transcription-failures"] = pd.DataFrame(
             [(item.status, item.reason, item.count) for item in transcription_failures(session, week.start, week.end)],
             columns=["outcome", "reason", "notes"],
         )
         report.tables["busiest-hours"] = _busiest_hours(notes_per_hour(session, week.start, week.end), week.zone)
         report.tables["backups"] = pd.DataFrame(
-            [(run.id, run.started_at, run.status, run.verified, f"{run.items_verified}/{run.items}", run.size_bytes,
-              run.dump_seconds, run.upload_seconds, run.verify_seconds, run.error)
-             for run in reversed(backup_runs_between(session, week.start, week.end))],
-            columns=["run_id", "started_at", "status", "verified", "items verified", "size_bytes", "dump_seconds", "upload_seconds", "verify_seconds", "error"],
+            [
+                (
+                    run.id,
+                    run.started_at,
+                    run.status,
+                    run.verified,
+                    f"{run.items_verified}/{run.items}",
+                    run.size_bytes,
+                    run.dump_seconds,
+                    run.upload_seconds,
+                    run.verify_seconds,
+                    run.error,
+                )
+                for run in reversed(backup_runs_between(session, week.start, week.end))
+            ],
+            columns=[
+                "run_id",
+                "started_at",
+                "status",
+                "verified",
+                "items verified",
+                "size_bytes",
+                "dump_seconds",
+                "upload_seconds",
+                "verify_seconds",
+                "error",
+            ],
         )
         report.tables["restores"] = pd.DataFrame(
             [(r.run_id, r.source, r.started_at, r.seconds, r.status) for r in reversed(restores_between(session, week.start, week.end))],
@@ -106,12 +145,17 @@ def collect_weekly_data(
         severities = count_alerts_by_severity(session, week.start, week.end)
         severities_before = count_alerts_by_severity(session, before.start, before.end)
         report.tables["alerts"] = pd.DataFrame(
-            [(name, severities.get(name, 0), severities.get(name, 0) - severities_before.get(name, 0))
-             for name in ("emergency", "critical", "warning", "info", "report")],
+            [
+                (name, severities.get(name, 0), severities.get(name, 0) - severities_before.get(name, 0))
+                for name in ("emergency", "critical", "warning", "info", "report")
+            ],
             columns=["severity", "alerts", "change"],
         )
         report.tables["deliveries"] = pd.DataFrame(
-            [(d.service, d.channel, d.success, d.failure, d.timeout, d.skipped) for d in deliveries_by_channel(session, week.start, week.end)],
+            [
+                (d.service, d.channel, d.success, d.failure, d.timeout, d.skipped)
+                for d in deliveries_by_channel(session, week.start, week.end)
+            ],
             columns=["service", "channel", "delivered", "failed", "timed out", "skipped"],
         )
         report.tables["response-times"] = pd.DataFrame(_response_samples(session, week), columns=["seconds"])
@@ -123,11 +167,16 @@ def collect_weekly_data(
 def _sla_table(this_week, last_week) -> pd.DataFrame:
     rows = []
     for now_row, last_row in zip(this_week, last_week):
-        rows.append({
-            "sla": now_row.name, "this week": now_row.display, "target": now_row.target,
-            "result": {True: "pass", False: "FAIL", None: "no data"}[now_row.meets],
-            "week before": last_row.display, "week before result": {True: "pass", False: "FAIL", None: "no data"}[last_row.meets],
-        })
+        rows.append(
+            {
+                "sla": now_row.name,
+                "this week": now_row.display,
+                "target": now_row.target,
+                "result": {True: "pass", False: "FAIL", None: "no data"}[now_row.meets],
+                "week before": last_row.display,
+                "week before result": {True: "pass", False: "FAIL", None: "no data"}[last_row.meets],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -139,15 +188,25 @@ def _targets_table(current: list[Uptime], before: list[Uptime], recoveries: tupl
         mine = [r for r in recoveries if r.target == name]
         resolved = [r.seconds for r in mine if not r.is_open]
         last = previous.get(name)
-        rows.append({
-            "target": name, "critical": item.critical,
-            "uptime %": None if item.percent is None else round(item.percent, 3),
-            "change (points)": None if item.percent is None or last is None or last.percent is None else round(item.percent - last.percent, 3),
-            "unknown h": round(item.unknown_seconds / 3600, 2), "maintenance h": round(item.maintenance_seconds / 3600, 2),
-            "incidents": len(mine), "over 30 min": sum(1 for r in mine if not r.meets_target),
-            "MTTR min": round(sum(resolved) / len(resolved) / 60, 1) if resolved else None,
-        })
-    return pd.DataFrame(rows, columns=["target", "critical", "uptime %", "change (points)", "unknown h", "maintenance h", "incidents", "over 30 min", "MTTR min"])
+        rows.append(
+            {
+                "target": name,
+                "critical": item.critical,
+                "uptime %": None if item.percent is None else round(item.percent, 3),
+                "change (points)": None
+                if item.percent is None or last is None or last.percent is None
+                else round(item.percent - last.percent, 3),
+                "unknown h": round(item.unknown_seconds / 3600, 2),
+                "maintenance h": round(item.maintenance_seconds / 3600, 2),
+                "incidents": len(mine),
+                "over 30 min": sum(1 for r in mine if not r.meets_target),
+                "MTTR min": round(sum(resolved) / len(resolved) / 60, 1) if resolved else None,
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=["target", "critical", "uptime %", "change (points)", "unknown h", "maintenance h", "incidents", "over 30 min", "MTTR min"],
+    )
 
 
 class _Figures(NamedTuple):
@@ -162,18 +221,26 @@ class _Figures(NamedTuple):
 
 def _read_figures(session, week: Week, runs: WorkflowRuns, now: datetime) -> _Figures:
     return _Figures(
-        uptime(session, week.start, week.end), response_times(session, week.start, week.end),
-        error_rate(session, week.start, week.end, runs), recovery_times(session, week.start, week.end, now), backup_freshness(session, now),
+        uptime(session, week.start, week.end),
+        response_times(session, week.start, week.end),
+        error_rate(session, week.start, week.end, runs),
+        recovery_times(session, week.start, week.end, now),
+        backup_freshness(session, now),
     )
 
 
 def _transcription_row(label: str, figures: _Figures, volume: NoteVolume) -> dict:
     times, errors = figures.times, figures.errors
     return {
-        "week": label, "notes": volume.received, "audio min": round(volume.audio_seconds / 60, 1),
-        "p50 s": _round(times.p50_seconds), "p95 s": _round(times.p95_seconds), "max s": _round(times.max_seconds),
+        "week": label,
+        "notes": volume.received,
+        "audio min": round(volume.audio_seconds / 60, 1),
+        "p50 s": _round(times.p50_seconds),
+        "p95 s": _round(times.p95_seconds),
+        "max s": _round(times.max_seconds),
         f"under {RESPONSE_TARGET_SECONDS:.0f} s %": _round(times.under_target_percent),
-        "failed": errors.transcriptions_failed, "failed %": _round(errors.transcription_percent),
+        "failed": errors.transcriptions_failed,
+        "failed %": _round(errors.transcription_percent),
     }
 
 
@@ -192,13 +259,21 @@ def _workflows_table(counts: list[WorkflowRunCount], before: list[WorkflowRunCou
     for item in counts:
         last = previous.get((item.flow, item.deployment))
         failed = item.failed + item.crashed
-        rows.append({
-            "flow": item.flow, "deployment": item.deployment, "finished": item.finished, "failed or crashed": failed,
-            "error %": round(100 * failed / item.finished, 2) if item.finished else None,
-            "cancelled": item.cancelled, "late": item.late,
-            "finished, week before": last.finished if last else 0,
-        })
-    return pd.DataFrame(rows, columns=["flow", "deployment", "finished", "failed or crashed", "error %", "cancelled", "late", "finished, week before"])
+        rows.append(
+            {
+                "flow": item.flow,
+                "deployment": item.deployment,
+                "finished": item.finished,
+                "failed or crashed": failed,
+                "error %": round(100 * failed / item.finished, 2) if item.finished else None,
+                "cancelled": item.cancelled,
+                "late": item.late,
+                "finished, week before": last.finished if last else 0,
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["flow", "deployment", "finished", "failed or crashed", "error %", "cancelled", "late", "finished, week before"]
+    )
 
 
 def _response_samples(session, week: Week) -> list[float]:

@@ -10,8 +10,13 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
-    FlowRunFilter, FlowRunFilterDeploymentId, FlowRunFilterEndTime,
-    FlowRunFilterExpectedStartTime, FlowRunFilterState, FlowRunFilterStateName, FlowRunFilterStateType,
+    FlowRunFilter,
+    FlowRunFilterDeploymentId,
+    FlowRunFilterEndTime,
+    FlowRunFilterExpectedStartTime,
+    FlowRunFilterState,
+    FlowRunFilterStateName,
+    FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import StateType
 
@@ -53,16 +58,20 @@ async def count_workflow_runs(start: datetime, end: datetime) -> list[WorkflowRu
 
         async def count(deployment_filter, state: FlowRunFilterState, by_end: bool) -> int:
             window = (
-                {"end_time": FlowRunFilterEndTime(after_=start, before_=end)} if by_end
+                {"end_time": FlowRunFilterEndTime(after_=start, before_=end)}
+                if by_end
                 else {"expected_start_time": FlowRunFilterExpectedStartTime(after_=start, before_=end)}
             )
             return await client.count_flow_runs(flow_run_filter=FlowRunFilter(deployment_id=deployment_filter, state=state, **window))
 
         counts = []
         for flow, deployment, deployment_filter in groups:
-            finished = await asyncio.gather(*(
-                count(deployment_filter, FlowRunFilterState(type=FlowRunFilterStateType(any_=[state])), True) for state in _FINISHED.values()
-            ))
+            finished = await asyncio.gather(
+                *(
+                    count(deployment_filter, FlowRunFilterState(type=FlowRunFilterStateType(any_=[state])), True)
+                    for state in _FINISHED.values()
+                )
+            )
             late = await count(deployment_filter, FlowRunFilterState(name=FlowRunFilterStateName(any_=["Late"])), False)
             counts.append(WorkflowRunCount(flow, deployment, *finished, late))
     return [item for item in counts if item.finished or item.cancelled or item.late or item.deployment != "(ad hoc)"]

@@ -20,7 +20,21 @@ from store.database import get_engine, migrate  # noqa: E402
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 # VIGIA_TEST_REDIS_DB lets two suites share one Redis without flushing each other's keys.
 REDIS_TEST_DB = int(os.environ.get("VIGIA_TEST_REDIS_DB", "9"))
-TABLES = ("voice_notes", "restores", "backup_items", "backup_runs", "deliveries", "alerts", "alert_keys", "silences", "state_changes", "target_states", "incidents", "probe_results", "health_runs")
+TABLES = (
+    "voice_notes",
+    "restores",
+    "backup_items",
+    "backup_runs",
+    "deliveries",
+    "alerts",
+    "alert_keys",
+    "silences",
+    "state_changes",
+    "target_states",
+    "incidents",
+    "probe_results",
+    "health_runs",
+)
 
 
 @pytest.fixture(scope="session")

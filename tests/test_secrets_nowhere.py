@@ -140,11 +140,20 @@ def environment(home: Path, urls: dict[str, str], store_url: str, app_url: str, 
     channel = f"json://alert:{SECRETS['apprise password']}@{urls['capture'].removeprefix('http://')}/ok/alerts"
     routes.write_text(f"urls:\n  - {channel}:\n      - tag: info, warning, critical, emergency, report\n")
     return {
-        "VIGIA_HOME": str(home), "VIGIA_DATABASE_URL": store_url, "VIGIA_TIMEZONE": "UTC",
-        "VIGIA_WEBHOOK_TOKEN": SECRETS["webhook token"], "VIGIA_DASHBOARD_PASSWORD": SECRETS["dashboard password"],
-        "EVOLUTION_API_URL": urls["evolution"], "EVOLUTION_API_KEY": SECRETS["evolution key"], "EVOLUTION_INSTANCE": INSTANCE,
-        "GROQ_API_KEY_FILE": str(key_file), "GROQ_BASE_URL": urls["groq"], "VIGIA_APPRISE_CONFIG": str(routes),
-        "VIGIA_BACKUP_POSTGRES": app_url, "VIGIA_BACKUP_REDIS": redis_url, "VIGIA_BACKUP_REMOTE": str(home / "remote"),
+        "VIGIA_HOME": str(home),
+        "VIGIA_DATABASE_URL": store_url,
+        "VIGIA_TIMEZONE": "UTC",
+        "VIGIA_WEBHOOK_TOKEN": SECRETS["webhook token"],
+        "VIGIA_DASHBOARD_PASSWORD": SECRETS["dashboard password"],
+        "EVOLUTION_API_URL": urls["evolution"],
+        "EVOLUTION_API_KEY": SECRETS["evolution key"],
+        "EVOLUTION_INSTANCE": INSTANCE,
+        "GROQ_API_KEY_FILE": str(key_file),
+        "GROQ_BASE_URL": urls["groq"],
+        "VIGIA_APPRISE_CONFIG": str(routes),
+        "VIGIA_BACKUP_POSTGRES": app_url,
+        "VIGIA_BACKUP_REDIS": redis_url,
+        "VIGIA_BACKUP_REMOTE": str(home / "remote"),
         "VIGIA_HEARTBEAT_URL": f"{urls['capture']}/ok/heartbeat/{SECRETS['heartbeat token']}",
     }
 
@@ -159,7 +168,8 @@ def set_up(cycle: Cycle, environ: dict[str, str], redis_url: str) -> None:
     targets = HealthTargets.load("default")
     wrong = redis_url.replace(SECRETS["redis password"], SECRETS["wrong redis password"])
     HealthTargets(targets=[*targets.targets, HealthTarget(name="redis-wrong", kind="redis", dsn=wrong, critical=True)]).save(
-        "default", overwrite=True)
+        "default", overwrite=True
+    )
 
 
 def back_up_and_restore(app_url: str, redis_url: str) -> None:
@@ -274,7 +284,9 @@ def test_no_secret_in_any_stored_row(cycle):
         for table in inspect(connection).get_table_names():
             rows = connection.execute(text(f'SELECT * FROM "{table}"')).all()
             found[table] = leaked(repr(rows)) if rows else None
-    assert {"alerts", "deliveries", "voice_notes", "backup_runs", "restores", "state_changes"} <= {t for t, n in found.items() if n is not None}
+    assert {"alerts", "deliveries", "voice_notes", "backup_runs", "restores", "state_changes"} <= {
+        t for t, n in found.items() if n is not None
+    }
     assert {table: names for table, names in found.items() if names} == {}
 
 

@@ -34,23 +34,44 @@ def show_deliveries(url: str, window: Window) -> None:
     if not channels:
         empty_window("delivery")
         return
-    frame = pd.DataFrame([
-        {"service": c.service, "channel": shown(c.channel), "success": c.success, "failure": c.failure,
-         "timeout": c.timeout, "skipped": c.skipped,
-         "success %": round(100.0 * c.success / c.total, 1) if c.total else None}
-        for c in channels
-    ])
+    frame = pd.DataFrame(
+        [
+            {
+                "service": c.service,
+                "channel": shown(c.channel),
+                "success": c.success,
+                "failure": c.failure,
+                "timeout": c.timeout,
+                "skipped": c.skipped,
+                "success %": round(100.0 * c.success / c.total, 1) if c.total else None,
+            }
+            for c in channels
+        ]
+    )
     left, right = st.columns(2)
     left.altair_chart(charts.deliveries_stacked(frame), width="stretch")
     right.dataframe(frame, hide_index=True, width="stretch")
     problems = data.read(data.delivery_problems, url, window.start, window.end)
     if problems:
         st.markdown("**Failed, timed-out and skipped deliveries**")
-        st.dataframe(pd.DataFrame([
-            {"at": p.at, "alert": shown(p.alert_title), "service": p.service, "channel": shown(p.channel),
-             "outcome": p.status, "reason": shown(p.reason), "attempts": p.attempts}
-            for p in problems
-        ]), hide_index=True, width="stretch")
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "at": p.at,
+                        "alert": shown(p.alert_title),
+                        "service": p.service,
+                        "channel": shown(p.channel),
+                        "outcome": p.status,
+                        "reason": shown(p.reason),
+                        "attempts": p.attempts,
+                    }
+                    for p in problems
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+        )
 
 
 def show_history(url: str, window: Window) -> None:
@@ -60,11 +81,25 @@ def show_history(url: str, window: Window) -> None:
     if not history:
         empty_window("alert")
         return
-    st.dataframe(pd.DataFrame([
-        {"raised": a.created_at, "severity": a.severity, "kind": a.kind, "target": a.target, "title": shown(a.title),
-         "status": a.status, "held back": shown(a.held_reason), "incident": a.incident_id}
-        for a in history
-    ]), hide_index=True, width="stretch")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "raised": a.created_at,
+                    "severity": a.severity,
+                    "kind": a.kind,
+                    "target": a.target,
+                    "title": shown(a.title),
+                    "status": a.status,
+                    "held back": shown(a.held_reason),
+                    "incident": a.incident_id,
+                }
+                for a in history
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
 
 
 render()

@@ -28,16 +28,22 @@ def render() -> None:
         st.success("No open incident.", icon="✅")
         return
     st.dataframe(
-        pd.DataFrame([
-            {
-                "incident": incident.id, "target": incident.target, "critical": incident.critical,
-                "open for": format_duration((window.now - incident.opened_at).total_seconds()),
-                "opened (UTC)": incident.opened_at, "acknowledged": incident.acknowledged_at is not None,
-                "reason": shown(incident.reason),
-            }
-            for incident in incidents
-        ]),
-        hide_index=True, width="stretch",
+        pd.DataFrame(
+            [
+                {
+                    "incident": incident.id,
+                    "target": incident.target,
+                    "critical": incident.critical,
+                    "open for": format_duration((window.now - incident.opened_at).total_seconds()),
+                    "opened (UTC)": incident.opened_at,
+                    "acknowledged": incident.acknowledged_at is not None,
+                    "reason": shown(incident.reason),
+                }
+                for incident in incidents
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
     )
 
 

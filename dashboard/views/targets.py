@@ -34,12 +34,21 @@ def show_uptime(url: str, window: Window) -> None:
     measured = [item for item in report if item.percent is not None]
     unmeasured = [item.target for item in report if item.percent is None]
     if measured:
-        frame = pd.DataFrame([
-            {"target": item.target, "critical": item.critical, "uptime %": round(item.percent, 3),
-             "meets 99.5 %": item.meets_target, "up": hours(item.up_seconds), "down": hours(item.down_seconds),
-             "maintenance": hours(item.maintenance_seconds), "unknown": hours(item.unknown_seconds)}
-            for item in measured
-        ])
+        frame = pd.DataFrame(
+            [
+                {
+                    "target": item.target,
+                    "critical": item.critical,
+                    "uptime %": round(item.percent, 3),
+                    "meets 99.5 %": item.meets_target,
+                    "up": hours(item.up_seconds),
+                    "down": hours(item.down_seconds),
+                    "maintenance": hours(item.maintenance_seconds),
+                    "unknown": hours(item.unknown_seconds),
+                }
+                for item in measured
+            ]
+        )
         left, right = st.columns(2)
         left.altair_chart(charts.uptime_percent(frame), width="stretch")
         right.altair_chart(charts.uptime_hours(frame), width="stretch")
@@ -71,16 +80,23 @@ def show_incidents(url: str, window: Window) -> None:
     if not recoveries.incidents:
         empty_window("incident")
         return
-    frame = pd.DataFrame([
-        {"incident": item.incident_id, "target": item.target, "critical": item.critical, "opened": item.opened_at,
-         "until": item.resolved_at or window.now, "duration": format_duration(item.seconds),
-         "outcome": "open" if item.is_open else "under 30 min" if item.meets_target else "30 min or more"}
-        for item in recoveries.incidents
-    ])
+    frame = pd.DataFrame(
+        [
+            {
+                "incident": item.incident_id,
+                "target": item.target,
+                "critical": item.critical,
+                "opened": item.opened_at,
+                "until": item.resolved_at or window.now,
+                "duration": format_duration(item.seconds),
+                "outcome": "open" if item.is_open else "under 30 min" if item.meets_target else "30 min or more",
+            }
+            for item in recoveries.incidents
+        ]
+    )
     st.altair_chart(charts.incident_timeline(frame), width="stretch")
     st.caption(
-        f"{len(frame)} incidents · MTTR {format_duration(recoveries.mttr_seconds)} · "
-        f"worst {format_duration(recoveries.worst_seconds)}"
+        f"{len(frame)} incidents · MTTR {format_duration(recoveries.mttr_seconds)} · worst {format_duration(recoveries.worst_seconds)}"
     )
     st.dataframe(frame, hide_index=True, width="stretch")
 

@@ -32,7 +32,10 @@ def render() -> None:
     cells[1].metric("Replied", f"{times.replied:,}")
     cells[2].metric("p50", _seconds(times.p50_seconds))
     cells[3].metric(
-        "p95", _seconds(times.p95_seconds), delta=f"target < {RESPONSE_TARGET_SECONDS:.0f} s", delta_arrow="off",
+        "p95",
+        _seconds(times.p95_seconds),
+        delta=f"target < {RESPONSE_TARGET_SECONDS:.0f} s",
+        delta_arrow="off",
         delta_color={True: "green", False: "red", None: "gray"}[times.meets_target],
     )
     cells[4].metric("Max", _seconds(times.max_seconds))
@@ -61,8 +64,7 @@ def p95_by_bucket(samples: list[tuple[object, float]], window: Window) -> pd.Dat
     frame = pd.DataFrame(samples, columns=["received", "seconds"])
     frame["at"] = pd.to_datetime(frame["received"], utc=True).dt.floor(frequency)
     rows = [
-        {"at": at, "p95 s": percentile(sorted(group["seconds"].tolist()), 0.95), "replies": len(group)}
-        for at, group in frame.groupby("at")
+        {"at": at, "p95 s": percentile(sorted(group["seconds"].tolist()), 0.95), "replies": len(group)} for at, group in frame.groupby("at")
     ]
     return pd.DataFrame(rows)
 

@@ -31,8 +31,10 @@ def render() -> None:
     cells[0].metric("Finished runs", counts.finished)
     cells[1].metric("Failed or crashed", counts.failed)
     cells[2].metric(
-        "Workflow error rate", "—" if rates.workflow_percent is None else f"{rates.workflow_percent:.2f} %",
-        delta="target < 1 %", delta_arrow="off",
+        "Workflow error rate",
+        "—" if rates.workflow_percent is None else f"{rates.workflow_percent:.2f} %",
+        delta="target < 1 %",
+        delta_arrow="off",
         delta_color="gray" if rates.workflow_percent is None else "green" if rates.workflow_percent < 1 else "red",
     )
     st.subheader("Per deployment")
@@ -40,12 +42,22 @@ def render() -> None:
         st.info("No deployment on this Prefect server yet: `vigia up` serves the ones in prefect.yaml.", icon="🕳️")
     else:
         st.dataframe(
-            pd.DataFrame([
-                {"deployment": d.deployment, "completed": d.completed, "failed": d.failed, "crashed": d.crashed,
-                 "late": d.late, "running now": d.running, "page": d.url}
-                for d in deployments
-            ]),
-            hide_index=True, width="stretch",
+            pd.DataFrame(
+                [
+                    {
+                        "deployment": d.deployment,
+                        "completed": d.completed,
+                        "failed": d.failed,
+                        "crashed": d.crashed,
+                        "late": d.late,
+                        "running now": d.running,
+                        "page": d.url,
+                    }
+                    for d in deployments
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
             column_config={"page": st.column_config.LinkColumn("Prefect UI", display_text="open")},
         )
     st.subheader("Latest runs")

@@ -61,13 +61,19 @@ def recovery_times(session: Session, start: datetime, end: datetime, now: dateti
     """Return every incident opened in [start, end), oldest first, with its recovery time."""
     now = now or datetime.now(timezone.utc)
     rows = session.scalars(
-        select(IncidentRow).where(IncidentRow.opened_at >= start, IncidentRow.opened_at < end).order_by(IncidentRow.opened_at, IncidentRow.id)
+        select(IncidentRow)
+        .where(IncidentRow.opened_at >= start, IncidentRow.opened_at < end)
+        .order_by(IncidentRow.opened_at, IncidentRow.id)
     )
     return Recoveries(
         tuple(
             Recovery(
-                incident_id=row.id, target=row.target, critical=row.critical, opened_at=row.opened_at,
-                resolved_at=row.resolved_at, seconds=((row.resolved_at or now) - row.opened_at).total_seconds(),
+                incident_id=row.id,
+                target=row.target,
+                critical=row.critical,
+                opened_at=row.opened_at,
+                resolved_at=row.resolved_at,
+                seconds=((row.resolved_at or now) - row.opened_at).total_seconds(),
             )
             for row in rows
         )

@@ -9,9 +9,9 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
+from store.health_runs import CHECK_INTERVAL
 from store.models import ProbeResultRow, StateChangeRow, TargetStateRow
 from store.silences import silences_between
-from store.health_runs import CHECK_INTERVAL
 from store.sla.targets import UPTIME_TARGET_PERCENT, WINDOWS
 from store.timearith import epoch_seconds
 
@@ -70,9 +70,14 @@ def uptime(session: Session, start: datetime, end: datetime, *, probe_interval: 
         unknown = window - totals["up"] - totals["down"] - totals["maintenance"]
         report.append(
             Uptime(
-                target=target, critical=targets[target], start=start, end=end,
-                up_seconds=totals["up"], down_seconds=totals["down"],
-                maintenance_seconds=totals["maintenance"], unknown_seconds=max(unknown, 0.0),
+                target=target,
+                critical=targets[target],
+                start=start,
+                end=end,
+                up_seconds=totals["up"],
+                down_seconds=totals["down"],
+                maintenance_seconds=totals["maintenance"],
+                unknown_seconds=max(unknown, 0.0),
             )
         )
     return report
@@ -92,9 +97,7 @@ def _state_timelines(session: Session, start: datetime, end: datetime) -> dict[s
         .group_by(StateChangeRow.target)
         .subquery()
     )
-    opening = session.execute(
-        select(StateChangeRow.target, StateChangeRow.new_state).join(before, StateChangeRow.id == before.c.id)
-    ).all()
+    opening = session.execute(select(StateChangeRow.target, StateChangeRow.new_state).join(before, StateChangeRow.id == before.c.id)).all()
     changes = session.execute(
         select(StateChangeRow.target, StateChangeRow.at, StateChangeRow.new_state)
         .where(StateChangeRow.at >= start, StateChangeRow.at < end)
@@ -130,9 +133,9 @@ def _probe_coverage(session: Session, start: datetime, end: datetime, max_gap: t
         .subquery()
     )
     edges = session.execute(
-        select(ordered.c.target, ordered.c.at_s, ordered.c.next_s, ordered.c.n).where(
-            (ordered.c.n == 1) | ordered.c.next_s.is_(None) | (ordered.c.next_s - ordered.c.at_s > gap)
-        ).order_by(ordered.c.target, ordered.c.at_s)
+        select(ordered.c.target, ordered.c.at_s, ordered.c.next_s, ordered.c.n)
+        .where((ordered.c.n == 1) | ordered.c.next_s.is_(None) | (ordered.c.next_s - ordered.c.at_s > gap))
+        .order_by(ordered.c.target, ordered.c.at_s)
     ).all()
     window_start, window_end = start.timestamp(), end.timestamp()
     spans: dict[str, list[tuple[float, float]]] = defaultdict(list)

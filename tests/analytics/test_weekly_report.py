@@ -58,10 +58,24 @@ def test_the_report_lands_as_artifacts_files_and_an_email_with_charts_and_csvs(s
 
     assert mail.message["Subject"] == f"[REPORT] Vigia weekly report {WEEK}"
     names = sorted(part.get_filename() for part in mail.message.iter_attachments())
-    assert names == sorted(["uptime.png", "response-times.png", "busiest-hours.png", "backup-sizes.png"] + [
-        f"{key}.csv" for key in ("sla", "targets", "transcriptions", "transcription-failures", "busiest-hours",
-                                 "workflows", "backups", "restores", "alerts", "deliveries")
-    ])
+    assert names == sorted(
+        ["uptime.png", "response-times.png", "busiest-hours.png", "backup-sizes.png"]
+        + [
+            f"{key}.csv"
+            for key in (
+                "sla",
+                "targets",
+                "transcriptions",
+                "transcription-failures",
+                "busiest-hours",
+                "workflows",
+                "backups",
+                "restores",
+                "alerts",
+                "deliveries",
+            )
+        ]
+    )
     html = mail.message.get_body(("html",)).get_content()
     assert expected["Response time"] in html and "smtp-secret" not in html
 

@@ -64,20 +64,45 @@ def remotes(tmp_path_factory) -> Iterator[dict[str, Path]]:
     processes = []
     for name, kind in (("bkdav", "webdav"), ("bksftp", "sftp")):
         folders[name].mkdir()
-        processes.append(subprocess.Popen(
-            ["rclone", "serve", kind, str(folders[name]), "--addr", f"{LOOPBACK}:{ports[name]}", "--user", DAV_USER, "--pass", DAV_PASS],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        ))
+        processes.append(
+            subprocess.Popen(
+                [
+                    "rclone",
+                    "serve",
+                    kind,
+                    str(folders[name]),
+                    "--addr",
+                    f"{LOOPBACK}:{ports[name]}",
+                    "--user",
+                    DAV_USER,
+                    "--pass",
+                    DAV_PASS,
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
     env = {
         "RCLONE_CONFIG": "/dev/null",
-        "RCLONE_CONFIG_BKDAV_TYPE": "webdav", "RCLONE_CONFIG_BKDAV_URL": f"http://{LOOPBACK}:{ports['bkdav']}",
-        "RCLONE_CONFIG_BKDAV_VENDOR": "other", "RCLONE_CONFIG_BKDAV_USER": DAV_USER, "RCLONE_CONFIG_BKDAV_PASS": obscure(DAV_PASS),
-        "RCLONE_CONFIG_BKSFTP_TYPE": "sftp", "RCLONE_CONFIG_BKSFTP_HOST": LOOPBACK, "RCLONE_CONFIG_BKSFTP_PORT": str(ports["bksftp"]),
-        "RCLONE_CONFIG_BKSFTP_USER": DAV_USER, "RCLONE_CONFIG_BKSFTP_PASS": obscure(DAV_PASS),
-        "RCLONE_CONFIG_BKSFTP_MD5SUM_COMMAND": "md5sum", "RCLONE_CONFIG_BKSFTP_SHA1SUM_COMMAND": "sha1sum",
-        "RCLONE_CONFIG_BKCRYPT_TYPE": "crypt", "RCLONE_CONFIG_BKCRYPT_REMOTE": "bkdav:encrypted",
-        "RCLONE_CONFIG_BKCRYPT_PASSWORD": obscure(CRYPT_PASSWORD), "RCLONE_CONFIG_BKCRYPT_PASSWORD2": obscure("crypt-salt-2"),
-        "RCLONE_CONFIG_BKDEAD_TYPE": "webdav", "RCLONE_CONFIG_BKDEAD_URL": f"http://{LOOPBACK}:{free_port()}", "RCLONE_CONFIG_BKDEAD_VENDOR": "other",
+        "RCLONE_CONFIG_BKDAV_TYPE": "webdav",
+        "RCLONE_CONFIG_BKDAV_URL": f"http://{LOOPBACK}:{ports['bkdav']}",
+        "RCLONE_CONFIG_BKDAV_VENDOR": "other",
+        "RCLONE_CONFIG_BKDAV_USER": DAV_USER,
+        "RCLONE_CONFIG_BKDAV_PASS": obscure(DAV_PASS),
+        "RCLONE_CONFIG_BKSFTP_TYPE": "sftp",
+        "RCLONE_CONFIG_BKSFTP_HOST": LOOPBACK,
+        "RCLONE_CONFIG_BKSFTP_PORT": str(ports["bksftp"]),
+        "RCLONE_CONFIG_BKSFTP_USER": DAV_USER,
+        "RCLONE_CONFIG_BKSFTP_PASS": obscure(DAV_PASS),
+        "RCLONE_CONFIG_BKSFTP_MD5SUM_COMMAND": "md5sum",
+        "RCLONE_CONFIG_BKSFTP_SHA1SUM_COMMAND": "sha1sum",
+        "RCLONE_CONFIG_BKCRYPT_TYPE": "crypt",
+        "RCLONE_CONFIG_BKCRYPT_REMOTE": "bkdav:encrypted",
+        "RCLONE_CONFIG_BKCRYPT_PASSWORD": obscure(CRYPT_PASSWORD),
+        "RCLONE_CONFIG_BKCRYPT_PASSWORD2": obscure("crypt-salt-2"),
+        "RCLONE_CONFIG_BKDEAD_TYPE": "webdav",
+        "RCLONE_CONFIG_BKDEAD_URL": f"http://{LOOPBACK}:{free_port()}",
+        "RCLONE_CONFIG_BKDEAD_VENDOR": "other",
     }
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
@@ -120,9 +145,24 @@ def drop_databases(pattern: str) -> None:
 def start_redis(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, int]:
     port = free_port()
     process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", LOOPBACK, "--save", "", "--appendonly", "no", "--dir", str(tmp_path),
-         "--repl-diskless-sync-delay", "0", *extra],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            LOOPBACK,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+            "--repl-diskless-sync-delay",
+            "0",
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     wait_until(lambda: listening(port), f"redis-server on {port}")
     return process, port
@@ -185,4 +225,3 @@ def save_blocks(prefect_server, tmp_path):
 
 def served_files(folder: Path) -> list[str]:
     return sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
-

@@ -15,7 +15,12 @@ def test_a_background_process_that_dies_reports_its_argv_and_log_tail_with_secre
 
     with pytest.raises(CommandFailed) as caught:
         with commands.background(
-            argv, env=commands.environment(), ready=lambda: False, timeout=30, log_path=tmp_path / "log", secrets=("tok-5ecret-77",),
+            argv,
+            env=commands.environment(),
+            ready=lambda: False,
+            timeout=30,
+            log_path=tmp_path / "log",
+            secrets=("tok-5ecret-77",),
         ):
             pass
 

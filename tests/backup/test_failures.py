@@ -30,7 +30,10 @@ def stored_alerts(store_url: str) -> list[tuple[str, str, str]]:
 
 def kill_pg_dump_when_it_waits(database: str, stop: threading.Event) -> None:
     """Hold an exclusive lock so pg_dump waits, then terminate its backend."""
-    with psycopg.connect(POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{database}") as locker, psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+    with (
+        psycopg.connect(POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{database}") as locker,
+        psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin,
+    ):
         locker.execute("LOCK TABLE public.execution_data IN ACCESS EXCLUSIVE MODE")
         deadline = time.monotonic() + 30
         while not stop.is_set() and time.monotonic() < deadline:
@@ -44,7 +47,11 @@ def kill_pg_dump_when_it_waits(database: str, stop: threading.Event) -> None:
 
 
 def test_a_postgres_backend_killed_mid_dump_fails_the_run_uploads_nothing_and_alerts_critical(
-    remotes, source_database, sqlite_store_url, save_blocks, tmp_path,
+    remotes,
+    source_database,
+    sqlite_store_url,
+    save_blocks,
+    tmp_path,
 ):
     plan = make_plan(tmp_path, "bkdav:killed", sqlite_store_url, postgres=source_database)
     save_blocks(plan, sqlite_store_url)
@@ -71,7 +78,11 @@ def test_a_postgres_backend_killed_mid_dump_fails_the_run_uploads_nothing_and_al
 
 
 def test_an_unreachable_remote_keeps_the_local_copy_and_alerts_critical_with_the_real_reason(
-    remotes, sqlite_store_url, save_blocks, files_to_back_up, tmp_path,
+    remotes,
+    sqlite_store_url,
+    save_blocks,
+    files_to_back_up,
+    tmp_path,
 ):
     plan = make_plan(tmp_path, "bkdead:vigia", sqlite_store_url, files=files_to_back_up)
     save_blocks(plan, sqlite_store_url)
@@ -80,7 +91,12 @@ def test_an_unreachable_remote_keeps_the_local_copy_and_alerts_critical_with_the
     with open_session(sqlite_store_url) as session:
         [run] = list_runs(session)
     assert run.status == "failed" and "the local copy is kept in" in run.error
-    assert sorted(path.name for path in Path(run.local_dir).iterdir()) == ["SHA256SUMS", "files.tar.zst", "manifest.json", "store.sqlite.zst"]
+    assert sorted(path.name for path in Path(run.local_dir).iterdir()) == [
+        "SHA256SUMS",
+        "files.tar.zst",
+        "manifest.json",
+        "store.sqlite.zst",
+    ]
     [(severity, title, body)] = stored_alerts(sqlite_store_url)
     assert severity == "critical" and "connection refused" in body and f"The local copy is kept in {run.local_dir}" in body
 
@@ -124,5 +140,7 @@ def test_a_pipeline_names_a_failed_first_stage_even_when_the_last_one_succeeds(t
 
 
 def test_a_missing_tool_says_which_package_to_install(tmp_path):
-    with pytest.raises(commands.ToolMissing, match=r"^no-such-dumper is not installed: install it with `apt-get install -y no-such-dumper`"):
+    with pytest.raises(
+        commands.ToolMissing, match=r"^no-such-dumper is not installed: install it with `apt-get install -y no-such-dumper`"
+    ):
         commands.run_pipeline([Stage(("no-such-dumper",), commands.environment())], timeout=5, output=tmp_path / "x")

@@ -11,11 +11,14 @@ REDIS_URL = "redis://:redis-Pass-9902@cache:6379/5"
 
 
 def test_source_passwords_are_masked_by_the_prefect_api_and_loaded_back_whole(prefect_server, tmp_path):
-    plan = BackupPlan(local_dir=str(tmp_path), sources=[
-        BackupSource(name="postgres-n8n", kind="postgres", url=POSTGRES_URL),
-        BackupSource(name="redis", kind="redis", url=REDIS_URL),
-        BackupSource(name="files", kind="files", paths=["/etc/hosts"]),
-    ])
+    plan = BackupPlan(
+        local_dir=str(tmp_path),
+        sources=[
+            BackupSource(name="postgres-n8n", kind="postgres", url=POSTGRES_URL),
+            BackupSource(name="redis", kind="redis", url=REDIS_URL),
+            BackupSource(name="files", kind="files", paths=["/etc/hosts"]),
+        ],
+    )
     plan.save("secrets-test", overwrite=True)
 
     listed = httpx.post(f"{prefect_server}/block_documents/filter", json={"include_secrets": False}, timeout=30)
@@ -27,5 +30,7 @@ def test_source_passwords_are_masked_by_the_prefect_api_and_loaded_back_whole(pr
 
     loaded = BackupPlan.load("secrets-test")
     assert [(source.name, source.url and source.url.get_secret_value()) for source in loaded.sources] == [
-        ("postgres-n8n", POSTGRES_URL), ("redis", REDIS_URL), ("files", None),
+        ("postgres-n8n", POSTGRES_URL),
+        ("redis", REDIS_URL),
+        ("files", None),
     ]

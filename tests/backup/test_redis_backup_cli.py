@@ -24,7 +24,10 @@ def vigia(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 def test_a_backup_of_redis_db_5_is_verified_per_database_and_vigia_restore_moves_every_key_into_db_13(
-    sqlite_store_url, save_blocks, redis_url, tmp_path,
+    sqlite_store_url,
+    save_blocks,
+    redis_url,
+    tmp_path,
 ):
     (tmp_path / "source").mkdir()
     (tmp_path / "evicting").mkdir()

@@ -32,8 +32,12 @@ def fill_every_type(client: redis.Redis, tag: str) -> None:
 def read_everything(client: redis.Redis) -> dict[bytes, tuple]:
     """Every key of the client's database: its type, its value read by type, and whether and roughly when it expires."""
     readers = {
-        b"string": client.get, b"hash": client.hgetall, b"list": lambda key: client.lrange(key, 0, -1),
-        b"set": client.smembers, b"zset": lambda key: client.zrange(key, 0, -1, withscores=True), b"stream": client.xrange,
+        b"string": client.get,
+        b"hash": client.hgetall,
+        b"list": lambda key: client.lrange(key, 0, -1),
+        b"set": client.smembers,
+        b"zset": lambda key: client.zrange(key, 0, -1, withscores=True),
+        b"stream": client.xrange,
     }
     found = {}
     for key in client.scan_iter():
@@ -110,7 +114,9 @@ def test_a_restore_into_an_empty_database_of_the_shared_server_ignores_keys_in_i
     with redis.Redis.from_url(f"{SHARED_REDIS}/{SHARED_TARGET_DB}") as target:
         target.flushdb()
         try:
-            copies = restore_redis(back_up(f"{source_url}/4", tmp_path), f"{SHARED_REDIS}/{SHARED_TARGET_DB}", force=False, workdir=tmp_path / "restore")
+            copies = restore_redis(
+                back_up(f"{source_url}/4", tmp_path), f"{SHARED_REDIS}/{SHARED_TARGET_DB}", force=False, workdir=tmp_path / "restore"
+            )
             assert read_everything(target) == expected
             assert [(copy.held, copy.moved) for copy in copies] == [(7, 7)]
         finally:
@@ -125,7 +131,7 @@ def test_a_restore_into_a_database_that_holds_keys_is_refused_naming_that_databa
         target.set("already", "here")
     rdb = back_up(f"{source_url}/0", tmp_path)
 
-    with pytest.raises(RestoreRefused, match=rf"^Redis redis://127\.0\.0\.1:\d+/8 is not empty; add --force"):
+    with pytest.raises(RestoreRefused, match=r"^Redis redis://127\.0\.0\.1:\d+/8 is not empty; add --force"):
         restore_redis(rdb, f"{target_url}/8", force=False, workdir=tmp_path / "restore")
     with redis.Redis.from_url(f"{target_url}/8") as target:
         assert target.keys() == [b"already"]

@@ -7,8 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import psycopg
+import pytest
 
 from flows.backup import backup
 from store.backups import get_run
@@ -74,7 +74,12 @@ def test_restore_refuses_a_database_that_is_not_empty_unless_forced(remotes, sou
     run_id = backup(prune=False).run_id
     with psycopg.connect(source_database, autocommit=True) as connection:
         connection.execute('DELETE FROM "Sales"."CustomerOrders" WHERE "Id" > 120')
-    env = {"VIGIA_HOME": str(tmp_path), "VIGIA_DATABASE_URL": sqlite_store_url, "VIGIA_BACKUP_POSTGRES": source_database, "VIGIA_BACKUP_REMOTE": "bkdav:force"}
+    env = {
+        "VIGIA_HOME": str(tmp_path),
+        "VIGIA_DATABASE_URL": sqlite_store_url,
+        "VIGIA_BACKUP_POSTGRES": source_database,
+        "VIGIA_BACKUP_REMOTE": "bkdav:force",
+    }
 
     refused = vigia("restore", run_id, "--source", "postgres-app", "--to", source_database, env=env)
     assert refused.returncode == 1

@@ -22,7 +22,9 @@ async def start_and_list_runs(deployment_id, targets: list[str]) -> tuple[list[s
     async with get_client() as client:
         for target in targets:
             try:
-                await client.create_flow_run_from_deployment(deployment_id, parameters={"run_id": "2026-11-22T030000Z", "source": "redis", "target": target})
+                await client.create_flow_run_from_deployment(
+                    deployment_id, parameters={"run_id": "2026-11-22T030000Z", "source": "redis", "target": target}
+                )
             except PrefectHTTPStatusError as error:
                 refusals.append(f"{error.response.status_code} {target}")
         runs = await client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
@@ -46,10 +48,13 @@ def test_calling_the_flow_with_a_url_target_fails_saying_to_use_a_secret_block(p
 
 def test_a_target_reference_resolves_to_a_secret_blocks_url_or_a_sources_url(prefect_server, tmp_path):
     Secret(value=SECRET_URL).save("restore-target", overwrite=True)
-    plan = BackupPlan(local_dir=str(tmp_path / "backups"), sources=[
-        BackupSource(name="redis", kind="redis", url="redis://:source-Pass@cache:6379/0"),
-        BackupSource(name="store", kind="store", url=f"sqlite:///{tmp_path}/vigia.db"),
-    ])
+    plan = BackupPlan(
+        local_dir=str(tmp_path / "backups"),
+        sources=[
+            BackupSource(name="redis", kind="redis", url="redis://:source-Pass@cache:6379/0"),
+            BackupSource(name="store", kind="store", url=f"sqlite:///{tmp_path}/vigia.db"),
+        ],
+    )
 
     assert resolve_target(plan, "secret/restore-target", "redis") == SECRET_URL
     assert resolve_target(plan, "redis", "redis") == "redis://:source-Pass@cache:6379/0"

@@ -25,8 +25,20 @@ def test_a_synthetic_year_keeps_exactly_seven_daily_four_weekly_and_twelve_month
     expected_days = {f"2026-12-{day:02d}T060000Z" for day in range(25, 32)}
     # ISO weeks end on Sunday: 2026-12-27 and 2026-12-20, 12-13 (the week of 12-28..12-31 is the newest, from 12-31).
     expected_weeks = {"2026-12-31T060000Z", "2026-12-27T060000Z", "2026-12-20T060000Z", "2026-12-13T060000Z"}
-    month_ends = ["2026-12-31", "2026-11-30", "2026-10-31", "2026-09-30", "2026-08-31", "2026-07-31", "2026-06-30",
-                  "2026-05-31", "2026-04-30", "2026-03-31", "2026-02-28", "2026-01-31"]
+    month_ends = [
+        "2026-12-31",
+        "2026-11-30",
+        "2026-10-31",
+        "2026-09-30",
+        "2026-08-31",
+        "2026-07-31",
+        "2026-06-30",
+        "2026-05-31",
+        "2026-04-30",
+        "2026-03-31",
+        "2026-02-28",
+        "2026-01-31",
+    ]
     expected_months = {f"{day}T060000Z" for day in month_ends}
     assert kept == expected_days | expected_weeks | expected_months
     assert len(kept) == 7 + 2 + 11  # 12-31 counts as day, week and month; 12-27 as day and week
@@ -73,7 +85,14 @@ def test_prune_reads_the_remote_manifests_dry_run_deletes_nothing_then_deletes_e
         write_manifest(local, run)
     with open_session(sqlite_store_url) as session:
         for run in runs:
-            start_run(session, run.run_id, started_at=run.started_at, local_dir=str(local / run.run_id), remote=f"{remote}/{run.run_id}", flow_run_id=None)
+            start_run(
+                session,
+                run.run_id,
+                started_at=run.started_at,
+                local_dir=str(local / run.run_id),
+                remote=f"{remote}/{run.run_id}",
+                flow_run_id=None,
+            )
             set_run_status(session, run.run_id, "verified", verified=True)
     plan = BackupPlan(sources=[], local_dir=str(local), remote=str(remote))
     expected_remote = sorted(set(r.run_id for r in runs) - gfs_keep(runs, daily=7, weekly=4, monthly=12))

@@ -13,14 +13,20 @@ from sqlalchemy import text
 from flows.backup import backup
 from flows.restore import restore
 from store.backups import get_run
-from store.sla import backup_freshness
 from store.database import get_engine, open_session
+from store.sla import backup_freshness
 from tasks.restores import restore_item
 from tests.backup.conftest import make_plan, served_files
 
 
 def test_backup_of_postgres_redis_files_and_store_to_webdav_restores_everything_from_the_remote(
-    remotes, source_database, redis_pair, files_to_back_up, sqlite_store_url, save_blocks, tmp_path,
+    remotes,
+    source_database,
+    redis_pair,
+    files_to_back_up,
+    sqlite_store_url,
+    save_blocks,
+    tmp_path,
 ):
     redis_source, redis_target = redis_pair
     plan = make_plan(tmp_path, "bkdav:vigia", sqlite_store_url, postgres=source_database, redis=redis_source, files=files_to_back_up)
@@ -38,7 +44,12 @@ def test_backup_of_postgres_redis_files_and_store_to_webdav_restores_everything_
     postgres_item = next(item for item in run.items if item.source == "postgres-app")
     assert "2 tables, 650 rows, 1 large objects match" in postgres_item.detail
     assert served_files(remotes["bkdav"] / "vigia" / run_id) == [
-        "SHA256SUMS", "files.tar.zst", "manifest.json", "postgres-app.pgdump.zst", "redis.rdb", "store.sqlite.zst",
+        "SHA256SUMS",
+        "files.tar.zst",
+        "manifest.json",
+        "postgres-app.pgdump.zst",
+        "redis.rdb",
+        "store.sqlite.zst",
     ]
     manifest = json.loads((remotes["bkdav"] / "vigia" / run_id / "manifest.json").read_text())
     assert (manifest["status"], manifest["verified"]) == ("verified", True)
@@ -52,7 +63,9 @@ def test_backup_of_postgres_redis_files_and_store_to_webdav_restores_everything_
     # Lose the local copies and the sources; everything comes back from the remote.
     shutil.rmtree(Path(plan.local_dir) / run_id)
     with psycopg.connect(source_database, autocommit=True) as connection:
-        connection.execute('DROP SCHEMA "Sales" CASCADE; DROP TABLE public.execution_data; SELECT lo_unlink(oid) FROM pg_largeobject_metadata')
+        connection.execute(
+            'DROP SCHEMA "Sales" CASCADE; DROP TABLE public.execution_data; SELECT lo_unlink(oid) FROM pg_largeobject_metadata'
+        )
     outcome = restore(run_id=run_id, source="postgres-app", force=False)
     assert outcome.seconds < 60
     with psycopg.connect(source_database) as connection:

@@ -26,15 +26,23 @@ class TestBlockStandards(BlockStandardTestSuite):
 
 def test_every_block_has_an_explicit_slug():
     assert [block.get_block_type_slug() for block in ALL_BLOCKS] == [
-        "health-targets", "evolution-api", "groq", "vigia-settings", "alert-routes", "transcription"]
+        "health-targets",
+        "evolution-api",
+        "groq",
+        "vigia-settings",
+        "alert-routes",
+        "transcription",
+    ]
 
 
 @pytest.mark.usefixtures("prefect_server")
 def test_health_targets_round_trip_keeps_secrets_secret_and_loadable():
-    HealthTargets(targets=[
-        HealthTarget(name="db", kind="postgres", dsn="postgresql://app:s3cret@db/app", critical=True),
-        HealthTarget(name="bot", kind="http", url="https://bot.example/health", depends_on=["db"]),
-    ]).save("round-trip", overwrite=True)
+    HealthTargets(
+        targets=[
+            HealthTarget(name="db", kind="postgres", dsn="postgresql://app:s3cret@db/app", critical=True),
+            HealthTarget(name="bot", kind="http", url="https://bot.example/health", depends_on=["db"]),
+        ]
+    ).save("round-trip", overwrite=True)
     loaded = HealthTargets.load("round-trip")
     assert [t.name for t in loaded.ordered()] == ["db", "bot"]
     assert loaded.targets[0].dsn.get_secret_value() == "postgresql://app:s3cret@db/app"
@@ -52,19 +60,24 @@ def test_depends_on_must_name_known_targets_and_form_no_cycle():
     with pytest.raises(ValidationError, match="target 'a': depends_on names unknown targets ghost"):
         HealthTargets(targets=[HealthTarget(name="a", kind="memory", depends_on=["ghost"])])
     with pytest.raises(ValidationError, match="depends_on cycle a -> b -> a"):
-        HealthTargets(targets=[
-            HealthTarget(name="a", kind="memory", depends_on=["b"]), HealthTarget(name="b", kind="memory", depends_on=["a"]),
-        ])
+        HealthTargets(
+            targets=[
+                HealthTarget(name="a", kind="memory", depends_on=["b"]),
+                HealthTarget(name="b", kind="memory", depends_on=["a"]),
+            ]
+        )
     with pytest.raises(ValidationError, match="duplicate names a"):
         HealthTargets(targets=[HealthTarget(name="a", kind="memory"), HealthTarget(name="a", kind="disk", url="/")])
 
 
 def test_ancestors_are_listed_nearest_first():
-    targets = HealthTargets(targets=[
-        HealthTarget(name="net", kind="memory"),
-        HealthTarget(name="db", kind="memory", depends_on=["net"]),
-        HealthTarget(name="bot", kind="memory", depends_on=["db"]),
-    ])
+    targets = HealthTargets(
+        targets=[
+            HealthTarget(name="net", kind="memory"),
+            HealthTarget(name="db", kind="memory", depends_on=["net"]),
+            HealthTarget(name="bot", kind="memory", depends_on=["db"]),
+        ]
+    )
     assert targets.ancestors("bot") == ["db", "net"]
 
 

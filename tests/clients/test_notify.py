@@ -78,9 +78,7 @@ def test_the_commented_whatsapp_form_of_the_example_is_shown_without_its_token()
 
 @pytest.mark.parametrize("scheme", ["json", "form", "xml"])
 def test_custom_headers_query_params_and_fields_never_show_in_a_channel_url(scheme: str) -> None:
-    router = single_channel(
-        f"{scheme}://127.0.0.1:9/hook?+X-Token={HEADER_SECRET}&-token={QUERY_SECRET}&:apikey={FIELD_SECRET}"
-    )
+    router = single_channel(f"{scheme}://127.0.0.1:9/hook?+X-Token={HEADER_SECRET}&-token={QUERY_SECRET}&:apikey={FIELD_SECRET}")
 
     [shown] = router.channels("critical")
 

@@ -102,6 +102,7 @@ def test_mask_secrets_masks_a_url_password_holding_a_raw_at_sign_whole() -> None
 
 # --- Apprise channel URLs (DESIGN §7: no secret in what is printed, stored or logged) ----------
 
+
 @pytest.mark.parametrize(
     ("url", "masked"),
     [
@@ -129,8 +130,16 @@ def test_mask_secrets_masks_a_url_password_holding_a_raw_at_sign_whole() -> None
             "evolutions://***@evolution.example.com/ops-bot/+5511999990000",
         ),
     ],
-    ids=["json-header", "json-encoded-header", "form-header-and-param", "xml-header-and-param", "payload-fields",
-         "query-token", "password", "token-as-user"],
+    ids=[
+        "json-header",
+        "json-encoded-header",
+        "form-header-and-param",
+        "xml-header-and-param",
+        "payload-fields",
+        "query-token",
+        "password",
+        "token-as-user",
+    ],
 )
 def test_mask_channel_url_hides_every_header_param_and_unknown_query_value(url: str, masked: str) -> None:
     assert mask_channel_url(url) == masked

@@ -8,7 +8,6 @@ import pytest
 import streamlit as st
 
 from dashboard.login_throttle import shared_throttle
-
 from store.database import get_engine, migrate, open_session
 from store.demo import seed_history
 
@@ -42,6 +41,7 @@ def fresh_cache():
 @pytest.fixture
 def dashboard_env(monkeypatch):
     """Point the dashboard at a store and, by default, at a Prefect API that does not answer."""
+
     def configure(store_url: str, prefect_api: str = CLOSED_PREFECT_API, password: str | None = None) -> None:
         monkeypatch.setenv("VIGIA_DATABASE_URL", store_url)
         monkeypatch.setenv("PREFECT_API_URL", prefect_api)

@@ -24,11 +24,18 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SCREENSHOTS = ROOT / "tests" / "screenshots"
 # Each page's title, and the heading of its last section: once that shows, the script has finished.
-PAGES = {"": ("Service levels", "Open incidents"), "targets": ("Targets", "Incidents"),
-         "transcriptions": ("Transcriptions", "Failures by reason"), "backups": ("Backups", "Restores"),
-         "alerts": ("Alerts", "History"), "workflows": ("Workflows", "Latest runs")}
+PAGES = {
+    "": ("Service levels", "Open incidents"),
+    "targets": ("Targets", "Incidents"),
+    "transcriptions": ("Transcriptions", "Failures by reason"),
+    "backups": ("Backups", "Restores"),
+    "alerts": ("Alerts", "History"),
+    "workflows": ("Workflows", "Latest runs"),
+}
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium (`make test` installs it)")
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium (`make test` installs it)"
+)
 
 
 @pytest.fixture
@@ -56,8 +63,13 @@ def dashboard_url(seeded_store_url, prefect_server, flow_runs, tmp_path):
     env = {**os.environ, "VIGIA_HOME": str(tmp_path), "VIGIA_DATABASE_URL": seeded_store_url, "PREFECT_API_URL": prefect_server}
     env.pop("VIGIA_DASHBOARD_PASSWORD", None)
     process = subprocess.Popen(
-        ["vigia", "dashboard", "--port", str(port)], cwd=tmp_path, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        ["vigia", "dashboard", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

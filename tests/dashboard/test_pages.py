@@ -5,9 +5,9 @@ from datetime import timedelta
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from store.alerts import count_alerts_by_severity, deliveries_by_channel
 from store.database import open_session
 from store.history import backup_runs_between
-from store.alerts import count_alerts_by_severity, deliveries_by_channel
 from store.sla import backup_freshness, format_duration, recovery_times, response_times, sla_summary, uptime
 from tests.dashboard.conftest import APP, CLOSED_PREFECT_API, window_of
 

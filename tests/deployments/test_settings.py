@@ -16,7 +16,10 @@ def test_defaults_with_nothing_configured(tmp_path):
     settings = load({}, tmp_path)
     assert settings.database_url == f"sqlite:///{tmp_path / 'home' / 'vigia.db'}"
     assert (settings.timezone, settings.bind, settings.groq_base_url, settings.transcription_model) == (
-        "America/Sao_Paulo", "127.0.0.1", "https://api.groq.com", "whisper-large-v3-turbo",
+        "America/Sao_Paulo",
+        "127.0.0.1",
+        "https://api.groq.com",
+        "whisper-large-v3-turbo",
     )
     assert settings.backup_remote == str(tmp_path / "home" / "remote")
     assert settings.bind_is_loopback
@@ -24,10 +27,16 @@ def test_defaults_with_nothing_configured(tmp_path):
 
 def test_every_bad_value_is_named_with_what_it_accepts(tmp_path):
     with pytest.raises(SettingsError) as caught:
-        load({
-            "VIGIA_TIMEZONE": "Mars/Olympus", "VIGIA_BIND": "everywhere", "VIGIA_DATABASE_URL": "mysql://x/y",
-            "VIGIA_KEEP_TRANSCRIPTS": "perhaps", "VIGIA_BACKUP_REDIS": "redis://ok,http://bad",
-        }, tmp_path)
+        load(
+            {
+                "VIGIA_TIMEZONE": "Mars/Olympus",
+                "VIGIA_BIND": "everywhere",
+                "VIGIA_DATABASE_URL": "mysql://x/y",
+                "VIGIA_KEEP_TRANSCRIPTS": "perhaps",
+                "VIGIA_BACKUP_REDIS": "redis://ok,http://bad",
+            },
+            tmp_path,
+        )
     assert caught.value.problems == [
         "VIGIA_DATABASE_URL: invalid value (unsupported driver 'mysql' (expected sqlite or postgresql+psycopg)); "
         "accepts a SQLAlchemy URL: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB",
@@ -78,13 +87,18 @@ def settings_with_every_secret(tmp_path):
     token_file = tmp_path / "token"
     token_file.write_text(SECRET_VALUES["VIGIA_WEBHOOK_TOKEN"] + "\n")
     environ = {name: value for name, value in SECRET_VALUES.items() if name != "VIGIA_WEBHOOK_TOKEN"}
-    return load({
-        **environ, "VIGIA_WEBHOOK_TOKEN_FILE": str(token_file),
-        "EVOLUTION_API_URL": "https://evo.example", "EVOLUTION_INSTANCE": "bot",
-        "VIGIA_DATABASE_URL": f"postgresql://vigia:{URL_PASSWORDS[0]}@db.internal/vigia",
-        "VIGIA_BACKUP_POSTGRES": f"postgresql://app:{URL_PASSWORDS[1]}@db.internal/app",
-        "VIGIA_BACKUP_REDIS": f"redis://:{URL_PASSWORDS[2]}@cache.internal:6379/0",
-    }, tmp_path)
+    return load(
+        {
+            **environ,
+            "VIGIA_WEBHOOK_TOKEN_FILE": str(token_file),
+            "EVOLUTION_API_URL": "https://evo.example",
+            "EVOLUTION_INSTANCE": "bot",
+            "VIGIA_DATABASE_URL": f"postgresql://vigia:{URL_PASSWORDS[0]}@db.internal/vigia",
+            "VIGIA_BACKUP_POSTGRES": f"postgresql://app:{URL_PASSWORDS[1]}@db.internal/app",
+            "VIGIA_BACKUP_REDIS": f"redis://:{URL_PASSWORDS[2]}@cache.internal:6379/0",
+        },
+        tmp_path,
+    )
 
 
 def shown_secrets(text: str) -> list[str]:

@@ -25,7 +25,9 @@ def finish_run(url: str, minutes_ago: float) -> None:
 
 def test_health_is_200_with_states_after_a_recent_check(store_url):
     now = datetime.now(timezone.utc)
-    record_probe(store_url, ProbeResult("db", "postgres", now, False, "critical", reason="refused"), critical=True, confirm_after=timedelta(0))
+    record_probe(
+        store_url, ProbeResult("db", "postgres", now, False, "critical", reason="refused"), critical=True, confirm_after=timedelta(0)
+    )
     finish_run(store_url, minutes_ago=1)
     response = get_health(store_url)
     assert response.status_code == 200

@@ -69,9 +69,7 @@ class CaptureServer:
         """Let every parked `/hang` and `/slow` request answer now (teardown must not wait for them)."""
         self._released.set()
 
-    def wait_for(
-        self, predicate: Callable[[Captured], bool] | None = None, count: int = 1, timeout: float = 5.0
-    ) -> list[Captured]:
+    def wait_for(self, predicate: Callable[[Captured], bool] | None = None, count: int = 1, timeout: float = 5.0) -> list[Captured]:
         """Block until at least `count` requests matching `predicate` arrived; return all matches so far.
 
         Raises TimeoutError listing what did arrive once `timeout` seconds pass.
@@ -86,9 +84,7 @@ class CaptureServer:
                     return found
                 if remaining <= 0:
                     arrived = [f"{c.method} {c.path}" for c in self.received]
-                    raise TimeoutError(
-                        f"{len(found)} of {count} expected requests arrived within {timeout} s; got {arrived}"
-                    )
+                    raise TimeoutError(f"{len(found)} of {count} expected requests arrived within {timeout} s; got {arrived}")
                 self._arrived.wait(remaining)
 
     async def capture(self, request: Request) -> Captured:

@@ -164,9 +164,7 @@ class FakeEvolution:
             # The real server shows "composing" and waits inside the request before answering.
             await asyncio.sleep(delay_ms / 1000)
         quoted = body.get("quoted") if isinstance(body.get("quoted"), dict) else None
-        if quoted is not None and ("key" not in quoted or not (
-            quoted.get("message") or quoted["key"]["id"] in self.stored_message_ids
-        )):
+        if quoted is not None and ("key" not in quoted or not (quoted.get("message") or quoted["key"]["id"] in self.stored_message_ids)):
             quoted = None  # not found in the store: Evolution sends the reply unquoted, without an error
         link_preview = body.get("linkPreview") is not False
         message_id = new_message_id()
@@ -246,8 +244,9 @@ def new_message_id() -> str:
     return "3EB0" + secrets.token_hex(9).upper()
 
 
-def sent_text_record(instance: str, remote_jid: str, text: str, quoted: Mapping[str, Any] | None,
-                     link_preview: bool, message_id: str) -> dict[str, Any]:
+def sent_text_record(
+    instance: str, remote_jid: str, text: str, quoted: Mapping[str, Any] | None, link_preview: bool, message_id: str
+) -> dict[str, Any]:
     """The stored message sendText answers with: a plain `conversation`, or an `extendedTextMessage`
     when it quotes a message or previews a link."""
     context_info: dict[str, Any] = {}

@@ -73,8 +73,14 @@ class MediaStore:
         data, mimetype = self.contents[message_id]
         size = media.get("fileLength", len(data))
         return json_response(
-            {"mediaType": media_type, "fileName": f"{message_id}.oga", "size": {"fileLength": size},
-             "mimetype": media.get("mimetype") or mimetype, "base64": base64.b64encode(data).decode(), "buffer": None},
+            {
+                "mediaType": media_type,
+                "fileName": f"{message_id}.oga",
+                "size": {"fileLength": size},
+                "mimetype": media.get("mimetype") or mimetype,
+                "base64": base64.b64encode(data).decode(),
+                "buffer": None,
+            },
             status_code=201,
         )
 

@@ -50,13 +50,19 @@ class RetryRules:
     @classmethod
     def v2_2(cls) -> RetryRules:
         """Evolution 2.2.1–2.2.3: every 30 s, every error retried (4xx too), no request timeout."""
-        return cls(initial_delay_seconds=30.0, max_delay_seconds=30.0, exponential=False, jitter=0.0, timeout_seconds=None, non_retryable=())
+        return cls(
+            initial_delay_seconds=30.0, max_delay_seconds=30.0, exponential=False, jitter=0.0, timeout_seconds=None, non_retryable=()
+        )
 
     def scaled(self, factor: float) -> RetryRules:
         """The same rules on a faster clock."""
         timeout = None if self.timeout_seconds is None else self.timeout_seconds * factor
-        return replace(self, initial_delay_seconds=self.initial_delay_seconds * factor, max_delay_seconds=self.max_delay_seconds * factor,
-                       timeout_seconds=timeout)
+        return replace(
+            self,
+            initial_delay_seconds=self.initial_delay_seconds * factor,
+            max_delay_seconds=self.max_delay_seconds * factor,
+            timeout_seconds=timeout,
+        )
 
     def delay_before(self, attempt: int, rng: random.Random) -> float:
         """The wait before attempt `attempt` (2, 3, …)."""
@@ -113,7 +119,9 @@ class WebhookSender:
             headers["jwt_key"] = self.jwt_key
         elif self.jwt_key:
             now = int(time.time())
-            headers["Authorization"] = "Bearer " + sign_jwt({"iat": now, "exp": now + 600, "app": "evolution", "action": "webhook"}, self.jwt_key)
+            headers["Authorization"] = "Bearer " + sign_jwt(
+                {"iat": now, "exp": now + 600, "app": "evolution", "action": "webhook"}, self.jwt_key
+            )
         started = time.perf_counter()
         try:
             response = httpx.post(url, json=envelope, headers=headers, timeout=self.rules.timeout_seconds)
@@ -127,9 +135,20 @@ class WebhookSender:
 
 
 def voice_note_envelope(
-    audio: bytes | None, *, instance: str = "ops-bot", message_id: str | None = None, chat_jid: str = "5511987654321@s.whatsapp.net",
-    seconds: int = 3, variant: str = "2.3.6", from_me: bool = False, participant: str | None = None, participant_alt: str | None = None,
-    remote_jid_alt: str | None = None, mimetype: str = "audio/ogg; codecs=opus", timestamp: int | None = None, wrapper: str | None = None,
+    audio: bytes | None,
+    *,
+    instance: str = "ops-bot",
+    message_id: str | None = None,
+    chat_jid: str = "5511987654321@s.whatsapp.net",
+    seconds: int = 3,
+    variant: str = "2.3.6",
+    from_me: bool = False,
+    participant: str | None = None,
+    participant_alt: str | None = None,
+    remote_jid_alt: str | None = None,
+    mimetype: str = "audio/ogg; codecs=opus",
+    timestamp: int | None = None,
+    wrapper: str | None = None,
     media_keys: bool = True,
 ) -> dict[str, Any]:
     """A `messages.upsert` envelope for a voice note, serialised as Evolution `variant` (a version such as "2.3.2") does.
@@ -169,11 +188,19 @@ def voice_note_envelope(
         key.update(participantAlt=participant_alt, addressingMode="lid")
     if remote_jid_alt:
         key.update(remoteJidAlt=remote_jid_alt, addressingMode="lid")
-    return _envelope(instance, {
-        "key": key, "pushName": "Marina Souza", "status": "DELIVERY_ACK", "message": content,
-        "messageType": wrapper or "audioMessage", "messageTimestamp": timestamp or int(time.time()),
-        "instanceId": str(uuid.uuid5(uuid.NAMESPACE_URL, instance)), "source": "ios",
-    })
+    return _envelope(
+        instance,
+        {
+            "key": key,
+            "pushName": "Marina Souza",
+            "status": "DELIVERY_ACK",
+            "message": content,
+            "messageType": wrapper or "audioMessage",
+            "messageTimestamp": timestamp or int(time.time()),
+            "instanceId": str(uuid.uuid5(uuid.NAMESPACE_URL, instance)),
+            "source": "ios",
+        },
+    )
 
 
 def payload_generation(version: str) -> str:
@@ -193,13 +220,23 @@ def media_key_of(envelope: dict[str, Any]) -> bytes:
     return base64.b64decode(media_key) if isinstance(media_key, str) else bytes(media_key[str(i)] for i in range(len(media_key)))
 
 
-def text_envelope(text: str, *, instance: str = "ops-bot", chat_jid: str = "5511987654321@s.whatsapp.net", from_me: bool = False) -> dict[str, Any]:
+def text_envelope(
+    text: str, *, instance: str = "ops-bot", chat_jid: str = "5511987654321@s.whatsapp.net", from_me: bool = False
+) -> dict[str, Any]:
     """A `messages.upsert` envelope for a text message."""
-    return _envelope(instance, {
-        "key": {"remoteJid": chat_jid, "fromMe": from_me, "id": new_incoming_id()}, "pushName": "Marina Souza",
-        "status": "DELIVERY_ACK", "message": {"conversation": text}, "messageType": "conversation",
-        "messageTimestamp": int(time.time()), "instanceId": str(uuid.uuid5(uuid.NAMESPACE_URL, instance)), "source": "web",
-    })
+    return _envelope(
+        instance,
+        {
+            "key": {"remoteJid": chat_jid, "fromMe": from_me, "id": new_incoming_id()},
+            "pushName": "Marina Souza",
+            "status": "DELIVERY_ACK",
+            "message": {"conversation": text},
+            "messageType": "conversation",
+            "messageTimestamp": int(time.time()),
+            "instanceId": str(uuid.uuid5(uuid.NAMESPACE_URL, instance)),
+            "source": "web",
+        },
+    )
 
 
 def new_incoming_id() -> str:
@@ -211,8 +248,13 @@ def _envelope(instance: str, data: dict[str, Any]) -> dict[str, Any]:
     # date_time is the container's local time with a false Z, as Evolution sends it.
     local = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.localtime(time.time() - 3 * 3600))
     return {
-        "event": "messages.upsert", "instance": instance, "data": data, "destination": "http://vigia:8787/webhooks/evolution",
-        "date_time": local, "sender": "5511912345678@s.whatsapp.net", "server_url": "http://evolution-api:8080",
+        "event": "messages.upsert",
+        "instance": instance,
+        "data": data,
+        "destination": "http://vigia:8787/webhooks/evolution",
+        "date_time": local,
+        "sender": "5511912345678@s.whatsapp.net",
+        "server_url": "http://evolution-api:8080",
         "apikey": "B3E1F7A2-9C4D-4E6B-8F10-2A7D5C9E1B33",
     }
 

@@ -26,19 +26,11 @@ RECORDED_HEADERS = ("authorization", "content-type", "user-agent", "x-stainless-
 DEFAULT_RETRY_AFTER_SECONDS = "2"
 # Catalogue entries as the live `GET /openai/v1/models` reports them.
 MODEL_CATALOGUE: dict[str, dict[str, Any]] = {
-    "whisper-large-v3": {
-        "created": 1693721698, "owned_by": "OpenAI", "context_window": 448, "max_completion_tokens": 448
-    },
-    "whisper-large-v3-turbo": {
-        "created": 1728413088, "owned_by": "OpenAI", "context_window": 448, "max_completion_tokens": 448
-    },
-    "llama-3.3-70b-versatile": {
-        "created": 1733447754, "owned_by": "Meta", "context_window": 131072, "max_completion_tokens": 32768
-    },
+    "whisper-large-v3": {"created": 1693721698, "owned_by": "OpenAI", "context_window": 448, "max_completion_tokens": 448},
+    "whisper-large-v3-turbo": {"created": 1728413088, "owned_by": "OpenAI", "context_window": 448, "max_completion_tokens": 448},
+    "llama-3.3-70b-versatile": {"created": 1733447754, "owned_by": "Meta", "context_window": 131072, "max_completion_tokens": 32768},
 }
-UNCATALOGUED_MODEL = {
-    "created": 1693721698, "owned_by": "Groq", "context_window": 8192, "max_completion_tokens": 8192
-}
+UNCATALOGUED_MODEL = {"created": 1693721698, "owned_by": "Groq", "context_window": 8192, "max_completion_tokens": 8192}
 
 
 def model_object(model_id: str) -> dict[str, Any]:

@@ -71,9 +71,14 @@ def add_transcription_routes(app: FastAPI, fake: FakeGroq) -> None:
         if content is not None:
             fake.transcriptions.append(
                 TranscriptionRequest(
-                    model=fields["model"], language=fields["language"], response_format=fields["response_format"],
-                    temperature=fields["temperature"], filename=upload.filename, content_type=upload.content_type,
-                    size_bytes=len(content), sha256=hashlib.sha256(content).hexdigest(),
+                    model=fields["model"],
+                    language=fields["language"],
+                    response_format=fields["response_format"],
+                    temperature=fields["temperature"],
+                    filename=upload.filename,
+                    content_type=upload.content_type,
+                    size_bytes=len(content),
+                    sha256=hashlib.sha256(content).hexdigest(),
                 )
             )
         if refusal := _refusal(fake, fields, content, upload.filename if content is not None else None, bool(form.get("url"))):
@@ -111,12 +116,27 @@ def _transcription(heard: ScriptedAudio, response_format: str, language: str | N
         return JSONResponse({"text": text, "x_groq": x_groq})
     step = heard.duration / len(heard.segments)
     segments = [
-        {"id": index, "seek": 0, "start": round(index * step, 2), "end": round((index + 1) * step, 2), "text": f" {segment}",
-         "tokens": [50365, 1234, 50515], "temperature": 0.0, "avg_logprob": -0.21, "compression_ratio": 1.1,
-         "no_speech_prob": no_speech}
+        {
+            "id": index,
+            "seek": 0,
+            "start": round(index * step, 2),
+            "end": round((index + 1) * step, 2),
+            "text": f" {segment}",
+            "tokens": [50365, 1234, 50515],
+            "temperature": 0.0,
+            "avg_logprob": -0.21,
+            "compression_ratio": 1.1,
+            "no_speech_prob": no_speech,
+        }
         for index, (segment, no_speech) in enumerate(heard.segments)
     ]
-    return JSONResponse({
-        "task": "transcribe", "language": language or "portuguese", "duration": heard.duration,
-        "text": text, "segments": segments, "x_groq": x_groq,
-    })
+    return JSONResponse(
+        {
+            "task": "transcribe",
+            "language": language or "portuguese",
+            "duration": heard.duration,
+            "text": text,
+            "segments": segments,
+            "x_groq": x_groq,
+        }
+    )

@@ -42,9 +42,7 @@ def serve_app(app: ASGIApp, startup_timeout_seconds: float = 10.0) -> Iterator[s
     # A short graceful timeout: a request parked in a fake's injected delay must not stall teardown.
     config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [listener]}, name=f"fake-server-{port}", daemon=True
-    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name=f"fake-server-{port}", daemon=True)
     thread.start()
     try:
         _wait_until_started(server, thread, startup_timeout_seconds)

@@ -66,9 +66,7 @@ class SmtpSink:
     login_attempts: list[AuthAttempt] = field(default_factory=list)
     _arrived: threading.Condition = field(default_factory=threading.Condition, repr=False)
 
-    def authenticate(
-        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
-    ) -> AuthResult:
+    def authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any) -> AuthResult:
         """aiosmtpd authenticator: accept only the configured user and password."""
         if not isinstance(auth_data, LoginPassword):
             return AuthResult(success=False, handled=False)
@@ -79,9 +77,7 @@ class SmtpSink:
         self.login_attempts.append(AuthAttempt(mechanism=mechanism, login=login, accepted=accepted))
         return AuthResult(success=accepted, handled=False, auth_data=auth_data)
 
-    async def handle_MAIL(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
-    ) -> str:
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]) -> str:
         """Refuse a sender until the session authenticated (when `require_auth`)."""
         if self.require_auth and not session.authenticated:
             return "530 5.7.0 Authentication required"

@@ -80,12 +80,8 @@ def test_known_instance_without_a_valid_key_is_401(evolution: httpx.Client, head
     }
 
 
-@pytest.mark.parametrize(
-    ("instance", "state"), [("ops-bot", "open"), ("sales-bot", "close"), ("pairing-bot", "connecting")]
-)
-def test_connection_state_reports_each_instance_state(
-    evolution: httpx.Client, instance: str, state: str
-) -> None:
+@pytest.mark.parametrize(("instance", "state"), [("ops-bot", "open"), ("sales-bot", "close"), ("pairing-bot", "connecting")])
+def test_connection_state_reports_each_instance_state(evolution: httpx.Client, instance: str, state: str) -> None:
     response = evolution.get(f"/instance/connectionState/{instance}", headers={"apikey": EVOLUTION_KEY})
 
     assert response.status_code == 200
@@ -104,9 +100,7 @@ def test_instance_token_opens_its_own_instance(evolution: httpx.Client) -> None:
     assert response.json() == {"instance": {"instanceName": "sales-bot", "state": "close"}}
 
 
-def test_state_changes_show_up_on_the_next_request(
-    evolution: httpx.Client, fake_evolution: FakeEvolution
-) -> None:
+def test_state_changes_show_up_on_the_next_request(evolution: httpx.Client, fake_evolution: FakeEvolution) -> None:
     fake_evolution.instances["ops-bot"] = "close"
 
     response = evolution.get("/instance/connectionState/ops-bot", headers={"apikey": EVOLUTION_KEY})
@@ -115,9 +109,7 @@ def test_state_changes_show_up_on_the_next_request(
     assert fake_evolution.requests[-1].headers["apikey"] == EVOLUTION_KEY
 
 
-def test_manager_path_is_html_200_without_key_even_when_the_api_is_down(
-    evolution: httpx.Client, fake_evolution: FakeEvolution
-) -> None:
+def test_manager_path_is_html_200_without_key_even_when_the_api_is_down(evolution: httpx.Client, fake_evolution: FakeEvolution) -> None:
     fake_evolution.fail_with = 503
 
     manager = evolution.get("/manager/findInstances")
@@ -125,14 +117,12 @@ def test_manager_path_is_html_200_without_key_even_when_the_api_is_down(
 
     assert manager.status_code == 200
     assert manager.headers["content-type"].startswith("text/html")
-    assert "<div id=\"root\"></div>" in manager.text
+    assert '<div id="root"></div>' in manager.text
     assert api.status_code == 503
     assert api.json()["code"] == "LICENSE_REQUIRED"
 
 
-def test_forced_500_uses_the_evolution_error_envelope(
-    evolution: httpx.Client, fake_evolution: FakeEvolution
-) -> None:
+def test_forced_500_uses_the_evolution_error_envelope(evolution: httpx.Client, fake_evolution: FakeEvolution) -> None:
     fake_evolution.fail_with = 500
 
     response = evolution.get("/instance/connectionState/ops-bot", headers={"apikey": EVOLUTION_KEY})
@@ -155,9 +145,7 @@ def test_welcome_route_and_unknown_route_match_evolution(evolution: httpx.Client
     assert unknown.json()["response"] == {"message": ["Cannot GET /instance/nothingHere"]}
 
 
-def test_injected_delay_makes_a_short_client_timeout_fire(
-    evolution: httpx.Client, fake_evolution: FakeEvolution
-) -> None:
+def test_injected_delay_makes_a_short_client_timeout_fire(evolution: httpx.Client, fake_evolution: FakeEvolution) -> None:
     fake_evolution.delay_seconds = 0.5
 
     with pytest.raises(httpx.ReadTimeout):
@@ -184,9 +172,7 @@ def test_groq_sdk_raises_authentication_error_for_a_wrong_key(groq_url: str) -> 
 
     assert raised.value.status_code == 401
     # The SDK keeps the whole parsed body, envelope included.
-    assert raised.value.body == {
-        "error": {"message": "Invalid API Key", "type": "invalid_request_error", "code": "invalid_api_key"}
-    }
+    assert raised.value.body == {"error": {"message": "Invalid API Key", "type": "invalid_request_error", "code": "invalid_api_key"}}
 
 
 def test_groq_sdk_raises_rate_limit_error_carrying_retry_after(groq_url: str, fake_groq: FakeGroq) -> None:
@@ -230,6 +216,7 @@ def test_groq_sdk_retrieves_one_model_or_raises_not_found(groq_url: str) -> None
 
 # --- getBase64FromMediaMessage and webhook payloads as Evolution 2.2.3–2.3.6 really produce them ---
 
+
 def media_body(envelope: dict) -> dict:
     return {"message": {"key": envelope["data"]["key"], "message": envelope["data"]["message"]}, "convertToMp4": False}
 
@@ -244,8 +231,13 @@ def test_only_a_top_level_voice_note_carries_inline_audio(wrapper) -> None:
 
 @pytest.mark.parametrize(
     ("wrapper", "status"),
-    [("ephemeralMessage", 201), ("viewOnceMessage", 201), ("viewOnceMessageV2", 201), ("documentWithCaptionMessage", 201),
-     ("viewOnceMessageV2Extension", 400)],
+    [
+        ("ephemeralMessage", 201),
+        ("viewOnceMessage", 201),
+        ("viewOnceMessageV2", 201),
+        ("documentWithCaptionMessage", 201),
+        ("viewOnceMessageV2Extension", 400),
+    ],
 )
 def test_get_base64_unwraps_only_the_wrappers_evolution_knows(evolution, fake_evolution, wrapper, status) -> None:
     envelope = voice_note_envelope(None, wrapper=wrapper)
@@ -268,7 +260,10 @@ def test_a_failed_download_is_retried_after_the_wait_before_evolution_answers_40
     response = evolution.post("/chat/getBase64FromMediaMessage/ops-bot", json=media_body(envelope), headers={"apikey": EVOLUTION_KEY})
 
     assert time.monotonic() - started >= 0.4
-    assert (response.status_code, response.json()["response"]) == (400, {"message": ["Error: error:1C800064:Provider routines::bad decrypt"]})
+    assert (response.status_code, response.json()["response"]) == (
+        400,
+        {"message": ["Error: error:1C800064:Provider routines::bad decrypt"]},
+    )
 
 
 def test_the_fallback_download_succeeds_after_the_wait_and_2_3_0_has_no_fallback(evolution, fake_evolution) -> None:
@@ -300,7 +295,13 @@ def test_view_once_media_without_its_keys_cannot_be_downloaded(evolution, fake_e
 
 @pytest.mark.parametrize(
     ("version", "media_key", "file_length"),
-    [("2.2.3", str, "10"), ("2.3.2", str, "10"), ("2.3.3", dict, 10), ("2.3.5", dict, 10), ("2.3.6", dict, {"low": 10, "high": 0, "unsigned": True})],
+    [
+        ("2.2.3", str, "10"),
+        ("2.3.2", str, "10"),
+        ("2.3.3", dict, 10),
+        ("2.3.5", dict, 10),
+        ("2.3.6", dict, {"low": 10, "high": 0, "unsigned": True}),
+    ],
 )
 def test_each_generation_serialises_bytes_and_longs_as_that_evolution_does(version, media_key, file_length) -> None:
     envelope = voice_note_envelope(b"OggS-audio", variant=version)
@@ -314,7 +315,9 @@ def test_groq_answers_400_without_a_code_for_audio_it_cannot_decode(groq_url: st
     with pytest.raises(groq.BadRequestError) as raised:
         groq_client(groq_url).audio.transcriptions.create(model="whisper-large-v3-turbo", file=("voice.ogg", b"\x00not audio at all"))
 
-    assert raised.value.body == {"error": {"message": "could not process file - is it a valid media file?", "type": "invalid_request_error"}}
+    assert raised.value.body == {
+        "error": {"message": "could not process file - is it a valid media file?", "type": "invalid_request_error"}
+    }
 
 
 def test_groq_error_bodies_can_leave_out_the_code_like_older_replies(groq_url: str, fake_groq: FakeGroq) -> None:
@@ -328,4 +331,6 @@ def test_groq_error_bodies_can_leave_out_the_code_like_older_replies(groq_url: s
 
     assert "code" not in limited.value.body["error"] and limited.value.body["error"]["type"] == "requests"
     assert refused.value.body["error"] == {
-        "message": "file must be one of the following types: [flac mp3 mp4 mpeg mpga m4a ogg opus wav webm]", "type": "invalid_request_error"}
+        "message": "file must be one of the following types: [flac mp3 mp4 mpeg mpga m4a ogg opus wav webm]",
+        "type": "invalid_request_error",
+    }

@@ -101,9 +101,7 @@ def send_text(client: httpx.Client, instance: str = "ops-bot", **body: object) -
 # --- capture server with Apprise json:// ------------------------------------------------------
 
 
-def test_apprise_json_to_ok_path_delivers_title_message_and_type(
-    capture: CaptureServer, capture_url: str
-) -> None:
+def test_apprise_json_to_ok_path_delivers_title_message_and_type(capture: CaptureServer, capture_url: str) -> None:
     result = notify(
         [f"json://{capture_url}/ok/telegram"],
         title=ALERT_TITLE,
@@ -139,12 +137,8 @@ def test_apprise_json_adds_headers_fields_query_and_renames_title(capture: Captu
     assert arrived.json["severity"] == "critical"
 
 
-def test_apprise_reports_the_500_target_as_failure_and_the_ok_target_as_success(
-    capture: CaptureServer, capture_url: str
-) -> None:
-    result = notify(
-        [f"json://{capture_url}/ok/telegram", f"json://{capture_url}/fail/discord"], title=ALERT_TITLE, body=ALERT_BODY
-    )
+def test_apprise_reports_the_500_target_as_failure_and_the_ok_target_as_success(capture: CaptureServer, capture_url: str) -> None:
+    result = notify([f"json://{capture_url}/ok/telegram", f"json://{capture_url}/fail/discord"], title=ALERT_TITLE, body=ALERT_BODY)
 
     targets = by_path(result)
     assert result.status == AppriseResultStatus.PARTIAL
@@ -213,9 +207,7 @@ def test_hang_ends_after_hang_seconds_and_does_not_block_other_requests() -> Non
     server = CaptureServer(hang_seconds=1.0)
     with server.serving() as base_url:
         results: dict[str, httpx.Response] = {}
-        hanging = threading.Thread(
-            target=lambda: results.update(hang=httpx.post(f"{base_url}/hang/discord", json={}, timeout=5))
-        )
+        hanging = threading.Thread(target=lambda: results.update(hang=httpx.post(f"{base_url}/hang/discord", json={}, timeout=5)))
         hanging.start()
         server.wait_for(path_is("/hang/discord"), count=1, timeout=5)
 
@@ -232,9 +224,7 @@ def test_leaving_serving_releases_a_parked_hang_promptly() -> None:
     server = CaptureServer()  # default hang of 30 s
     results: dict[str, httpx.Response] = {}
     with server.serving() as base_url:
-        hanging = threading.Thread(
-            target=lambda: results.update(hang=httpx.post(f"{base_url}/hang/discord", json={}, timeout=10))
-        )
+        hanging = threading.Thread(target=lambda: results.update(hang=httpx.post(f"{base_url}/hang/discord", json={}, timeout=10)))
         hanging.start()
         server.wait_for(path_is("/hang/discord"), count=1, timeout=5)
         leaving = time.monotonic()
@@ -263,10 +253,7 @@ def test_unknown_path_is_recorded_and_answered_404(capture: CaptureServer, captu
 
 
 def mailto_url(sink: SmtpSink, password: str = "smtp-secret", extra: str = "&mode=insecure") -> str:
-    return (
-        f"mailto://{sink.user}:{password}@{sink.host}:{sink.port}"
-        f"?from=alerts@ops.local&to=oncall@ops.local{extra}"
-    )
+    return f"mailto://{sink.user}:{password}@{sink.host}:{sink.port}?from=alerts@ops.local&to=oncall@ops.local{extra}"
 
 
 def test_apprise_mailto_delivers_subject_body_and_attachment_to_the_sink(sink: SmtpSink, tmp_path: Path) -> None:
@@ -338,9 +325,7 @@ def test_sink_refuses_mail_from_an_unauthenticated_client(sink: SmtpSink) -> Non
 # --- FakeEvolution sendText with Apprise evolution:// -----------------------------------------
 
 
-def test_apprise_evolution_sends_title_and_body_to_the_number_without_plus(
-    fake_evolution: FakeEvolution, evolution_url: str
-) -> None:
+def test_apprise_evolution_sends_title_and_body_to_the_number_without_plus(fake_evolution: FakeEvolution, evolution_url: str) -> None:
     url = f"evolution://{EVOLUTION_KEY}@{host_port(evolution_url)}/ops-bot/+5511999990000"
 
     result = notify([url], title=ALERT_TITLE, body=ALERT_BODY)
@@ -366,9 +351,7 @@ def test_apprise_evolution_with_a_wrong_apikey_is_failure(fake_evolution: FakeEv
     assert fake_evolution.sent == []
 
 
-def test_apprise_evolution_fails_when_the_whatsapp_connection_is_closed(
-    fake_evolution: FakeEvolution, evolution_url: str
-) -> None:
+def test_apprise_evolution_fails_when_the_whatsapp_connection_is_closed(fake_evolution: FakeEvolution, evolution_url: str) -> None:
     fake_evolution.send_fails_with = 500
     url = f"evolution://{EVOLUTION_KEY}@{host_port(evolution_url)}/ops-bot/+5511999990000"
 
@@ -381,9 +364,7 @@ def test_apprise_evolution_fails_when_the_whatsapp_connection_is_closed(
 # --- FakeEvolution sendText contract (httpx) --------------------------------------------------
 
 
-def test_send_text_answers_201_with_a_pending_message_sent_by_us(
-    evolution: httpx.Client, fake_evolution: FakeEvolution
-) -> None:
+def test_send_text_answers_201_with_a_pending_message_sent_by_us(evolution: httpx.Client, fake_evolution: FakeEvolution) -> None:
     response = send_text(evolution, number="5511987654321", text="Oi, tudo bem?", linkPreview=False)
 
     assert response.status_code == 201
@@ -446,9 +427,7 @@ def test_send_text_to_an_unknown_instance_is_404_even_without_apikey(evolution_u
 
 
 @pytest.mark.parametrize("headers", [{}, {"apikey": "wrong-key"}, {"apikey": "SALES-TOKEN"}])
-def test_send_text_without_a_valid_key_is_401(
-    evolution_url: str, fake_evolution: FakeEvolution, headers: dict[str, str]
-) -> None:
+def test_send_text_without_a_valid_key_is_401(evolution_url: str, fake_evolution: FakeEvolution, headers: dict[str, str]) -> None:
     response = httpx.post(
         f"{evolution_url}/message/sendText/ops-bot",
         json={"number": "5511987654321", "text": "x"},
@@ -461,9 +440,7 @@ def test_send_text_without_a_valid_key_is_401(
     assert fake_evolution.sent == []
 
 
-def test_send_text_accepts_the_instance_token_on_its_own_instance(
-    evolution_url: str, fake_evolution: FakeEvolution
-) -> None:
+def test_send_text_accepts_the_instance_token_on_its_own_instance(evolution_url: str, fake_evolution: FakeEvolution) -> None:
     response = httpx.post(
         f"{evolution_url}/message/sendText/sales-bot",
         json={"number": "5511987654321", "text": "x"},
@@ -475,9 +452,7 @@ def test_send_text_accepts_the_instance_token_on_its_own_instance(
     assert [sent.instance for sent in fake_evolution.sent] == ["sales-bot"]
 
 
-def test_send_text_delay_holds_the_response_for_that_many_ms(
-    evolution: httpx.Client, fake_evolution: FakeEvolution
-) -> None:
+def test_send_text_delay_holds_the_response_for_that_many_ms(evolution: httpx.Client, fake_evolution: FakeEvolution) -> None:
     started = time.monotonic()
 
     response = send_text(evolution, number="5511987654321", text="typing first", delay=400)
@@ -493,9 +468,7 @@ def test_send_text_delay_longer_than_the_client_timeout_times_out(evolution_url:
             send_text(client, number="5511987654321", text="slow", delay=3000)
 
 
-def test_send_text_quotes_a_known_message_and_sends_an_unknown_one_unquoted(
-    evolution: httpx.Client, fake_evolution: FakeEvolution
-) -> None:
+def test_send_text_quotes_a_known_message_and_sends_an_unknown_one_unquoted(evolution: httpx.Client, fake_evolution: FakeEvolution) -> None:
     fake_evolution.stored_message_ids.add("3A7F2C9D41B8E05A6C13")
     known = {"key": {"id": "3A7F2C9D41B8E05A6C13", "remoteJid": "5511987654321@s.whatsapp.net", "fromMe": False}}
     unknown = {"key": {"id": "NOT-IN-THE-STORE"}}
@@ -517,9 +490,7 @@ def test_send_text_can_quote_a_message_it_sent_earlier(evolution: httpx.Client, 
     assert fake_evolution.sent[1].quoted_id == first
 
 
-def test_send_text_previews_links_unless_link_preview_is_false(
-    evolution: httpx.Client, fake_evolution: FakeEvolution
-) -> None:
+def test_send_text_previews_links_unless_link_preview_is_false(evolution: httpx.Client, fake_evolution: FakeEvolution) -> None:
     text = "status page: https://status.example.test/groq"
 
     previewed = send_text(evolution, number="5511987654321", text=text)
@@ -530,9 +501,7 @@ def test_send_text_previews_links_unless_link_preview_is_false(
     assert [sent.link_preview for sent in fake_evolution.sent] == [True, False]
 
 
-@pytest.mark.parametrize(
-    ("status", "message"), [(500, "Connection Closed"), (400, ["Error: Connection Closed"])]
-)
+@pytest.mark.parametrize(("status", "message"), [(500, "Connection Closed"), (400, ["Error: Connection Closed"])])
 def test_send_fails_with_reproduces_the_connection_closed_errors(
     evolution: httpx.Client, fake_evolution: FakeEvolution, status: int, message: object
 ) -> None:
@@ -559,9 +528,7 @@ def test_send_text_on_a_closed_or_unloaded_instance_is_500(
     assert fake_evolution.sent == []
 
 
-def test_send_text_to_a_number_not_on_whatsapp_is_400_exists_false(
-    evolution: httpx.Client, fake_evolution: FakeEvolution
-) -> None:
+def test_send_text_to_a_number_not_on_whatsapp_is_400_exists_false(evolution: httpx.Client, fake_evolution: FakeEvolution) -> None:
     fake_evolution.unregistered_numbers.add("5511900000000")
 
     response = send_text(evolution, number="+55 11 90000-0000", text="x")
@@ -580,11 +547,8 @@ def test_send_text_to_a_number_not_on_whatsapp_is_400_exists_false(
         ("120363025555555555@g.us", "120363025555555555@g.us"),  # JIDs pass through
     ],
 )
-def test_send_text_normalises_the_number_like_create_jid(
-    evolution: httpx.Client, number: str, remote_jid: str
-) -> None:
+def test_send_text_normalises_the_number_like_create_jid(evolution: httpx.Client, number: str, remote_jid: str) -> None:
     response = send_text(evolution, number=number, text="x", linkPreview=False)
 
     assert response.status_code == 201
     assert response.json()["key"]["remoteJid"] == remote_jid
-

@@ -18,8 +18,6 @@ from tests.fakes.server import free_port, serve_app
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
 
-
-
 def save_blocks(store_url: str, tmp_path, targets: list[HealthTarget], heartbeat_url: str | None = None) -> str:
     VigiaSettings(home=str(tmp_path), database_url=store_url, heartbeat_url=heartbeat_url).save("default", overwrite=True)
     name = f"t-{uuid.uuid4().hex[:12]}"
@@ -42,19 +40,27 @@ def flaky_app(failures: int) -> tuple[FastAPI, list[int]]:
 def test_health_check_stores_states_and_the_run_and_pings_the_heartbeat(store_url, redis_url, tmp_path):
     app, hits = flaky_app(failures=0)
     with serve_app(app) as base:
-        name = save_blocks(store_url, tmp_path, [
-            HealthTarget(name="web", kind="http", url=f"{base}/health", critical=True),
-            HealthTarget(name="db", kind="postgres", dsn="postgresql://postgres@127.0.0.1:5432/test", critical=True),
-            HealthTarget(name="cache", kind="redis", dsn=redis_url, depends_on=["db"]),
-            HealthTarget(name="disk", kind="disk", url=str(tmp_path)),
-        ], heartbeat_url=f"{base}/health")
+        name = save_blocks(
+            store_url,
+            tmp_path,
+            [
+                HealthTarget(name="web", kind="http", url=f"{base}/health", critical=True),
+                HealthTarget(name="db", kind="postgres", dsn="postgresql://postgres@127.0.0.1:5432/test", critical=True),
+                HealthTarget(name="cache", kind="redis", dsn=redis_url, depends_on=["db"]),
+                HealthTarget(name="disk", kind="disk", url=str(tmp_path)),
+            ],
+            heartbeat_url=f"{base}/health",
+        )
         states = asyncio.run(health_check(targets_block=name))
     assert {n: s.state for n, s in states.items()} == {"web": "UP", "db": "UP", "cache": "UP", "disk": "UP"}
     assert len(hits) == 2  # the probe, then the heartbeat
     with open_session(store_url) as session:
         assert last_health_run_finished_at(session) is not None
         assert sorted((c.target, c.old_state, c.new_state) for c in list_state_changes(session)) == [
-            ("cache", None, "UP"), ("db", None, "UP"), ("disk", None, "UP"), ("web", None, "UP"),
+            ("cache", None, "UP"),
+            ("db", None, "UP"),
+            ("disk", None, "UP"),
+            ("web", None, "UP"),
         ]
 
 
@@ -79,16 +85,21 @@ def test_a_blip_that_recovers_on_the_recheck_alerts_nobody_and_opens_no_incident
     assert len(hits) == 2
     with open_session(sqlite_store_url) as session:
         assert [(c.old_state, c.new_state, c.reason) for c in list_state_changes(session)] == [
-            (None, "PENDING", "HTTP 503, expected 2xx or 3xx"), ("PENDING", "UP", "recovered: HTTP 200"),
+            (None, "PENDING", "HTTP 503, expected 2xx or 3xx"),
+            ("PENDING", "UP", "recovered: HTTP 200"),
         ]
         assert list_incidents(session) == []
 
 
 def test_a_malformed_target_fails_alone_and_the_flow_completes(sqlite_store_url, tmp_path):
-    name = save_blocks(sqlite_store_url, tmp_path, [
-        HealthTarget(name="typo", kind="http", url="htp:/nowhere"),
-        HealthTarget(name="mem", kind="memory"),
-    ])
+    name = save_blocks(
+        sqlite_store_url,
+        tmp_path,
+        [
+            HealthTarget(name="typo", kind="http", url="htp:/nowhere"),
+            HealthTarget(name="mem", kind="memory"),
+        ],
+    )
     states = asyncio.run(health_check(targets_block=name, confirm_after_seconds=0))
     assert states["typo"].state == "DOWN"
     assert states["typo"].reason.startswith("malformed URL")
@@ -97,7 +108,9 @@ def test_a_malformed_target_fails_alone_and_the_flow_completes(sqlite_store_url,
 
 def test_an_unreachable_heartbeat_does_not_fail_the_health_check(sqlite_store_url, tmp_path):
     name = save_blocks(
-        sqlite_store_url, tmp_path, [HealthTarget(name="mem", kind="memory")],
+        sqlite_store_url,
+        tmp_path,
+        [HealthTarget(name="mem", kind="memory")],
         heartbeat_url=f"http://127.0.0.1:{free_port()}/ping/secret-uuid",
     )
     states = asyncio.run(health_check(targets_block=name))
@@ -119,7 +132,9 @@ def test_a_down_found_by_the_health_check_is_alerted_through_the_saved_routes(sq
         config = f"urls:\n  - json://{base.removeprefix('http://')}/ok/telegram:\n      - tag: critical\n"
         AlertRoutes(config=config, config_format="yaml").save("default", overwrite=True)
         try:
-            name = save_blocks(sqlite_store_url, tmp_path, [HealthTarget(name="gone", kind="tcp", url=f"127.0.0.1:{free_port()}", critical=True)])
+            name = save_blocks(
+                sqlite_store_url, tmp_path, [HealthTarget(name="gone", kind="tcp", url=f"127.0.0.1:{free_port()}", critical=True)]
+            )
             asyncio.run(health_check(targets_block=name, confirm_after_seconds=0))
             [message] = capture.wait_for(count=1)
         finally:

@@ -28,7 +28,12 @@ def test_a_once_only_key_is_claimed_once(store_url):
 def test_a_cooldown_key_fires_again_only_after_its_cooldown(store_url):
     hour = timedelta(hours=1)
     assert [claim(store_url, "disk", T0 + timedelta(minutes=m), hour) for m in (0, 30, 59, 60, 90, 121)] == [
-        True, False, False, True, False, True,
+        True,
+        False,
+        False,
+        True,
+        False,
+        True,
     ]
 
 
@@ -73,13 +78,30 @@ def test_a_removed_silence_stops_at_once(store_url):
 
 def test_silenced_time_is_maintenance_and_leaves_uptime(store_url):
     with open_session(store_url) as session:
-        session.add(TargetStateRow(
-            target="db", kind="postgres", critical=True, state="UP", level="ok", since=T0,
-            failing_since=None, last_probe_at=T0, reason=None, incident_id=None, version=1,
-        ))
-        for at, old, new in ((T0 - timedelta(hours=1), None, "UP"), (T0 + timedelta(hours=1), "UP", "DOWN"), (T0 + timedelta(hours=2), "DOWN", "UP")):
+        session.add(
+            TargetStateRow(
+                target="db",
+                kind="postgres",
+                critical=True,
+                state="UP",
+                level="ok",
+                since=T0,
+                failing_since=None,
+                last_probe_at=T0,
+                reason=None,
+                incident_id=None,
+                version=1,
+            )
+        )
+        for at, old, new in (
+            (T0 - timedelta(hours=1), None, "UP"),
+            (T0 + timedelta(hours=1), "UP", "DOWN"),
+            (T0 + timedelta(hours=2), "DOWN", "UP"),
+        ):
             session.add(StateChangeRow(target="db", old_state=old, new_state=new, old_level=None, new_level="ok", at=at))
-        insert_probe_results(session, [ProbeResult("db", "postgres", T0 + timedelta(minutes=5 * k), True, "ok") for k in range(-12, 49)], None)
+        insert_probe_results(
+            session, [ProbeResult("db", "postgres", T0 + timedelta(minutes=5 * k), True, "ok") for k in range(-12, 49)], None
+        )
         # The outage sat inside a maintenance window that overlapped another one.
         add_silence(session, "db", T0 + timedelta(minutes=50), T0 + timedelta(minutes=100), "upgrade")
         add_silence(session, "db", T0 + timedelta(minutes=90), T0 + timedelta(minutes=130), "upgrade, longer than planned")

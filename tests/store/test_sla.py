@@ -19,25 +19,42 @@ def at(seconds: float) -> datetime:
 
 def arrange(url: str, target: str, changes: list[tuple[float, str | None, str]], probe_seconds: list[float]) -> None:
     with open_session(url) as session:
-        session.add(TargetStateRow(
-            target=target, kind="http", critical=True, state=changes[-1][2], level="ok", since=at(changes[-1][0]),
-            failing_since=None, last_probe_at=at(probe_seconds[-1]), reason=None, incident_id=None, version=1,
-        ))
+        session.add(
+            TargetStateRow(
+                target=target,
+                kind="http",
+                critical=True,
+                state=changes[-1][2],
+                level="ok",
+                since=at(changes[-1][0]),
+                failing_since=None,
+                last_probe_at=at(probe_seconds[-1]),
+                reason=None,
+                incident_id=None,
+                version=1,
+            )
+        )
         for second, old, new in changes:
             session.add(StateChangeRow(target=target, old_state=old, new_state=new, old_level=None, new_level="ok", at=at(second)))
-        insert_probe_results(
-            session, [ProbeResult(target, "http", at(s), True, "ok") for s in probe_seconds], run_id=None
-        )
+        insert_probe_results(session, [ProbeResult(target, "http", at(s), True, "ok") for s in probe_seconds], run_id=None)
 
 
 def test_uptime_weighs_time_excludes_maintenance_counts_pending_up_and_leaves_gaps_unknown(store_url):
     probes = [s for s in range(-600, 10 * H, 300) if not 4 * H <= s < 6 * H]
-    arrange(store_url, "api", [
-        (-3 * H, None, "UP"),
-        (1 * H, "UP", "DOWN"), (1.5 * H, "DOWN", "UP"),
-        (7 * H, "UP", "MAINTENANCE"), (8 * H, "MAINTENANCE", "UP"),
-        (9 * H, "UP", "PENDING"), (9 * H + 600, "PENDING", "UP"),
-    ], probes)
+    arrange(
+        store_url,
+        "api",
+        [
+            (-3 * H, None, "UP"),
+            (1 * H, "UP", "DOWN"),
+            (1.5 * H, "DOWN", "UP"),
+            (7 * H, "UP", "MAINTENANCE"),
+            (8 * H, "MAINTENANCE", "UP"),
+            (9 * H, "UP", "PENDING"),
+            (9 * H + 600, "PENDING", "UP"),
+        ],
+        probes,
+    )
     with open_session(store_url) as session:
         [report] = uptime(session, T0, at(10 * H))
     # The last probe before the gap (3h55) covers ten minutes; the gap runs 4h05 to 6h.

@@ -17,8 +17,13 @@ CONFIRM = timedelta(seconds=120)
 
 def probe(at_seconds: float, ok: bool, target: str = "api", reason: str | None = None, level: str | None = None) -> ProbeResult:
     return ProbeResult(
-        target=target, kind="http", at=T0 + timedelta(seconds=at_seconds), ok=ok,
-        level=level or ("ok" if ok else "critical"), latency_ms=5.0, reason=reason or ("HTTP 200" if ok else "HTTP 503"),
+        target=target,
+        kind="http",
+        at=T0 + timedelta(seconds=at_seconds),
+        ok=ok,
+        level=level or ("ok" if ok else "critical"),
+        latency_ms=5.0,
+        reason=reason or ("HTTP 200" if ok else "HTTP 503"),
     )
 
 
@@ -40,7 +45,9 @@ def test_first_probe_records_the_target_as_new_and_up(store_url):
 def test_a_blip_that_recovers_while_pending_opens_no_incident(store_url):
     apply(store_url, probe(0, True), probe(300, False), probe(330, True))
     assert transitions(store_url) == [
-        (None, "UP", "HTTP 200"), ("UP", "PENDING", "HTTP 503"), ("PENDING", "UP", "recovered: HTTP 200"),
+        (None, "UP", "HTTP 200"),
+        ("UP", "PENDING", "HTTP 503"),
+        ("PENDING", "UP", "recovered: HTTP 200"),
     ]
     with open_session(store_url) as session:
         assert list_incidents(session) == []
@@ -53,9 +60,18 @@ def test_failing_for_the_confirmation_time_turns_down_and_opens_an_incident(stor
     with open_session(store_url) as session:
         [incident] = list_incidents(session)
         current = read_state(session, "api")
-    assert (incident.opened_at, incident.confirmed_at, incident.resolved_at) == (T0 + timedelta(seconds=300), T0 + timedelta(seconds=420), None)
+    assert (incident.opened_at, incident.confirmed_at, incident.resolved_at) == (
+        T0 + timedelta(seconds=300),
+        T0 + timedelta(seconds=420),
+        None,
+    )
     assert (incident.target, incident.critical, incident.reason) == ("api", True, "HTTP 503")
-    assert (current.state, current.since, current.failing_since, current.incident_id) == ("DOWN", T0 + timedelta(seconds=420), T0 + timedelta(seconds=300), incident.id)
+    assert (current.state, current.since, current.failing_since, current.incident_id) == (
+        "DOWN",
+        T0 + timedelta(seconds=420),
+        T0 + timedelta(seconds=300),
+        incident.id,
+    )
     assert transitions(store_url)[-1] == ("PENDING", "DOWN", "HTTP 503")
 
 
@@ -79,7 +95,9 @@ def test_a_warning_while_up_is_a_level_change_not_a_state_change(store_url):
     with open_session(store_url) as session:
         changes = list_state_changes(session, target="api")
     assert [(c.old_state, c.new_state, c.old_level, c.new_level) for c in changes] == [
-        (None, "UP", None, "ok"), ("UP", "UP", "ok", "warning"), ("UP", "UP", "warning", "ok"),
+        (None, "UP", None, "ok"),
+        ("UP", "UP", "ok", "warning"),
+        ("UP", "UP", "warning", "ok"),
     ]
 
 

@@ -48,20 +48,28 @@ def alert_context(store_url: str, config: str | None, down_kinds=(), **routes) -
     """An alert context on the store, with the given Apprise config (None: log only)."""
     router = Router(config, "test routes", "yaml") if config else None
     return AlertContext(
-        store_url, router, AlertRoutes(config=config, config_format="yaml" if config else None, **routes),
-        Links(RUN_LINK, DASHBOARD), "run-1", frozenset(down_kinds),
+        store_url,
+        router,
+        AlertRoutes(config=config, config_format="yaml" if config else None, **routes),
+        Links(RUN_LINK, DASHBOARD),
+        "run-1",
+        frozenset(down_kinds),
     )
 
 
 def targets(*specs: tuple[str, bool, list[str]]) -> HealthTargets:
     """HealthTargets from (name, critical, depends_on) triples, all tcp."""
-    return HealthTargets(targets=[
-        HealthTarget(name=name, kind="tcp", url="127.0.0.1:9", critical=critical, depends_on=parents)
-        for name, critical, parents in specs
-    ])
+    return HealthTargets(
+        targets=[
+            HealthTarget(name=name, kind="tcp", url="127.0.0.1:9", critical=critical, depends_on=parents)
+            for name, critical, parents in specs
+        ]
+    )
 
 
-def transition(store_url: str, target: str, ok: bool, minutes_ago: float, reason: str | None = None, kind: str = "tcp", critical: bool = True):
+def transition(
+    store_url: str, target: str, ok: bool, minutes_ago: float, reason: str | None = None, kind: str = "tcp", critical: bool = True
+):
     """Store one probe result that moves `target` (DOWN at once on failure)."""
     at = datetime.now(timezone.utc) - timedelta(minutes=minutes_ago)
     result = ProbeResult(target, kind, at, ok, "ok" if ok else "critical", reason=reason or ("connected" if ok else "connection refused"))

@@ -14,8 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.fakes.server import serve_app
-from tests.fakes.server import free_port
+from tests.fakes.server import free_port, serve_app
 from tests.tasks.servers import LOOPBACK, REDIS_PASSWORD, LocalCa, build_site, wait_until
 
 
@@ -55,9 +54,15 @@ def local_ca(tmp_path_factory: pytest.TempPathFactory) -> LocalCa:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                key_encipherment=False, data_encipherment=False, key_agreement=False,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -75,10 +80,22 @@ def password_redis_port() -> Iterator[int]:
     port = free_port()
     process = subprocess.Popen(
         [
-            "redis-server", "--port", str(port), "--bind", LOOPBACK, "--requirepass", REDIS_PASSWORD,
-            "--save", "", "--appendonly", "no", "--daemonize", "no",
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            LOOPBACK,
+            "--requirepass",
+            REDIS_PASSWORD,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
         ],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     client = redis.Redis(host=LOOPBACK, port=port, password=REDIS_PASSWORD, socket_timeout=1)
 

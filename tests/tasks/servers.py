@@ -36,8 +36,6 @@ def probe(target: HealthTarget, context: ProbeContext | None = None) -> ProbeRes
     return asyncio.run(probe_target(target, context or ProbeContext()))
 
 
-
-
 def wait_until(condition, what: str, timeout_seconds: float = 10.0) -> None:
     """Poll `condition` until it holds, failing after the deadline."""
     deadline = time.monotonic() + timeout_seconds
@@ -73,8 +71,12 @@ def serve_https(app: FastAPI, certfile: Path, keyfile: Path) -> Iterator[str]:
     listener.bind((LOOPBACK, 0))
     port = listener.getsockname()[1]
     config = uvicorn.Config(
-        app, log_level="critical", lifespan="off", timeout_graceful_shutdown=1,
-        ssl_certfile=str(certfile), ssl_keyfile=str(keyfile),
+        app,
+        log_level="critical",
+        lifespan="off",
+        timeout_graceful_shutdown=1,
+        ssl_certfile=str(certfile),
+        ssl_keyfile=str(keyfile),
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
@@ -117,11 +119,7 @@ class LocalCa:
         )
         certfile, keyfile = directory / "server.pem", directory / "server.key"
         certfile.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-        keyfile.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
+        keyfile.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
         return certfile, keyfile
 
 

@@ -10,7 +10,6 @@ from blocks.health_targets import HealthTarget
 from tasks.probes import Measure, grade
 from tests.tasks.servers import probe
 
-
 # --- probe errors --------------------------------------------------------------------------------
 
 

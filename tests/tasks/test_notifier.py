@@ -23,8 +23,17 @@ from tests.fakes.evolution import FakeEvolution
 from tests.fakes.server import serve_app
 from tests.fakes.smtp import smtp_sink
 from tests.tasks.alerting_setup import (
-    CHAT_TOKEN, DASHBOARD, EVOLUTION_KEY, RUN_LINK, SMTP_PASSWORD, alert_context, incident_of, notify, routes_yaml,
-    targets, transition,
+    CHAT_TOKEN,
+    DASHBOARD,
+    EVOLUTION_KEY,
+    RUN_LINK,
+    SMTP_PASSWORD,
+    alert_context,
+    incident_of,
+    notify,
+    routes_yaml,
+    targets,
+    transition,
 )
 
 
@@ -125,7 +134,8 @@ def test_an_unacknowledged_critical_incident_escalates_to_emergency_once(store_u
     assert escalations[0].number == "5511999990000"
     assert escalations[0].text.startswith("[EMERGENCY] api DOWN for 31 min, nobody has acknowledged")
     assert [m["title"] for m in messages_at(capture, "telegram")] == [
-        "[CRITICAL] api is DOWN", "[EMERGENCY] api DOWN for 31 min, nobody has acknowledged",
+        "[CRITICAL] api is DOWN",
+        "[EMERGENCY] api DOWN for 31 min, nobody has acknowledged",
     ]
 
 
@@ -228,7 +238,8 @@ def test_whatsapp_through_a_down_evolution_is_skipped_and_the_next_priority_take
     with open_session(store_url) as session:
         deliveries = list_deliveries(session, alert.id)
     assert [(d.service, d.status, d.reason) for d in deliveries] == [
-        ("Evolution API", "skipped", "evolution is DOWN"), ("JSON", "success", None),
+        ("Evolution API", "skipped", "evolution is DOWN"),
+        ("JSON", "success", None),
     ]
     assert [c.path for c in capture.received] == ["/ok/fallback"]
 
@@ -267,10 +278,13 @@ def test_no_secret_reaches_logs_stored_records_or_messages(store_url, capture, c
         [mail] = smtp.wait_for(1)
     assert mail.message["Subject"] == "[REPORT] weekly"
     with open_session(store_url) as session:
-        stored = json.dumps([
-            [a.__dict__ for a in list_alerts(session)],
-            [[d.__dict__ for d in list_deliveries(session, a.id)] for a in list_alerts(session)],
-        ], default=str)
+        stored = json.dumps(
+            [
+                [a.__dict__ for a in list_alerts(session)],
+                [[d.__dict__ for d in list_deliveries(session, a.id)] for a in list_alerts(session)],
+            ],
+            default=str,
+        )
     sent = json.dumps([c.json for c in capture.received]) + json.dumps([s.text for s in evolution.sent]) + mail.message.as_string()
     for secret in (EVOLUTION_KEY, CHAT_TOKEN, SMTP_PASSWORD):
         assert secret not in caplog.text

@@ -50,7 +50,9 @@ def test_evolution_probe_of_an_open_instance_is_ok(evolution_url: str, fake_evol
     assert (result.ok, result.level, result.reason) == (True, "ok", "instance ops-bot open")
     request = fake_evolution.requests[-1]
     assert (request.method, request.path, request.headers["apikey"]) == (
-        "GET", "/instance/connectionState/ops-bot", EVOLUTION_KEY,
+        "GET",
+        "/instance/connectionState/ops-bot",
+        EVOLUTION_KEY,
     )
 
 
@@ -90,14 +92,10 @@ def test_evolution_probe_fails_while_the_api_is_down_even_though_the_manager_pag
     assert (result.ok, result.level) == (False, "critical")
     assert result.reason.startswith("Evolution API answered 503: ")
     assert "service not activated" in result.reason
-    assert [r.path for r in fake_evolution.requests if r.path != "/manager/findInstances"] == [
-        "/instance/connectionState/ops-bot"
-    ]
+    assert [r.path for r in fake_evolution.requests if r.path != "/manager/findInstances"] == ["/instance/connectionState/ops-bot"]
 
 
-def test_evolution_probe_slower_than_the_timeout_fails_saying_timed_out(
-    evolution_url: str, fake_evolution: FakeEvolution
-) -> None:
+def test_evolution_probe_slower_than_the_timeout_fails_saying_timed_out(evolution_url: str, fake_evolution: FakeEvolution) -> None:
     fake_evolution.delay_seconds = 0.8
 
     result = probe(HealthTarget(name="whatsapp", kind="evolution", timeout_seconds=0.3), evolution_context(evolution_url))
@@ -145,7 +143,9 @@ def test_groq_probe_is_ok_when_the_transcription_model_is_listed(groq_url: str, 
     assert (result.ok, result.level, result.reason) == (True, "ok", "3 models, whisper-large-v3-turbo available")
     request = fake_groq.requests[-1]
     assert (request.method, request.path, request.headers["authorization"]) == (
-        "GET", "/openai/v1/models", f"Bearer {GROQ_KEY}",
+        "GET",
+        "/openai/v1/models",
+        f"Bearer {GROQ_KEY}",
     )
 
 

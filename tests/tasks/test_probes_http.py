@@ -136,9 +136,7 @@ def test_https_probe_grades_the_days_until_the_certificate_expires(
     assert result.reason == f"HTTP 200, TLS certificate expires in {days}.0 days{reason_tail}"
 
 
-def test_https_probe_of_an_expired_certificate_fails_the_handshake_saying_it_expired(
-    local_ca: LocalCa, tmp_path: Path
-) -> None:
+def test_https_probe_of_an_expired_certificate_fails_the_handshake_saying_it_expired(local_ca: LocalCa, tmp_path: Path) -> None:
     with https_site(local_ca, tmp_path, timedelta(days=-1)) as base_url:
         result = probe(HealthTarget(name="site", kind="http", url=f"{base_url}/health", ca_file=str(local_ca.path)))
 

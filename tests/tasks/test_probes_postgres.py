@@ -95,8 +95,7 @@ def test_postgres_probe_of_a_malformed_dsn_masks_the_password_libpq_echoes() -> 
 
     assert (result.ok, result.level) == (False, "critical")
     assert result.reason == (
-        'end of string reached when looking for matching "]" in IPv6 host address in URI: '
-        '"postgresql://vigia:***@[::1/test"'
+        'end of string reached when looking for matching "]" in IPv6 host address in URI: "postgresql://vigia:***@[::1/test"'
     )
 
 

@@ -16,7 +16,6 @@ from tasks.probes import ProbeContext
 from tests.fakes.server import serve_app
 from tests.tasks.servers import probe
 
-
 SUMMARY = re.compile(r"error rate (\d+\.\d)% of (\d+) runs in the last hour, (\d+) late")
 
 
@@ -51,8 +50,12 @@ def test_prefect_probe_counts_runs_that_finished_in_the_last_hour_and_late_runs(
         finished_before, late_before = prefect_summary(before)
         failed_before = round(before.value * finished_before / 100)
         for state_type, state_name in [
-            ("COMPLETED", "Completed"), ("COMPLETED", "Completed"), ("FAILED", "Failed"),
-            ("CRASHED", "Crashed"), ("SCHEDULED", "Late"), ("RUNNING", "Running"),
+            ("COMPLETED", "Completed"),
+            ("COMPLETED", "Completed"),
+            ("FAILED", "Failed"),
+            ("CRASHED", "Crashed"),
+            ("SCHEDULED", "Late"),
+            ("RUNNING", "Running"),
         ]:
             reply = api.post("/flow_runs/", json={"flow_id": flow_id, "state": {"type": state_type, "name": state_name}})
             assert reply.status_code == 201, reply.text

@@ -51,9 +51,7 @@ def test_redis_probe_against_a_server_that_never_answers_times_out(silent_port: 
 
 
 @pytest.mark.parametrize("kind", ["redis", "queue"])
-def test_redis_probe_without_the_password_a_server_wants_says_it_wants_a_password(
-    password_redis_port: int, kind: str
-) -> None:
+def test_redis_probe_without_the_password_a_server_wants_says_it_wants_a_password(password_redis_port: int, kind: str) -> None:
     target = HealthTarget(name="cache", kind=kind, dsn=f"redis://127.0.0.1:{password_redis_port}/0", queue_key="jobs")
 
     result = probe(target)
@@ -63,9 +61,7 @@ def test_redis_probe_without_the_password_a_server_wants_says_it_wants_a_passwor
 
 
 @pytest.mark.parametrize("kind", ["redis", "queue"])
-def test_redis_probe_with_a_wrong_password_says_authentication_failed_without_the_password(
-    password_redis_port: int, kind: str
-) -> None:
+def test_redis_probe_with_a_wrong_password_says_authentication_failed_without_the_password(password_redis_port: int, kind: str) -> None:
     dsn = f"redis://:Wr0ng-Redis-Password@127.0.0.1:{password_redis_port}/0"
 
     result = probe(HealthTarget(name="cache", kind=kind, dsn=dsn, queue_key="jobs"))

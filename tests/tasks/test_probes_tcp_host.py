@@ -11,7 +11,6 @@ import pytest
 from blocks.health_targets import HealthTarget
 from tests.tasks.servers import probe
 
-
 # --- tcp -----------------------------------------------------------------------------------------
 
 

@@ -33,7 +33,8 @@ class Clips:
 def _encode(argv_input: list[str], target: Path) -> bytes:
     subprocess.run(
         ["ffmpeg", "-nostdin", "-v", "error", "-y", *argv_input, "-ac", "1", "-ar", "16000", "-c:a", "libopus", "-b:a", "16k", str(target)],
-        check=True, timeout=60,
+        check=True,
+        timeout=60,
     )
     return target.read_bytes()
 

@@ -29,11 +29,20 @@ def transcribe(fake: FakeGroq, audio: bytes, file_name: str) -> groq.Transcripti
 @pytest.mark.parametrize(
     ("audio", "file_name", "reason", "message"),
     [
-        pytest.param(b"\x00\x01 not an audio container", "voice.ogg", "audio-undecodable",
-                     "Groq could not decode the audio (400): could not process file - is it a valid media file?", id="undecodable"),
-        pytest.param(b"OggS audio", "voice.oga", "unsupported-format",
-                     "Groq refused the audio format (400): file must be one of the following types: "
-                     "[flac mp3 mp4 mpeg mpga m4a ogg opus wav webm]", id="oga-name"),
+        pytest.param(
+            b"\x00\x01 not an audio container",
+            "voice.ogg",
+            "audio-undecodable",
+            "Groq could not decode the audio (400): could not process file - is it a valid media file?",
+            id="undecodable",
+        ),
+        pytest.param(
+            b"OggS audio",
+            "voice.oga",
+            "unsupported-format",
+            "Groq refused the audio format (400): file must be one of the following types: [flac mp3 mp4 mpeg mpga m4a ogg opus wav webm]",
+            id="oga-name",
+        ),
     ],
 )
 def test_audio_groq_will_not_take_is_rejected_for_good_with_or_without_an_error_code(error_codes, audio, file_name, reason, message):

@@ -16,7 +16,17 @@ from tests.fakes.evolution_webhook import media_key_of, voice_note_envelope
 
 from .conftest import EVOLUTION_KEY, INSTANCE, Clips
 from .test_voice_notes_end_to_end import (  # noqa: F401  (blocks, deployment and platform are fixtures)
-    CHAT, FAILURE, REPLY, Platform, blocks, deployment, platform, read_flow_run, run_again, save_settings, wait_until,
+    CHAT,
+    FAILURE,
+    REPLY,
+    Platform,
+    blocks,
+    deployment,
+    platform,
+    read_flow_run,
+    run_again,
+    save_settings,
+    wait_until,
 )
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -55,8 +65,10 @@ def test_a_view_once_note_without_media_keys_raises_a_warning_and_sends_nothing_
     envelope = voice_note_envelope(None, wrapper="viewOnceMessageV2Extension", media_keys=False, chat_jid=CHAT)
     note = platform.wait_for(platform.send(envelope), "failed")
     assert note.error_reason == "media-unfetchable"
-    assert note.error == ("the voice note came in a viewOnceMessageV2Extension wrapper without mediaKey and directPath: WhatsApp "
-                          "keeps view-once media on the phone and gives linked devices such as Evolution nothing to download")
+    assert note.error == (
+        "the voice note came in a viewOnceMessageV2Extension wrapper without mediaKey and directPath: WhatsApp "
+        "keeps view-once media on the phone and gives linked devices such as Evolution nothing to download"
+    )
     wait_until(lambda: asyncio.run(read_flow_run(note.flow_run_id))[0].state.type.value == "FAILED", 20, "the run to end Failed")
     assert (platform.evolution.sent, platform.evolution.media_requests) == ([], [])
     [alert] = alerts(platform)
@@ -80,7 +92,8 @@ def test_evolutions_real_5_second_retry_fits_the_sla_whether_its_fallback_downlo
     replied, failed = platform.wait_for(ids[0], "replied"), platform.wait_for(ids[1], "failed")
     assert (failed.error_reason, failed.error) == ("media-unavailable", BAD_DECRYPT)
     assert sorted((s.text, s.quoted_id) for s in platform.evolution.sent) == sorted(
-        [(REPLY, replied.message_id), (FAILURE, failed.message_id)])
+        [(REPLY, replied.message_id), (FAILURE, failed.message_id)]
+    )
 
 
 def test_a_hanging_download_is_cut_at_the_budget_so_the_failure_reply_meets_the_sla(platform: Platform, evolution_url: str):
@@ -116,7 +129,9 @@ def test_audio_groq_cannot_decode_gets_the_failure_reply_once_and_a_warning(plat
     voice_note_id = platform.send(voice_note_envelope(undecodable, chat_jid=CHAT))
     note = platform.wait_for(voice_note_id, "failed")
     assert (note.error_reason, note.error) == (
-        "audio-undecodable", "Groq could not decode the audio (400): could not process file - is it a valid media file?")
+        "audio-undecodable",
+        "Groq could not decode the audio (400): could not process file - is it a valid media file?",
+    )
     asyncio.run(run_again(voice_note_id))
     assert len(platform.groq.transcriptions) == 2  # no retry inside a run: one request each
     assert [(s.text, s.quoted_id) for s in platform.evolution.sent] == [(FAILURE, note.message_id)]

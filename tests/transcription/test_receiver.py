@@ -67,7 +67,12 @@ def test_an_accepted_voice_note_is_stored_with_its_audio_spooled_before_the_202(
     with open_session(store_url) as session:
         note = get_voice_note(session, voice_note_id)
     assert (note.status, note.message_id, note.chat_jid, note.audio_seconds, note.audio_bytes) == (
-        "received", "3A7F2C9D41B8E05A6C13", "5511987654321@s.whatsapp.net", 6.0, len(AUDIO))
+        "received",
+        "3A7F2C9D41B8E05A6C13",
+        "5511987654321@s.whatsapp.net",
+        6.0,
+        len(AUDIO),
+    )
     assert Path(note.audio_path).read_bytes() == AUDIO and Path(note.audio_path).parent == tmp_path / "spool"
     assert Path(note.audio_path).suffix == ".ogg"
     assert "base64" not in json.loads(note.quoted)["message"]
@@ -138,7 +143,9 @@ def test_evolution_2_2_retries_even_a_401_every_interval_and_2_3_gives_up_at_onc
 def test_a_receiver_without_a_token_answers_503_so_evolution_keeps_the_message_for_later(sqlite_store_url, tmp_path):
     config = WebhookConfig(token=None, spool_dir=tmp_path)
     with serve_app(create_app(sqlite_store_url, config)) as url:
-        sender = WebhookSender(f"{url}/webhooks/evolution", rules=RetryRules(max_attempts=3, initial_delay_seconds=0.01, max_delay_seconds=0.02))
+        sender = WebhookSender(
+            f"{url}/webhooks/evolution", rules=RetryRules(max_attempts=3, initial_delay_seconds=0.01, max_delay_seconds=0.02)
+        )
         attempts = sender.deliver(voice_note_envelope(AUDIO))
     assert [a.status for a in attempts] == [503, 503, 503]
     assert attempts[0].body["reason"] == "no webhook token is set up: set VIGIA_WEBHOOK_TOKEN or run `vigia setup`"
@@ -176,25 +183,48 @@ def test_a_malformed_bearer_token_is_401_never_500(receiver, store_url):
     "body, reason",
     [
         (raw_body(voice_note_envelope(AUDIO), ("data",), deep(1100)), "body nests deeper than 64 levels"),
-        (raw_body(voice_note_envelope(AUDIO), ("data", "message", "audioMessage", "contextInfo"), deep(950)),
-         "body nests deeper than 64 levels"),
+        (
+            raw_body(voice_note_envelope(AUDIO), ("data", "message", "audioMessage", "contextInfo"), deep(950)),
+            "body nests deeper than 64 levels",
+        ),
         (raw_body(voice_note_envelope(AUDIO), ("data", "messageTimestamp"), "1e15"), "data.messageTimestamp: out of range"),
-        (raw_body(voice_note_envelope(AUDIO), ("data", "messageTimestamp"), '{"low": 0, "high": 2147483648}'),
-         "data.messageTimestamp: out of range"),
-        (raw_body(voice_note_envelope(AUDIO), ("data", "messageTimestamp"), '{"low": null, "high": 0}'),
-         "data.messageTimestamp: value error, expected a number, a digit string or {low, high}"),
-        (raw_body(voice_note_envelope(AUDIO), ("data", "key", "remoteJid"), json.dumps("5511987654321@s.whatsapp.net" * 8)),
-         "data.key.remoteJid: string should have at most 128 characters"),
-        (raw_body(voice_note_envelope(AUDIO), ("data", "key", "remoteJid"), '"5511987654321\\u0000@s.whatsapp.net"'),
-         "data.key.remoteJid: must not hold control characters"),
+        (
+            raw_body(voice_note_envelope(AUDIO), ("data", "messageTimestamp"), '{"low": 0, "high": 2147483648}'),
+            "data.messageTimestamp: out of range",
+        ),
+        (
+            raw_body(voice_note_envelope(AUDIO), ("data", "messageTimestamp"), '{"low": null, "high": 0}'),
+            "data.messageTimestamp: value error, expected a number, a digit string or {low, high}",
+        ),
+        (
+            raw_body(voice_note_envelope(AUDIO), ("data", "key", "remoteJid"), json.dumps("5511987654321@s.whatsapp.net" * 8)),
+            "data.key.remoteJid: string should have at most 128 characters",
+        ),
+        (
+            raw_body(voice_note_envelope(AUDIO), ("data", "key", "remoteJid"), '"5511987654321\\u0000@s.whatsapp.net"'),
+            "data.key.remoteJid: must not hold control characters",
+        ),
         (raw_body(voice_note_envelope(AUDIO), ("data", "key", "id"), '"3A7F\\ud800"'), "data.key.id: input should be a valid string"),
-        (raw_body(voice_note_envelope(AUDIO, participant="x"), ("data", "key", "participant"), json.dumps("1" * 200 + "@lid")),
-         "data.key.participant: string should have at most 128 characters"),
+        (
+            raw_body(voice_note_envelope(AUDIO, participant="x"), ("data", "key", "participant"), json.dumps("1" * 200 + "@lid")),
+            "data.key.participant: string should have at most 128 characters",
+        ),
         (json.dumps(voice_note_envelope(AUDIO, instance="..")).encode(), "instance: must be a name"),
         (json.dumps(voice_note_envelope(AUDIO, instance="ops/../message")).encode(), "instance: must be a name"),
     ],
-    ids=["deep-data", "deep-in-message", "timestamp-1e15", "timestamp-long-high-2-31", "timestamp-long-null",
-         "long-remote-jid", "nul-in-remote-jid", "surrogate-in-id", "long-participant", "instance-dot-dot", "instance-path"],
+    ids=[
+        "deep-data",
+        "deep-in-message",
+        "timestamp-1e15",
+        "timestamp-long-high-2-31",
+        "timestamp-long-null",
+        "long-remote-jid",
+        "nul-in-remote-jid",
+        "surrogate-in-id",
+        "long-participant",
+        "instance-dot-dot",
+        "instance-path",
+    ],
 )
 def test_a_malformed_body_is_400_with_the_reason_on_every_store(receiver, store_url, dispatcher, body, reason):
     response = post(receiver, body, {"X-Vigia-Token": TOKEN})
@@ -215,8 +245,16 @@ def test_a_malformed_body_is_400_with_the_reason_on_every_store(receiver, store_
         ("mimetype", json.dumps("audio/ogg; codecs=opus" * 10)),
         ("mimetype", '"audio/ogg\\u0000"'),
     ],
-    ids=["seconds-10e400", "seconds-inf", "seconds-bad-long", "waveform-null-long", "waveform-list-long", "file-length-bad-long",
-         "long-mimetype", "nul-in-mimetype"],
+    ids=[
+        "seconds-10e400",
+        "seconds-inf",
+        "seconds-bad-long",
+        "waveform-null-long",
+        "waveform-list-long",
+        "file-length-bad-long",
+        "long-mimetype",
+        "nul-in-mimetype",
+    ],
 )
 def test_an_unusable_detail_of_a_usable_voice_note_is_dropped_and_the_note_stored(receiver, store_url, dispatcher, name, raw):
     body = raw_body(voice_note_envelope(AUDIO, seconds=6), ("data", "message", "audioMessage", name), raw)

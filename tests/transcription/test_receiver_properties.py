@@ -32,13 +32,26 @@ from .conftest import TOKEN
 AUDIO = b"OggS\x00\x02" + bytes(range(256))
 PAYLOADS = {
     "2.3.2": voice_note_envelope(AUDIO, variant="2.3.2", message_id="3A7F2C9D41B8E05A6C12"),
-    "2.3.5": voice_note_envelope(AUDIO, variant="2.3.5", message_id="3A7F2C9D41B8E05A6C13", chat_jid="120363041234567890@g.us",
-                                 participant="5531977776666@s.whatsapp.net"),
-    "2.3.6": voice_note_envelope(AUDIO, variant="2.3.6", message_id="3A7F2C9D41B8E05A6C14", participant="204711332195863@lid",
-                                 participant_alt="5531977776666@s.whatsapp.net", wrapper="ephemeralMessage"),
+    "2.3.5": voice_note_envelope(
+        AUDIO,
+        variant="2.3.5",
+        message_id="3A7F2C9D41B8E05A6C13",
+        chat_jid="120363041234567890@g.us",
+        participant="5531977776666@s.whatsapp.net",
+    ),
+    "2.3.6": voice_note_envelope(
+        AUDIO,
+        variant="2.3.6",
+        message_id="3A7F2C9D41B8E05A6C14",
+        participant="204711332195863@lid",
+        participant_alt="5531977776666@s.whatsapp.net",
+        wrapper="ephemeralMessage",
+    ),
 }
 DELETE = object()
-BOUNDED = settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+BOUNDED = settings(
+    max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 
 
 def paths(value: Any, prefix: tuple = ()) -> Iterator[tuple]:
@@ -54,10 +67,19 @@ def nested(depth: int, opener: str) -> str:
     return "[" * depth + "]" * depth if opener == "[" else '{"a":' * depth + "0" + "}" * depth
 
 
-scalars = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=20) | st.sampled_from(
-    ["", "..", "/", "a/../b", "5511987654321@s.whatsapp.net", "data:", "data:audio/ogg;base64,T2dnUw==", "\x00", "\ud800x", "é" * 200]
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats()
+    | st.text(max_size=20)
+    | st.sampled_from(
+        ["", "..", "/", "a/../b", "5511987654321@s.whatsapp.net", "data:", "data:audio/ogg;base64,T2dnUw==", "\x00", "\ud800x", "é" * 200]
+    )
 )
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=8)
+json_values = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=8
+)
 longs = st.fixed_dictionaries({"low": json_values, "high": json_values}, optional={"unsigned": json_values})
 byte_objects = st.lists(st.integers(-300, 300) | st.none() | st.text(max_size=2), min_size=1, max_size=6).map(
     lambda items: {str(index): item for index, item in enumerate(items)}
@@ -120,8 +142,12 @@ def segment(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode("utf-8", "surrogatepass")).rstrip(b"=").decode()
 
 
-@given(head=replacements.filter(lambda raw: raw is not DELETE), claims=replacements.filter(lambda raw: raw is not DELETE),
-       signed=st.booleans(), junk=st.text(max_size=30))
+@given(
+    head=replacements.filter(lambda raw: raw is not DELETE),
+    claims=replacements.filter(lambda raw: raw is not DELETE),
+    signed=st.booleans(),
+    junk=st.text(max_size=30),
+)
 @BOUNDED
 def test_any_bearer_token_is_a_yes_or_no_never_an_exception(head, claims, signed, junk):
     # Signed with the token, hostile JSON gets as far as json.loads; unsigned, it must not get there at all.
@@ -155,8 +181,9 @@ def test_the_receiver_answers_mutated_payloads_of_every_generation_without_a_5xx
     @given(body=mutated_bodies())
     @BOUNDED
     def post_one(body: bytes) -> None:
-        response = httpx.post(f"{receiver}/webhooks/evolution", content=body,
-                              headers={"content-type": "application/json", "X-Vigia-Token": TOKEN}, timeout=10)
+        response = httpx.post(
+            f"{receiver}/webhooks/evolution", content=body, headers={"content-type": "application/json", "X-Vigia-Token": TOKEN}, timeout=10
+        )
         statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
         assert response.status_code in (200, 202, 400), (response.status_code, response.text[:300])
         assert response.json()["status"] in ("accepted", "duplicate", "ignored", "rejected")

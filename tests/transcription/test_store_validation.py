@@ -11,9 +11,17 @@ from store.database import open_session
 from store.voice_notes import InvalidVoiceNote, NewVoiceNote, count_by_status, insert_voice_note
 
 NOTE = NewVoiceNote(
-    instance="ops-bot", message_id="3A7F2C9D41B8E05A6C13", chat_jid="5511987654321@s.whatsapp.net", sender_jid=None,
-    sent_at=datetime(2025, 10, 23, 14, 35, 13, tzinfo=timezone.utc), received_at=datetime.now(timezone.utc), quoted="{}",
-    mimetype="audio/ogg; codecs=opus", audio_path=None, audio_bytes=None, audio_seconds=6.0,
+    instance="ops-bot",
+    message_id="3A7F2C9D41B8E05A6C13",
+    chat_jid="5511987654321@s.whatsapp.net",
+    sender_jid=None,
+    sent_at=datetime(2025, 10, 23, 14, 35, 13, tzinfo=timezone.utc),
+    received_at=datetime.now(timezone.utc),
+    quoted="{}",
+    mimetype="audio/ogg; codecs=opus",
+    audio_path=None,
+    audio_bytes=None,
+    audio_seconds=6.0,
 )
 
 

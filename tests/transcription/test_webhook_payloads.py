@@ -22,7 +22,12 @@ def test_a_voice_note_parses_the_same_from_both_serialisations(variant):
     envelope = voice_note_envelope(AUDIO, message_id="3A7F2C9D41B8E05A6C13", seconds=6, variant=variant, timestamp=1761230113)
     note = parse(envelope)
     assert isinstance(note, IncomingVoiceNote)
-    assert (note.instance, note.message_id, note.chat_jid, note.sender_jid) == ("ops-bot", "3A7F2C9D41B8E05A6C13", "5511987654321@s.whatsapp.net", None)
+    assert (note.instance, note.message_id, note.chat_jid, note.sender_jid) == (
+        "ops-bot",
+        "3A7F2C9D41B8E05A6C13",
+        "5511987654321@s.whatsapp.net",
+        None,
+    )
     assert (note.audio, note.audio_problem, note.seconds, note.mimetype) == (AUDIO, None, 6.0, "audio/ogg; codecs=opus")
     assert note.sent_at.isoformat() == "2025-10-23T14:35:13+00:00"  # messageTimestamp, not date_time's local time with a false Z
     quoted_audio = note.quoted["message"]["audioMessage"]
@@ -45,8 +50,9 @@ def test_a_long_timestamp_and_digit_strings_are_integers():
 
 
 def test_a_group_note_in_lid_addressing_replies_to_the_group_and_names_the_author_by_phone():
-    envelope = voice_note_envelope(AUDIO, chat_jid="120363041234567890@g.us", participant="204711332195863@lid",
-                                   participant_alt="5531977776666@s.whatsapp.net")
+    envelope = voice_note_envelope(
+        AUDIO, chat_jid="120363041234567890@g.us", participant="204711332195863@lid", participant_alt="5531977776666@s.whatsapp.net"
+    )
     note = parse(envelope)
     assert (note.chat_jid, note.sender_jid) == ("120363041234567890@g.us", "5531977776666@s.whatsapp.net")
     assert note.quoted["key"]["participant"] == "204711332195863@lid"
@@ -92,7 +98,10 @@ def test_without_inline_base64_the_note_is_kept_to_fetch_its_audio_later():
         (b"{not json", "body is not JSON"),
         (b"[1, 2]", "body is not a JSON object"),
         (json.dumps({"event": "messages.upsert", "data": {}}).encode(), "instance: field required"),
-        (json.dumps({"event": "messages.upsert", "instance": "ops-bot", "data": {"key": {"remoteJid": "x"}}}).encode(), "data.key.id: field required"),
+        (
+            json.dumps({"event": "messages.upsert", "instance": "ops-bot", "data": {"key": {"remoteJid": "x"}}}).encode(),
+            "data.key.id: field required",
+        ),
         (json.dumps({"event": "messages.upsert", "instance": "ops-bot", "data": [1]}).encode(), "data: must be an object"),
     ],
 )
