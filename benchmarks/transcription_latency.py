@@ -1,40 +1,40 @@
-"""Benchmark webhook → reply latency of voice-note transcription on a real Prefect server.
+"""Benchmark webhook → reply latency of voice-note transcription through the queue, on a real Prefect server.
 
-The receiver runs as `vigia up` runs it (uvicorn, `create_app_from_environment`, its own process,
-executing each `transcribe-voice-note/on-webhook` run in-process). The fake Evolution (sendText)
-and the fake Groq (answering every transcription after a fixed 1.0 s) run here on 127.0.0.1. A
-webhook sender posts 60 voice notes (real espeak-ng speech, OGG/Opus, inline base64) at one per
-second, then a burst of 20 at once. The clock runs from the webhook POST to the moment the fake
-Evolution accepts the quoted reply.
+The receiver runs as `vigia up` runs it (uvicorn, `create_app_from_environment`, its own process; it
+only stores), and one or two transcribers run as `python -m deployments.transcriber`, each its own
+process. The fake Evolution (sendText) and the fake Groq (answering every transcription after a fixed
+1.0 s) run here on 127.0.0.1. For one transcriber and then two, a webhook sender posts voice notes
+(real espeak-ng speech, OGG/Opus, inline base64) at one per second, then a burst of 20 at once, then
+a burst of 100. The clock runs from the webhook POST to the moment the fake Evolution accepts the reply.
 
-    uv run python benchmarks/transcription_latency.py [--prefect-sqlite]
+    uv run python benchmarks/transcription_latency.py [--prefect-postgres]
 
-The last line is `transcription: p95 X.XX s webhook→reply (Groq floor 1.00 s, overhead p95 Y.YY s), burst p95 Z.ZZ s, lost N, double N`.
-Goals: overhead p95 ≤ 2 s at one per second; the burst all replied with p95 ≤ 8 s; 0 lost; 0 double.
-The Prefect server runs as in production (DESIGN §3), on a PostgreSQL database of its own;
-`--prefect-sqlite` runs it on SQLite instead, as `vigia up` embeds it, to compare.
-Knobs for diagnosis: BENCH_STEADY_NOTES, BENCH_BURST_NOTES, BENCH_KEEP=1 (keep the store and
-receiver log), BENCH_DEBUG=1 (per-run Prefect timings and the CPU each process used).
+Default: the embedded set-up `make up` runs (Prefect on SQLite under VIGIA_HOME, the store on SQLite,
+transcribers polling). `--prefect-postgres`: production (Prefect and the store on PostgreSQL,
+transcribers woken by NOTIFY). The last line is
+`transcription: p95 X s webhook→reply (Groq floor 1.00 s, overhead p95 Y s), burst20 p95 A s, burst100 p95 B s, receiver p95 C ms, lost 0, double 0`,
+over both transcriber counts. Goals on the default: overhead p95 ≤ 1 s, burst20 p95 ≤ 4 s,
+burst100 p95 ≤ 12 s, receiver p95 ≤ 50 ms, 0 lost, 0 double.
+Knobs: BENCH_STEADY_NOTES (default 30), BENCH_TRANSCRIBERS (default "1,2"), BENCH_GROQ_CONCURRENCY
+(default 16: the fake Groq's room, shared by the transcribers), BENCH_KEEP=1 (keep the store and logs).
 """
 
+import json  # noqa: E402
 import os
 import shutil
+import statistics  # noqa: E402
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
-
-from hermetic import PREFECT_HOME  # noqa: E402,I001 — first: sets up the environment before Prefect loads
-
-import json  # noqa: E402
-import statistics  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 from contextlib import ExitStack  # noqa: E402
+from pathlib import Path
 
 import httpx  # noqa: E402
 import psycopg  # noqa: E402
+from hermetic import PREFECT_HOME  # noqa: E402,I001 — first: sets up the environment before Prefect loads
 from starlette.types import ASGIApp, Message, Receive, Scope, Send  # noqa: E402
 
 from tests.fakes.evolution import FakeEvolution  # noqa: E402
@@ -42,23 +42,20 @@ from tests.fakes.evolution_webhook import voice_note_envelope  # noqa: E402
 from tests.fakes.groq import FakeGroq  # noqa: E402
 from tests.fakes.server import free_port, serve_app  # noqa: E402
 
-STEADY_NOTES = int(os.environ.get("BENCH_STEADY_NOTES", 60))
-BURST_NOTES = int(os.environ.get("BENCH_BURST_NOTES", 20))
+STEADY_NOTES = int(os.environ.get("BENCH_STEADY_NOTES", 30))
+BURSTS = (20, 100)
+TRANSCRIBERS = tuple(int(n) for n in os.environ.get("BENCH_TRANSCRIBERS", "1,2").split(","))
+GROQ_CONCURRENCY = int(os.environ.get("BENCH_GROQ_CONCURRENCY", 16))
 GROQ_FLOOR_SECONDS = 1.0
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 PREFECT_DATABASE = "vigia_bench_prefect"
+STORE_DATABASE = "vigia_bench_store"
 REPLY_TIMEOUT_SECONDS = 60.0
 TOKEN = "benchmark-webhook-token-0123456789"
 EVOLUTION_KEY = "evo-bench-key"
 GROQ_KEY = "gsk_bench_key"
 INSTANCE = "ops-bot"
-RECEIVER_PIDS: list[int] = []
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+ROOMY = {"groq_max_concurrency": GROQ_CONCURRENCY, "groq_requests_per_minute": 100_000, "groq_audio_seconds_per_hour": 100_000_000}
 
 
 class StampedEvolution:
@@ -94,8 +91,11 @@ def make_speech(folder: Path) -> bytes:
     """Three seconds of espeak-ng speech, encoded as WhatsApp sends voice notes (OGG/Opus 16 kbit/s)."""
     wav, ogg = folder / "speech.wav", folder / "speech.ogg"
     subprocess.run(["espeak-ng", "-v", "pt", "-w", str(wav), "a entrega está confirmada para amanhã às dez horas"], check=True, timeout=60)
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(wav), "-ac", "1", "-ar", "16000", "-c:a", "libopus", "-b:a", "16k", str(ogg)],
-                   check=True, timeout=60)
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(wav), "-ac", "1", "-ar", "16000", "-c:a", "libopus", "-b:a", "16k", str(ogg)],
+        check=True,
+        timeout=60,
+    )
     return ogg.read_bytes()
 
 
@@ -110,7 +110,7 @@ def save_blocks(home: Path, store_url: str, evolution_url: str, groq_url: str) -
     VigiaSettings(home=str(home), database_url=store_url).save("default", overwrite=True)
     EvolutionApi(url=evolution_url, api_key=EVOLUTION_KEY, instance=INSTANCE).save("default", overwrite=True)
     GroqApi(api_key=GROQ_KEY, base_url=groq_url, timeout_seconds=10).save("default", overwrite=True)
-    TranscriptionSettings().save("default", overwrite=True)
+    TranscriptionSettings(**ROOMY).save("default", overwrite=True)
     AlertRoutes().save("default", overwrite=True)
     transcribe_voice_note.to_deployment(name="on-webhook", tags=["vigia"]).apply()
 
@@ -123,7 +123,7 @@ def stop_process(process: subprocess.Popen) -> None:
         process.kill()
 
 
-def start_prefect_server(stack: ExitStack, database: str) -> str:
+def start_prefect_server(stack: ExitStack, database: str, home: Path) -> str:
     """Start `prefect server start` as `vigia up` does, on SQLite or on a PostgreSQL database of its own; return its API URL."""
     port = free_port()
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false"}
@@ -133,10 +133,13 @@ def start_prefect_server(stack: ExitStack, database: str) -> str:
             admin.execute(f"CREATE DATABASE {PREFECT_DATABASE}")
         env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{PREFECT_DATABASE}"
     else:
-        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = f"sqlite+aiosqlite:///{PREFECT_HOME}/prefect.db"
+        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = f"sqlite+aiosqlite:///{home}/prefect.db"
     process = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
     )
 
     def stop() -> None:
@@ -160,18 +163,31 @@ def start_prefect_server(stack: ExitStack, database: str) -> str:
 
 def start_receiver(stack: ExitStack, home: Path, store_url: str, api_url: str) -> str:
     port = free_port()
-    env = {**os.environ, "PREFECT_API_URL": api_url, "VIGIA_HOME": str(home), "VIGIA_DATABASE_URL": store_url,
-           "VIGIA_WEBHOOK_TOKEN": TOKEN, "PREFECT_LOGGING_EXTRA_LOGGERS": "clients,store,deployments"}
+    env = child_env(home, store_url, api_url)
     log = open(home / "receiver.log", "wb")
     stack.callback(log.close)
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "deployments.webhook:create_app_from_environment", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "deployments.webhook:create_app_from_environment",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=home,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
     )
 
     stack.callback(stop_process, process)
-    RECEIVER_PIDS.append(process.pid)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -210,81 +226,147 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20)[18] if len(values) >= 2 else (values[0] if values else float("nan"))
 
 
-def debug_runs() -> None:
-    import asyncio
+def child_env(home: Path, store_url: str, api_url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PREFECT_API_URL": api_url,
+        "VIGIA_HOME": str(home),
+        "VIGIA_DATABASE_URL": store_url,
+        "VIGIA_WEBHOOK_TOKEN": TOKEN,
+        "PREFECT_LOGGING_EXTRA_LOGGERS": "clients,store,deployments,tasks",
+        "VIGIA_GROQ_MAX_CONCURRENCY": str(GROQ_CONCURRENCY),
+        "VIGIA_GROQ_RPM": "100000",
+        "VIGIA_GROQ_AUDIO_SECONDS_PER_HOUR": "100000000",
+    }
 
-    from prefect.client.orchestration import get_client
 
-    async def read():
-        async with get_client() as client:
-            runs = await client.read_flow_runs(limit=200)
-        for run in sorted(runs, key=lambda r: r.created)[-22:]:
-            print(run.created.strftime("%S.%f")[:6], "start", (run.start_time - run.created).total_seconds() if run.start_time else None,
-                  "run", run.total_run_time.total_seconds(), "end", (run.end_time - run.created).total_seconds() if run.end_time else None)
+def start_transcriber(stack: ExitStack, home: Path, store_url: str, api_url: str, number: int) -> subprocess.Popen:
+    log = open(home / f"transcriber-{number}.log", "ab")
+    stack.callback(log.close)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "deployments.transcriber"],
+        cwd=home,
+        env=child_env(home, store_url, api_url),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    stack.callback(stop_process, process)
+    return process
 
-    asyncio.run(read())
+
+def post_all(url: str, speech: bytes, count: int, every_seconds: float, acks: list) -> dict[str, float]:
+    """Post `count` notes, one per `every_seconds` (0: all at once), and wait for their replies; return their send times."""
+    sent: dict[str, float] = {}
+    with ThreadPoolExecutor(max_workers=min(count, 32)) as pool:
+        for _ in range(count):
+            due = time.monotonic() + every_seconds
+            pool.submit(post_note, url, speech, sent, acks)
+            if every_seconds:
+                time.sleep(max(due - time.monotonic(), 0))
+    return sent
+
+
+def run_phases(receiver: str, stamped: StampedEvolution, speech: bytes, acks: list) -> dict[str, dict[str, float]]:
+    """Steady one per second, then each burst; each phase waits for its replies before the next."""
+    phases = {}
+    for name, count, every in (("steady", STEADY_NOTES, 1.0), *((f"burst{size}", size, 0.0) for size in BURSTS)):
+        phases[name] = post_all(receiver, speech, count, every, acks)
+        wait_for_replies(stamped, phases[name])
+    return phases
+
+
+def store_url_for(database: str, home: Path) -> str:
+    if database == "sqlite":
+        return f"sqlite:///{home / 'vigia.db'}"
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {STORE_DATABASE} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {STORE_DATABASE}")
+    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{STORE_DATABASE}"
+
+
+def summarise(label: str, stamped: StampedEvolution, phases: dict[str, dict[str, float]]) -> dict[str, list[float]]:
+    found = {name: latencies(stamped, sent) for name, sent in phases.items()}
+    print(
+        f"{label}: "
+        + "; ".join(
+            f"{name} p95 {p95(values):.2f} s (median {statistics.median(values):.2f}, max {max(values):.2f}, "
+            f"{len(values)}/{len(phases[name])} replied)"
+            for name, values in found.items()
+            if values
+        )
+    )
+    return found
 
 
 def main() -> None:
+    for tool in ("espeak-ng", "ffmpeg"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is not installed: apt-get install -y espeak-ng ffmpeg")
+    database = "postgres" if "--prefect-postgres" in sys.argv else "sqlite"
+    print(
+        f"Prefect and store on {database}; fake Groq {GROQ_FLOOR_SECONDS:.2f} s per note, Groq limits: {GROQ_CONCURRENCY} at once, "
+        "100000 per minute (the fake's room, set through VIGIA_GROQ_*)"
+    )
+    every_phase: dict[str, list[float]] = {}
+    acks: list[float] = []
+    lost = double = 0
+    for transcribers in TRANSCRIBERS:
+        found, run_lost, run_double = measure(database, transcribers, acks)
+        for name, values in found.items():
+            every_phase.setdefault(name, []).extend(values)
+        lost, double = lost + run_lost, double + run_double
+    steady_p95 = p95(every_phase["steady"])
+    print(
+        f"transcription: p95 {steady_p95:.2f} s webhook→reply (Groq floor {GROQ_FLOOR_SECONDS:.2f} s, overhead p95 "
+        f"{steady_p95 - GROQ_FLOOR_SECONDS:.2f} s), burst20 p95 {p95(every_phase['burst20']):.2f} s, "
+        f"burst100 p95 {p95(every_phase['burst100']):.2f} s, receiver p95 {p95(acks) * 1000:.0f} ms, lost {lost}, double {double}"
+    )
+
+
+def measure(database: str, transcribers: int, acks: list) -> tuple[dict[str, list[float]], int, int]:
+    """One whole set-up (Prefect, store, receiver, N transcribers, fakes) through every phase."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from store.database import migrate
 
-    for tool in ("espeak-ng", "ffmpeg"):
-        if shutil.which(tool) is None:
-            raise SystemExit(f"{tool} is not installed: apt-get install -y espeak-ng ffmpeg")
     home = Path(tempfile.mkdtemp(prefix="vigia-bench-transcription-"))
-    store_url = f"sqlite:///{home / 'vigia.db'}"
+    store_url = store_url_for(database, home)
     migrate(store_url)
     speech = make_speech(home)
-    fake_evolution = FakeEvolution(api_key=EVOLUTION_KEY, instances={INSTANCE: "open"})
-    stamped = StampedEvolution(fake_evolution)
+    stamped = StampedEvolution(FakeEvolution(api_key=EVOLUTION_KEY, instances={INSTANCE: "open"}))
     fake_groq = FakeGroq(api_key=GROQ_KEY, delay_seconds=GROQ_FLOOR_SECONDS, requests_per_day=100_000)
     with ExitStack() as stack:
         if os.environ.get("BENCH_KEEP"):
-            print(f"keeping {home} (store, receiver.log)")
+            print(f"keeping {home} (store, logs)")
         else:
             stack.callback(shutil.rmtree, home, True)
-        stack.callback(shutil.rmtree, PREFECT_HOME, True)
-        database = "sqlite" if "--prefect-sqlite" in sys.argv else "postgres"
-        stack.enter_context(temporary_settings(updates={PREFECT_API_URL: start_prefect_server(stack, database)}))
-        print(f"Prefect server on {database}")
+        stack.enter_context(temporary_settings(updates={PREFECT_API_URL: start_prefect_server(stack, database, home)}))
         evolution_url = stack.enter_context(serve_app(stamped))
         groq_url = stack.enter_context(serve_app(fake_groq.app))
         save_blocks(home, store_url, evolution_url, groq_url)
         receiver = start_receiver(stack, home, store_url, PREFECT_API_URL.value())
-        warm_up: dict[str, float] = {}
-        post_note(receiver, speech, warm_up, [])  # the first run pays for imports and Block registration
+        for number in range(transcribers):
+            start_transcriber(stack, home, store_url, PREFECT_API_URL.value(), number + 1)
+        warm_up = post_all(receiver, speech, 1, 0.0, [])  # the first run pays for imports and Block registration
         wait_for_replies(stamped, warm_up)
-        steady: dict[str, float] = {}
-        acks: list[float] = []
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            for _ in range(STEADY_NOTES):
-                due = time.monotonic() + 1.0
-                pool.submit(post_note, receiver, speech, steady, acks)
-                time.sleep(max(due - time.monotonic(), 0))
-        wait_for_replies(stamped, steady)
-        burst: dict[str, float] = {}
-        with ThreadPoolExecutor(max_workers=BURST_NOTES) as pool:
-            for _ in range(BURST_NOTES):
-                pool.submit(post_note, receiver, speech, burst, acks)
-        wait_for_replies(stamped, burst)
-        if os.environ.get("BENCH_DEBUG"):
-            debug_runs()
-            children = [int(p) for p in Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()]
-            print(f"receiver CPU {cpu_seconds(RECEIVER_PIDS[0]):.1f} s, this process {time.process_time():.1f} s, "
-                  f"children {[(pid, round(cpu_seconds(pid), 1)) for pid in children]}")
-        steady_latency, burst_latency = latencies(stamped, steady), latencies(stamped, burst)
-        every = {**steady, **burst}
+        phase_acks: list[float] = []
+        phases = run_phases(receiver, stamped, speech, phase_acks)
+        acks.extend(phase_acks)
+        found = summarise(
+            f"Prefect and store on {database}, {transcribers} transcriber(s), receiver p95 {p95(phase_acks) * 1000:.0f} ms", stamped, phases
+        )
+        every = {message_id: at for sent in phases.values() for message_id, at in sent.items()}
         lost = sum(1 for message_id in every if message_id not in stamped.replies)
         double = sum(1 for message_id in every if len(stamped.replies.get(message_id, [])) > 1)
-    print(f"steady: median {statistics.median(steady_latency):.2f} s, max {max(steady_latency):.2f} s; "
-          f"burst: median {statistics.median(burst_latency):.2f} s, max {max(burst_latency):.2f} s; "
-          f"receiver answers: p95 {p95(acks) * 1000:.0f} ms, max {max(acks) * 1000:.0f} ms")
-    steady_p95 = p95(steady_latency)
-    print(f"transcription: p95 {steady_p95:.2f} s webhook→reply (Groq floor {GROQ_FLOOR_SECONDS:.2f} s, overhead p95 "
-          f"{steady_p95 - GROQ_FLOOR_SECONDS:.2f} s), burst p95 {p95(burst_latency):.2f} s, lost {lost}, double {double}")
+    if database == "postgres":
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {STORE_DATABASE} WITH (FORCE)")
+    return found, lost, double
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        shutil.rmtree(PREFECT_HOME, True)

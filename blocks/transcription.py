@@ -41,11 +41,31 @@ transcription = TranscriptionSettings.load("BLOCK_NAME")
     sla_seconds: float = Field(default=15, description="Webhook-to-reply budget; retries stop so the reply still fits.", gt=2, le=300)
     min_seconds: float = Field(default=1.0, description="Voice notes shorter than this are skipped, not sent to Whisper.", ge=0)
     no_speech_threshold: float = Field(
-        default=0.6, description="Whisper segments with a no_speech_prob above this are dropped (Whisper invents text on silence).",
-        gt=0, le=1,
+        default=0.6,
+        description="Whisper segments with a no_speech_prob above this are dropped (Whisper invents text on silence).",
+        gt=0,
+        le=1,
     )
     max_upload_bytes: int = Field(
         default=25 * 1024 * 1024, description="Groq's upload limit; longer audio is split with ffmpeg and the texts joined.", gt=0
+    )
+    groq_max_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=1000,
+        description="VIGIA_GROQ_MAX_CONCURRENCY: Whisper requests at once per process (the shared bound is the groq-concurrency limit).",
+    )
+    groq_requests_per_minute: int = Field(
+        default=20,
+        ge=1,
+        le=100000,
+        description="VIGIA_GROQ_RPM: Whisper requests per minute per process when Prefect's groq-requests-per-minute limit is away.",
+    )
+    groq_audio_seconds_per_hour: int = Field(
+        default=7200,
+        ge=10,
+        le=100_000_000,
+        description="VIGIA_GROQ_AUDIO_SECONDS_PER_HOUR: audio seconds per hour per process when Prefect's shared limit is away.",
     )
 
     @field_validator("reply_template")

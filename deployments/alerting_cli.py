@@ -5,16 +5,14 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from deployments.settings import Settings
-from store.alerts import list_deliveries
-from store.database import open_session
-from store.incidents import acknowledge_incident
-from store.silences import active_silences, add_silence, remove_silence
-from store.states import down_kinds, read_states
+from deployments.cli_support import fail, read_settings
+
+if TYPE_CHECKING:
+    from deployments.settings import Settings
 
 silence_app = typer.Typer(no_args_is_help=True, help="Hold a target's notifications for a maintenance window.")
 alert_app = typer.Typer(no_args_is_help=True, help="Check the alert routing.")
@@ -41,6 +39,9 @@ def acknowledge(settings: Settings, incident: int, reason: str) -> str:
     Raises:
         LookupError, ValueError: for an unknown, resolved or acknowledged incident.
     """
+    from store.database import open_session
+    from store.incidents import acknowledge_incident
+
     with open_session(settings.database_url) as session:
         acknowledged = acknowledge_incident(session, incident, reason, datetime.now(timezone.utc))
     return f"incident {acknowledged.id} ({acknowledged.target}) acknowledged: no more reminders or escalation"
@@ -52,6 +53,10 @@ def silence_target(settings: Settings, target: str, length: timedelta, reason: s
     Raises:
         LookupError: for a target the health check has never probed.
     """
+    from store.database import open_session
+    from store.silences import add_silence
+    from store.states import read_states
+
     now = datetime.now(timezone.utc)
     with open_session(settings.database_url) as session:
         known = sorted(state.target for state in read_states(session))
@@ -71,6 +76,9 @@ def send_test_alert(settings: Settings, severity: str) -> list[tuple[str, str, s
     # Prefect and Apprise load only here: `ack` and `silence` must answer fast at 3 a.m.
     from blocks.alert_routes import AlertRoutes
     from clients.notify import NotifyConfigError, Router, read_config
+    from store.alerts import list_deliveries
+    from store.database import open_session
+    from store.states import down_kinds
     from tasks.alerts import AlertContext, AlertSpec, deliver_alert
     from tasks.messages import Links
 
@@ -82,11 +90,19 @@ def send_test_alert(settings: Settings, severity: str) -> list[tuple[str, str, s
     with open_session(settings.database_url) as session:
         down = down_kinds(session)
     context = AlertContext(
-        settings.database_url, router, AlertRoutes(source=str(path)), Links(None, None), None, down,
+        settings.database_url,
+        router,
+        AlertRoutes(source=str(path)),
+        Links(None, None),
+        None,
+        down,
     )
     now = datetime.now(timezone.utc)
     spec = AlertSpec(
-        key=f"test:{now.isoformat()}", kind="test", severity=severity, title=f"[{severity.upper()}] Vigia test alert",
+        key=f"test:{now.isoformat()}",
+        kind="test",
+        severity=severity,
+        title=f"[{severity.upper()}] Vigia test alert",
         body=f"A test of the {severity!r} route, sent by `vigia alert test` at {now:%Y-%m-%d %H:%M:%S} UTC.",
     )
     alert = asyncio.run(deliver_alert(context, spec, now))
@@ -94,75 +110,78 @@ def send_test_alert(settings: Settings, severity: str) -> list[tuple[str, str, s
         return [(d.channel, d.status, d.reason or "") for d in list_deliveries(session, alert.id)]
 
 
-def register(app: typer.Typer, read_settings, fail) -> None:
-    """Add the alerting commands to the `vigia` app."""
+def ack(
+    incident: Annotated[int, typer.Argument(help="The incident id, as the alerts print it.")],
+    reason: Annotated[str, typer.Option(help="Why, for the record: who is on it.")],
+) -> None:
+    """Acknowledge an incident: its reminders and escalation stop."""
+    try:
+        typer.echo(acknowledge(read_settings(), incident, reason))
+    except (LookupError, ValueError) as error:  # a StoreError goes on to main(), which words it for every command
+        raise fail(str(error).strip("'\"")) from None
 
-    @app.command()
-    def ack(
-        incident: Annotated[int, typer.Argument(help="The incident id, as the alerts print it.")],
-        reason: Annotated[str, typer.Option(help="Why, for the record: who is on it.")],
-    ) -> None:
-        """Acknowledge an incident: its reminders and escalation stop."""
-        try:
-            typer.echo(acknowledge(read_settings(), incident, reason))
-        except (LookupError, ValueError) as error:  # a StoreError goes on to main(), which words it for every command
-            raise fail(str(error).strip("'\"")) from None
 
-    @silence_app.command("add")
-    def silence_add(
-        target: Annotated[str, typer.Argument(help="The target to silence.")],
-        length: Annotated[str, typer.Option("--for", help="How long: 30m, 2h, 1d.")],
-        reason: Annotated[str, typer.Option(help="Why: the maintenance being done.")],
-    ) -> None:
-        """Hold a target's notifications for a while; the time counts as MAINTENANCE."""
-        try:
-            typer.echo(silence_target(read_settings(), target, parse_duration(length), reason))
-        except typer.BadParameter as error:
-            raise fail(f"--for: {error}", 2) from None
-        except (LookupError, ValueError) as error:  # a StoreError goes on to main(), which words it for every command
-            raise fail(str(error).strip("'\"")) from None
+@silence_app.command("add")
+def silence_add(
+    target: Annotated[str, typer.Argument(help="The target to silence.")],
+    length: Annotated[str, typer.Option("--for", help="How long: 30m, 2h, 1d.")],
+    reason: Annotated[str, typer.Option(help="Why: the maintenance being done.")],
+) -> None:
+    """Hold a target's notifications for a while; the time counts as MAINTENANCE."""
+    try:
+        typer.echo(silence_target(read_settings(), target, parse_duration(length), reason))
+    except typer.BadParameter as error:
+        raise fail(f"--for: {error}", 2) from None
+    except (LookupError, ValueError) as error:  # a StoreError goes on to main(), which words it for every command
+        raise fail(str(error).strip("'\"")) from None
 
-    @silence_app.command("list")
-    def silence_list() -> None:
-        """List the silences in force."""
-        settings = read_settings()
-        with open_session(settings.database_url) as session:
-            silences = active_silences(session, datetime.now(timezone.utc))
-        for silence in silences:
-            typer.echo(f"{silence.id:>4}  {silence.target:<24} until {silence.ends_at:%Y-%m-%d %H:%M} UTC  {silence.reason}")
-        if not silences:
-            typer.echo("no silence in force")
 
-    @silence_app.command("remove")
-    def silence_remove(silence: Annotated[int, typer.Argument(help="The silence id, from `vigia silence list`.")]) -> None:
-        """End a silence now."""
-        settings = read_settings()
-        with open_session(settings.database_url) as session:
-            removed = remove_silence(session, silence, datetime.now(timezone.utc))
-        if not removed:
-            raise fail(f"no silence {silence} in force; see `vigia silence list`")
-        typer.echo(f"silence {silence} removed")
+@silence_app.command("list")
+def silence_list() -> None:
+    """List the silences in force."""
+    from store.database import open_session
+    from store.silences import active_silences
 
-    @alert_app.command("test")
-    def alert_test(
-        severity: Annotated[str, typer.Option(help=f"The route to test: {', '.join(SEVERITIES)}.")] = "critical",
-    ) -> None:
-        """Send a test alert through the routing; one line per channel; exit 1 when none succeeded."""
-        from clients.notify import NotifyConfigError
+    settings = read_settings()
+    with open_session(settings.database_url) as session:
+        silences = active_silences(session, datetime.now(timezone.utc))
+    for silence in silences:
+        typer.echo(f"{silence.id:>4}  {silence.target:<24} until {silence.ends_at:%Y-%m-%d %H:%M} UTC  {silence.reason}")
+    if not silences:
+        typer.echo("no silence in force")
 
-        if severity not in SEVERITIES:
-            raise fail(f"--severity: {severity!r} is not one of {', '.join(SEVERITIES)}", 2)
-        try:
-            results = send_test_alert(read_settings(), severity)
-        except NotifyConfigError as error:
-            raise fail(str(error)) from None
-        # A StoreError goes on to main(), which words it for every command (an un-migrated store gets the setup hint).
-        for channel, status, reason in results:
-            typer.echo(f"{status:<8} {channel}{'  ' + reason if reason else ''}")
-        if not results:
-            raise fail(f"no channel has the tag {severity!r}")
-        if not any(status == "success" for _, status, _ in results):
-            raise fail("no channel succeeded")
 
-    app.add_typer(silence_app, name="silence")
-    app.add_typer(alert_app, name="alert")
+@silence_app.command("remove")
+def silence_remove(silence: Annotated[int, typer.Argument(help="The silence id, from `vigia silence list`.")]) -> None:
+    """End a silence now."""
+    from store.database import open_session
+    from store.silences import remove_silence
+
+    settings = read_settings()
+    with open_session(settings.database_url) as session:
+        removed = remove_silence(session, silence, datetime.now(timezone.utc))
+    if not removed:
+        raise fail(f"no silence {silence} in force; see `vigia silence list`")
+    typer.echo(f"silence {silence} removed")
+
+
+@alert_app.command("test")
+def alert_test(
+    severity: Annotated[str, typer.Option(help=f"The route to test: {', '.join(SEVERITIES)}.")] = "critical",
+) -> None:
+    """Send a test alert through the routing; one line per channel; exit 1 when none succeeded."""
+    from clients.notify import NotifyConfigError
+
+    if severity not in SEVERITIES:
+        raise fail(f"--severity: {severity!r} is not one of {', '.join(SEVERITIES)}", 2)
+    try:
+        results = send_test_alert(read_settings(), severity)
+    except NotifyConfigError as error:
+        raise fail(str(error)) from None
+    # A StoreError goes on to main(), which words it for every command (an un-migrated store gets the setup hint).
+    for channel, status, reason in results:
+        typer.echo(f"{status:<8} {channel}{'  ' + reason if reason else ''}")
+    if not results:
+        raise fail(f"no channel has the tag {severity!r}")
+    if not any(status == "success" for _, status, _ in results):
+        raise fail("no channel succeeded")

@@ -2,51 +2,49 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timezone
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from deployments.settings import Settings
+from deployments.cli_support import fail, read_settings, run_deployment
+
+if TYPE_CHECKING:
+    from deployments.settings import Settings
+
+DEPLOYMENT = "weekly-analytics/weekly"
 
 
-def register(app: typer.Typer, read_settings, fail, prefect_api) -> None:
-    """Add the analytics commands to the `vigia` app."""
+def report(
+    week: Annotated[str | None, typer.Option(help="ISO week such as 2026-W46; default: the previous full week.")] = None,
+    email: Annotated[bool, typer.Option("--email/--no-email", help="Also send it through the `report` alert tag.")] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show the run's Prefect log lines.")] = False,
+) -> None:
+    """Build the weekly report now, as a run of weekly-analytics/weekly on the platform, and print where it went."""
+    settings = read_settings()
+    from tasks.weekly_data import parse_week
 
-    @app.command()
-    def report(
-        week: Annotated[str | None, typer.Option(help="ISO week such as 2026-W46; default: the previous full week.")] = None,
-        email: Annotated[bool, typer.Option("--email/--no-email", help="Also send it through the `report` alert tag.")] = True,
-    ) -> None:
-        """Build the weekly report now (a `weekly-analytics` run in the Prefect UI) and print where it went."""
-        settings = read_settings()
-        from tasks.weekly_data import parse_week
-
-        try:
-            parse_week(week, settings.timezone)
-        except ValueError as error:
-            raise fail(str(error), 2) from None
-        with prefect_api(settings):
-            from flows.weekly_analytics import weekly_analytics
-
-            try:
-                path = asyncio.run(weekly_analytics(week=week, send_email=email))
-            except RuntimeError as error:
-                raise fail(str(error)) from None
-        typer.echo(f"weekly report: {path}")
-
-    @app.command("demo-data")
-    def demo_data(
-        days: Annotated[int, typer.Option(min=1, max=800, help="Days of history to generate, ending now.")] = 30,
-        seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same history.")] = 7,
-        notes_per_day: Annotated[int, typer.Option(min=0, help="Voice notes per day.")] = 280,
-    ) -> None:
-        """Fill an empty store with a synthetic history: targets, incidents, voice notes, backups, alerts."""
-        typer.echo(seed_demo_history(read_settings(), days, seed, notes_per_day, fail))
+    try:
+        chosen = parse_week(week, settings.timezone)
+    except ValueError as error:
+        raise fail(str(error), 2) from None
+    finished = run_deployment(settings, DEPLOYMENT, {"week": chosen.label, "send_email": email}, verbose)
+    if not finished.ok:
+        _, text = finished.error()
+        raise fail(text or f"{DEPLOYMENT}: run {finished.name} ended {finished.state_name}")
+    typer.echo(f"weekly report: {settings.home / 'reports' / f'{chosen.label}.html'}")
 
 
-def seed_demo_history(settings: Settings, days: int, seed: int, notes_per_day: int, fail) -> str:
+def demo_data(
+    days: Annotated[int, typer.Option(min=1, max=800, help="Days of history to generate, ending now.")] = 30,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same history.")] = 7,
+    notes_per_day: Annotated[int, typer.Option(min=0, help="Voice notes per day.")] = 280,
+) -> None:
+    """Fill an empty store with a synthetic history: targets, incidents, voice notes, backups, alerts."""
+    typer.echo(seed_demo_history(read_settings(), days, seed, notes_per_day))
+
+
+def seed_demo_history(settings: Settings, days: int, seed: int, notes_per_day: int) -> str:
     """Migrate the store and write the demo history; return the line to print."""
     from store.database import migrate, open_session
     from store.demo import seed_history

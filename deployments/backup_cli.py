@@ -3,171 +3,141 @@
 from __future__ import annotations
 
 import json
-import logging
-import re
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Annotated
-from urllib.parse import urlsplit
+from typing import Annotated
 
 import typer
 
-from deployments.settings import Settings
+from deployments.backup_plans import plan_from_settings
+from deployments.cli_support import fail, prefect_api_if_running, read_settings, run_deployment
 
-if TYPE_CHECKING:
-    from blocks.backup_plan import BackupPlan
+__all__ = ["backup_app", "plan_from_settings", "restore"]
 
 backup_app = typer.Typer(no_args_is_help=True, help="Daily backups: run one now, list them, check their checksums, prune.")
-PLAN_NAME = "default"
+DEPLOYMENT = "backup/daily"
 RTO_SECONDS = 30 * 60
 
 
-def plan_from_settings(settings: Settings) -> BackupPlan:
-    """Build the backup plan the settings describe: VIGIA_BACKUP_* sources plus the store itself."""
-    from blocks.backup_plan import BackupPlan, BackupSource  # Prefect loads only where needed: `vigia --help` stays fast
+@backup_app.command("run")
+def backup_run(
+    verify: Annotated[bool, typer.Option(help="Restore every dump into a scratch copy and compare.")] = True,
+    prune: Annotated[bool, typer.Option(help="Apply retention after the run.")] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show the run's Prefect log lines.")] = False,
+) -> None:
+    """Back up every source now, as a run of backup/daily on the platform; exit 1 when the run failed."""
+    settings = read_settings()
+    finished = run_deployment(settings, DEPLOYMENT, {"verify": verify, "prune": prune}, verbose)
+    if not finished.ok:
+        kind, text = finished.error()
+        if kind == "BlockMissing":
+            text = f"{text}; run `vigia setup` to create it"
+        raise fail(text or f"{DEPLOYMENT}: run {finished.name} ended {finished.state_name}")
+    run = _backup_of_flow_run(settings, finished.id)
+    if run is None:
+        raise fail(f"{DEPLOYMENT}: run {finished.name} completed but the store {settings.database_url} has no backup of it")
+    steps = (("dump", run.dump_seconds), ("upload", run.upload_seconds), ("verify", run.verify_seconds))
+    timings = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in steps if seconds is not None)
+    typer.echo(f"backup {run.id} {run.status}: {(run.size_bytes or 0) / 2**20:.1f} MiB ({timings})")
 
-    sources = [BackupSource(name=name, kind="postgres", url=url) for name, url in _named("postgres", settings.backup_postgres)]
-    sources += [BackupSource(name=name, kind="redis", url=url) for name, url in _named("redis", settings.backup_redis)]
-    if settings.backup_paths:
-        sources.append(BackupSource(name="files", kind="files", paths=[str(path) for path in settings.backup_paths]))
-    sources.append(BackupSource(name="store", kind="store", url=settings.database_url))
-    return BackupPlan(sources=sources, local_dir=str(settings.home / "backups"), remote=settings.backup_remote)
+
+@backup_app.command("list")
+def backup_list(
+    limit: Annotated[int, typer.Option(min=1, help="How many runs, newest first.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List backup runs, newest first, with sizes, durations and verification."""
+    from store.backups import list_runs
+    from store.database import open_session
+
+    settings = read_settings()
+    with open_session(settings.database_url) as session:
+        runs = list_runs(session, limit, with_items=True)
+    rows = [_run_row(run) for run in runs]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        raise fail("no backup has run yet; run `vigia backup run`")
+    typer.echo(f"{'run':<19} {'status':<9} {'size':>10} {'dump':>7} {'upload':>7} {'verify':>7}  sources")
+    for row in rows:
+        typer.echo(
+            f"{row['run_id']:<19} {row['status']:<9} {row['size_bytes'] / 2**20 if row['size_bytes'] else 0:>7.1f}MiB "
+            f"{_seconds(row['dump_seconds'])} {_seconds(row['upload_seconds'])} {_seconds(row['verify_seconds'])}  {', '.join(row['sources'])}"
+        )
 
 
-def save_backup_plan(settings: Settings) -> str:
-    """Write backup-plan/default from the settings; return the line `vigia setup` prints."""
+@backup_app.command("verify")
+def backup_verify(run_id: Annotated[str, typer.Argument(metavar="RUN", help="The run id, from `vigia backup list`.")]) -> None:
+    """Check a run's local and remote files against the SHA-256 recorded at backup time."""
+    from clients.errors import ClientError
+    from tasks.restores import RestoreRefused, check_backup
+
+    settings = read_settings()
+    try:
+        results = check_backup(plan_from_settings(settings), settings.database_url, run_id)
+    except (RestoreRefused, ClientError) as error:
+        raise fail(str(error)) from None
+    for where, ok, detail in results:
+        typer.echo(f"{'OK' if ok else 'FAILED':<7} {where}: {detail}")
+    if not all(ok for _, ok, _ in results):
+        raise fail(f"backup {run_id} does not match its checksums; restore from another run")
+
+
+@backup_app.command("prune")
+def backup_prune(dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be deleted.")] = False) -> None:
+    """Apply retention: local copies after 30 days; on the remote 7 daily, 4 weekly, 12 monthly."""
+    from clients.errors import ClientError
+    from tasks.backups import backup_lock
+    from tasks.retention import prune_backups
+
+    settings = read_settings()
     plan = plan_from_settings(settings)
-    plan.save(PLAN_NAME, overwrite=True)
-    names = ", ".join(source.name for source in plan.sources)
-    return f"backup-plan/{PLAN_NAME}: {names} → {plan.remote}, daily at 03:00 {settings.timezone}"
+    try:
+        with backup_lock(plan):  # never prune under a running backup
+            report = prune_backups.fn(plan, settings.database_url, dry_run)
+    except ClientError as error:
+        raise fail(str(error)) from None
+    verb = "would delete" if dry_run else "deleted"
+    typer.echo(f"local: {verb} {len(report.local_deleted)} ({', '.join(report.local_deleted) or 'none'})")
+    typer.echo(
+        f"remote: {verb} {len(report.remote_deleted)} ({', '.join(report.remote_deleted) or 'none'}); kept {len(report.remote_kept)}"
+    )
 
 
-def register(app: typer.Typer, read_settings, fail, prefect_api) -> None:
-    """Add `backup …` and `restore` to the `vigia` app."""
+def restore(
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="The run id, from `vigia backup list`.")],
+    source: Annotated[str, typer.Option(help="The source to restore (postgres-DB, redis, files, store).")],
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to", help="Target URL or folder, a source's name, or secret/NAME (a Secret block); the source itself when omitted."
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite a target that is not empty.")] = False,
+) -> None:
+    """Restore one backup item (fetched from the remote when needed, SHA-256 checked) and print how long it took; runs here, even while Prefect is down."""
+    from clients.errors import ClientError
+    from tasks.restores import RestoreRefused, restore_item
 
-    @backup_app.command("run")
-    def backup_run(
-        verify: Annotated[bool, typer.Option(help="Restore every dump into a scratch copy and compare.")] = True,
-        prune: Annotated[bool, typer.Option(help="Apply retention after the run.")] = True,
-    ) -> None:
-        """Back up every source now (the `backup` flow); exit 1 when the run failed."""
-        settings = read_settings()
-        with prefect_api(settings):
-            from clients.errors import ClientError
-            from flows.backup import backup
-            from tasks.backups import BackupFailed, BlockInvalid, BlockMissing
-
-            try:
-                with _console_quiet():
-                    result = backup(verify=verify, prune=prune)
-            except BlockMissing as error:
-                raise fail(f"{error}; run `vigia setup` to create it") from None
-            except (BackupFailed, BlockInvalid, ClientError) as error:
-                raise fail(str(error)) from None
-        timings = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in result.timings_seconds.items())
-        typer.echo(f"backup {result.run_id} {result.status}: {result.size_bytes / 2**20:.1f} MiB ({timings})")
-
-    @backup_app.command("list")
-    def backup_list(
-        limit: Annotated[int, typer.Option(min=1, help="How many runs, newest first.")] = 20,
-        as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-    ) -> None:
-        """List backup runs, newest first, with sizes, durations and verification."""
-        from store.backups import list_runs
-        from store.database import open_session
-
-        settings = read_settings()
-        with open_session(settings.database_url) as session:
-            runs = list_runs(session, limit, with_items=True)
-        rows = [_run_row(run) for run in runs]
-        if as_json:
-            typer.echo(json.dumps(rows, indent=2))
-            return
-        if not rows:
-            raise fail("no backup has run yet; run `vigia backup run`")
-        typer.echo(f"{'run':<19} {'status':<9} {'size':>10} {'dump':>7} {'upload':>7} {'verify':>7}  sources")
-        for row in rows:
-            typer.echo(
-                f"{row['run_id']:<19} {row['status']:<9} {row['size_bytes'] / 2**20 if row['size_bytes'] else 0:>7.1f}MiB "
-                f"{_seconds(row['dump_seconds'])} {_seconds(row['upload_seconds'])} {_seconds(row['verify_seconds'])}  {', '.join(row['sources'])}"
-            )
-
-    @backup_app.command("verify")
-    def backup_verify(run_id: Annotated[str, typer.Argument(metavar="RUN", help="The run id, from `vigia backup list`.")]) -> None:
-        """Check a run's local and remote files against the SHA-256 recorded at backup time."""
-        from clients.errors import ClientError
-        from tasks.restores import RestoreRefused, check_backup
-
-        settings = read_settings()
+    settings = read_settings()
+    with prefect_api_if_running(settings), _progress_bars() as progress:
         try:
-            results = check_backup(plan_from_settings(settings), settings.database_url, run_id)
+            outcome = restore_item.fn(plan_from_settings(settings), settings.database_url, run_id, source, to, force, None, progress)
         except (RestoreRefused, ClientError) as error:
             raise fail(str(error)) from None
-        for where, ok, detail in results:
-            typer.echo(f"{'OK' if ok else 'FAILED':<7} {where}: {detail}")
-        if not all(ok for _, ok, _ in results):
-            raise fail(f"backup {run_id} does not match its checksums; restore from another run")
-
-    @backup_app.command("prune")
-    def backup_prune(dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be deleted.")] = False) -> None:
-        """Apply retention: local copies after 30 days; on the remote 7 daily, 4 weekly, 12 monthly."""
-        from clients.errors import ClientError
-        from tasks.backups import backup_lock
-        from tasks.retention import prune_backups
-
-        settings = read_settings()
-        plan = plan_from_settings(settings)
-        try:
-            with backup_lock(plan):  # never prune under a running backup
-                report = prune_backups.fn(plan, settings.database_url, dry_run)
-        except ClientError as error:
-            raise fail(str(error)) from None
-        verb = "would delete" if dry_run else "deleted"
-        typer.echo(f"local: {verb} {len(report.local_deleted)} ({', '.join(report.local_deleted) or 'none'})")
-        typer.echo(f"remote: {verb} {len(report.remote_deleted)} ({', '.join(report.remote_deleted) or 'none'}); kept {len(report.remote_kept)}")
-
-    @app.command()
-    def restore(
-        run_id: Annotated[str, typer.Argument(metavar="RUN", help="The run id, from `vigia backup list`.")],
-        source: Annotated[str, typer.Option(help="The source to restore (postgres-DB, redis, files, store).")],
-        to: Annotated[str | None, typer.Option("--to", help="Target URL or folder, a source's name, or secret/NAME (a Secret block); the source itself when omitted.")] = None,
-        force: Annotated[bool, typer.Option(help="Overwrite a target that is not empty.")] = False,
-    ) -> None:
-        """Restore one backup item (fetched from the remote when needed, SHA-256 checked) and print how long it took."""
-        from clients.errors import ClientError
-        from tasks.restores import RestoreRefused, restore_item
-
-        settings = read_settings()
-        with _progress_bars() as progress:
-            try:
-                outcome = restore_item.fn(plan_from_settings(settings), settings.database_url, run_id, source, to, force, None, progress)
-            except (RestoreRefused, ClientError) as error:
-                raise fail(str(error)) from None
-        within = "within" if outcome.seconds <= RTO_SECONDS else "OUTSIDE"
-        typer.echo(f"restored {outcome.source} of {outcome.run_id} into {outcome.target} in {outcome.seconds:.1f} s ({within} the 30-minute RTO): {outcome.detail}")
-
-    app.add_typer(backup_app, name="backup")
+    within = "within" if outcome.seconds <= RTO_SECONDS else "OUTSIDE"
+    typer.echo(
+        f"restored {outcome.source} of {outcome.run_id} into {outcome.target} in {outcome.seconds:.1f} s ({within} the 30-minute RTO): {outcome.detail}"
+    )
 
 
-@contextmanager
-def _console_quiet() -> Iterator[None]:
-    """Keep Prefect's console handler quiet while a flow runs here, so a failure prints only our one line.
+def _backup_of_flow_run(settings, flow_run_id: str):
+    from store.backups import list_runs
+    from store.database import open_session
 
-    Every record, tracebacks included, still reaches the run's log through Prefect's API handler.
-    """
-    from prefect.logging.handlers import PrefectConsoleHandler
-
-    handlers = [handler for name in ("", "prefect") for handler in logging.getLogger(name).handlers if isinstance(handler, PrefectConsoleHandler)]
-    levels = [handler.level for handler in handlers]
-    for handler in handlers:
-        handler.setLevel(logging.CRITICAL + 1)
-    try:
-        yield
-    finally:
-        for handler, level in zip(handlers, levels):
-            handler.setLevel(level)
+    with open_session(settings.database_url) as session:
+        return next((run for run in list_runs(session, 50) if run.flow_run_id == flow_run_id), None)
 
 
 class _progress_bars:
@@ -179,7 +149,9 @@ class _progress_bars:
         from rich.console import Console
         from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.bars = Progress(TextColumn("{task.description:<9}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(), console=Console(stderr=True))
+        self.bars = Progress(
+            TextColumn("{task.description:<9}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(), console=Console(stderr=True)
+        )
         self.tasks: dict[str, int] = {}
         self.bars.start()
         return self.update
@@ -194,28 +166,20 @@ class _progress_bars:
             self.bars.stop()
 
 
-def _named(kind: str, urls) -> list[tuple[str, str]]:
-    named: dict[str, str] = {}
-    for url in urls:
-        parts = urlsplit(url)
-        database = parts.path.strip("/") or "0"
-        if kind == "postgres":
-            name = f"postgres-{database}"
-        else:
-            name = "redis" if len(urls) == 1 else f"redis-{parts.hostname or 'local'}-{parts.port or 6379}-{database}"
-        name = re.sub(r"[^a-z0-9_.-]+", "-", name.lower())[:63]
-        while name in named:
-            name = f"{name[:60]}-{len(named) + 1}"
-        named[name] = url
-    return list(named.items())
-
-
 def _run_row(run) -> dict:
     return {
-        "run_id": run.id, "status": run.status, "verified": run.verified, "started_at": run.started_at.isoformat(),
-        "size_bytes": run.size_bytes, "dump_seconds": run.dump_seconds, "upload_seconds": run.upload_seconds,
-        "verify_seconds": run.verify_seconds, "remote": run.remote, "error": run.error,
-        "local_deleted": run.local_deleted_at is not None, "remote_deleted": run.remote_deleted_at is not None,
+        "run_id": run.id,
+        "status": run.status,
+        "verified": run.verified,
+        "started_at": run.started_at.isoformat(),
+        "size_bytes": run.size_bytes,
+        "dump_seconds": run.dump_seconds,
+        "upload_seconds": run.upload_seconds,
+        "verify_seconds": run.verify_seconds,
+        "remote": run.remote,
+        "error": run.error,
+        "local_deleted": run.local_deleted_at is not None,
+        "remote_deleted": run.remote_deleted_at is not None,
         "sources": [item.source for item in run.items],
         "age_hours": round((datetime.now(timezone.utc) - run.started_at).total_seconds() / 3600, 1),
     }

@@ -1,73 +1,47 @@
-"""The `vigia` command line: up, setup, check, status."""
+"""The `vigia` command line: up, setup, check, status, and the command groups of the other *_cli modules."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import signal
 import sys
-from contextlib import contextmanager
-from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import httpx
 import typer
 
 from deployments import alerting_cli, analytics_cli, backup_cli
-from deployments.settings import Settings, SettingsError, load_settings
-from deployments.up import Platform, PlatformError, Ports
+from deployments.cli_support import fail, prefect_api, quiet_prefect, read_settings, run_deployment
+
+if TYPE_CHECKING:
+    from deployments.settings import Settings
 
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
     help="Vigia: operations for WhatsApp AI bots, on Prefect.",
 )
-DEFAULT_API_URL = "http://127.0.0.1:4200/api"
+HEALTH_CHECK = "health-check/every-5-min"
+DEFAULT_DASHBOARD_URL = "http://127.0.0.1:8501"
 
 
 def main() -> None:
     """Entry point of the `vigia` script: a store problem is one line and exit 1, never a traceback."""
-    from store.database import StoreError
-
     try:
         app()
-    except StoreError as error:
+    except Exception as error:
+        database = sys.modules.get("store.database")  # never imported here: `vigia --help` must not load SQLAlchemy
+        if database is None or not isinstance(error, database.StoreError):
+            raise
         hint = "; migrate it with `vigia up` or `vigia setup`" if "no such table" in str(error) or "does not exist" in str(error) else ""
         typer.echo(f"vigia: {error}{hint}", err=True)
         sys.exit(1)
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print a one-line instruction to stderr and return the exit to raise."""
-    typer.echo(f"vigia: {message}", err=True)
-    return typer.Exit(code)
-
-
-def read_settings() -> Settings:
-    """Load the settings, or exit 2 with one line per invalid variable."""
-    try:
-        return load_settings()
-    except SettingsError as error:
-        for problem in error.problems:
-            typer.echo(f"vigia: {problem}", err=True)
-        raise typer.Exit(2) from None
-
-
-@contextmanager
-def prefect_api(settings: Settings):
-    """Point Prefect at the platform's API and fail with an instruction when it does not answer."""
-    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
-
-    url = settings.prefect_api_url or DEFAULT_API_URL
-    try:
-        httpx.get(f"{url}/health", timeout=5).raise_for_status()
-    except httpx.HTTPError:
-        raise fail(f"the Prefect server at {url} does not answer; start the platform with `vigia up`") from None
-    updates = {PREFECT_API_URL: url}
-    if settings.prefect_auth_string:
-        updates[PREFECT_API_AUTH_STRING] = settings.prefect_auth_string
-    with temporary_settings(updates=updates):
-        yield url
+@app.callback()
+def _before_every_command() -> None:
+    # Before any Prefect import: no telemetry, no temporary server, nothing under ~/.prefect.
+    quiet_prefect()
 
 
 @app.command()
@@ -77,41 +51,14 @@ def up(
     dashboard_port: Annotated[int, typer.Option(help="Port of the SLA dashboard.")] = 8501,
 ) -> None:
     """Run the whole platform until Ctrl-C: Prefect server, store, Blocks, every deployment, the receiver, the dashboard."""
-    from clients.notify import NotifyConfigError
-    from store.database import StoreError, migrate
+    from deployments.parts import Ports
+    from deployments.up import run_up
 
     settings = read_settings()
-    if not settings.bind_is_loopback and not (settings.prefect_auth_string and settings.dashboard_password):
-        raise fail(
-            f"VIGIA_BIND={settings.bind} is not loopback: set PREFECT_SERVER_API_AUTH_STRING and VIGIA_DASHBOARD_PASSWORD first",
-            2,
-        )
     ports = Ports(prefect=prefect_port, webhook=webhook_port, dashboard=dashboard_port)
-    platform = Platform(settings, ports, say=lambda line: typer.echo(f"vigia: {line}", err=True))
-    # A process started in the background by a shell (or by a parent that ignores SIGINT)
-    # inherits SIGINT as ignored; Ctrl-C and `kill -INT` must still stop the platform.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    try:
-        platform.claim_home()
-        migrate(settings.database_url)
-        platform.start_prefect()
-        with prefect_api(replace(settings, prefect_api_url=platform.api_url)):
-            _print_setup(settings, ports)
-        platform.start_services()
-        ui = platform.api_url.removesuffix("/api")
-        host = "127.0.0.1" if settings.bind in ("0.0.0.0", "::") else settings.bind
-        typer.echo(f"Prefect UI:       {ui}")
-        typer.echo(f"webhook receiver: http://{host}:{ports.webhook}  (GET /health)")
-        typer.echo(f"SLA dashboard:    http://{host}:{ports.dashboard}")
-        typer.echo("Vigia is up; Ctrl-C stops everything.")
-        platform.watch()
-    except KeyboardInterrupt:
-        typer.echo("vigia: stopping…", err=True)
-    except (PlatformError, StoreError, NotifyConfigError) as error:
-        raise fail(str(error)) from None
-    finally:
-        platform.stop()
+    code = run_up(settings, ports, say=lambda line: typer.echo(f"vigia: {line}", err=True), show=typer.echo)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
@@ -130,15 +77,15 @@ def dashboard(
 
 @app.command()
 def setup() -> None:
-    """Migrate the store and create or update the Block documents from the settings (idempotent)."""
+    """Migrate the store and create or update the Block documents on the running platform (idempotent)."""
     from clients.notify import NotifyConfigError
     from store.database import migrate
 
     settings = read_settings()
     migrate(settings.database_url)
-    with prefect_api(settings):
+    with prefect_api(settings) as api_url:
         try:
-            _print_setup(settings, Ports())
+            _print_setup(settings, api_url)
         except NotifyConfigError as error:
             raise fail(str(error)) from None
 
@@ -147,20 +94,15 @@ def setup() -> None:
 def check(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     confirm_after: Annotated[int, typer.Option(min=0, help="Seconds a failing target must keep failing to be DOWN.")] = 120,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show the run's Prefect log lines.")] = False,
 ) -> None:
-    """Run the health check now; exit 1 when a critical target is DOWN."""
+    """Run the health check now, as a run of health-check/every-5-min on the platform; exit 1 when a critical target is DOWN."""
     settings = read_settings()
-    with prefect_api(settings):
-        from flows.health_check import MissingBlock, health_check
-
-        try:
-            states = asyncio.run(health_check(confirm_after_seconds=confirm_after))
-        except MissingBlock as error:
-            raise fail(str(error)) from None
-    rows = [
-        {"target": s.target, "state": s.state, "level": s.level, "critical": s.critical, "since": s.since.isoformat(), "reason": s.reason}
-        for s in sorted(states.values(), key=lambda s: s.target)
-    ]
+    finished = run_deployment(settings, HEALTH_CHECK, {"confirm_after_seconds": confirm_after}, verbose, artifact_key="health-check")
+    if not finished.ok:
+        _, text = finished.error()
+        raise fail(text or f"{HEALTH_CHECK}: run {finished.name} ended {finished.state_name}")
+    rows = _check_rows(settings, finished.artifact)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
     else:
@@ -170,6 +112,29 @@ def check(
     down = [row["target"] for row in rows if row["critical"] and row["state"] == "DOWN"]
     if down:
         raise fail(f"critical targets DOWN: {', '.join(down)}")
+
+
+def _check_rows(settings: Settings, artifact: list[dict]) -> list[dict]:
+    """Each target the run probed, as the run's artifact shows it, with `critical` and `since` from the store."""
+    from store.database import open_session
+    from store.states import read_states
+
+    with open_session(settings.database_url) as session:
+        stored = {state.target: state for state in read_states(session)}
+    rows = []
+    for shown in sorted(artifact, key=lambda row: row["target"]):
+        state = stored.get(shown["target"])
+        rows.append(
+            {
+                "target": shown["target"],
+                "state": shown["state"],
+                "level": shown["level"],
+                "critical": bool(state and state.critical),
+                "since": state.since.isoformat() if state else shown["since"],
+                "reason": shown.get("reason") or None,
+            }
+        )
+    return rows
 
 
 @app.command()
@@ -187,20 +152,12 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON inst
             states = {state.target: state for state in read_states(session)}
             silenced = {silence.target for silence in active_silences(session, now)}
             windows = uptime_windows(session, now)
-            summary = sla_summary(session, now - WINDOWS["7d"], now, now=now)
+            summary = sla_summary(session, now - WINDOWS["7d"], now, now=now, zone=settings.timezone)
     except StoreError as error:
         raise fail(f"{error}; is the platform set up (`vigia up`)?") from None
     if not states:
         raise fail("no health check has run yet; run `vigia check` or wait for the schedule")
-    rows = []
-    for name, state in sorted(states.items()):
-        shown = "MAINTENANCE" if name in silenced else state.state
-        row = {"target": name, "state": shown, "critical": state.critical, "since": state.since.isoformat()}
-        for window, report in windows.items():
-            entry = next((u for u in report if u.target == name), None)
-            row[f"uptime_{window}"] = None if entry is None or entry.percent is None else round(entry.percent, 3)
-            row[f"unknown_{window}_s"] = None if entry is None else round(entry.unknown_seconds)
-        rows.append(row)
+    rows = [_status_row(name, state, name in silenced, windows) for name, state in sorted(states.items())]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -208,7 +165,9 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON inst
     for row in rows:
         cells = [_percent(row[f"uptime_{w}"]) for w in ("24h", "7d", "30d")]
         flag = "*" if row["critical"] else " "
-        typer.echo(f"{flag}{row['target']:<24} {row['state']:<11} {cells[0]:>9} {cells[1]:>9} {cells[2]:>9}  {_duration(row['unknown_24h_s'])}")
+        typer.echo(
+            f"{flag}{row['target']:<24} {row['state']:<11} {cells[0]:>9} {cells[1]:>9} {cells[2]:>9}  {_duration(row['unknown_24h_s'])}"
+        )
     typer.echo("* critical: counts for the 99.5 % uptime SLA; unknown = no probe covered that time")
     typer.echo("\nSLA, last 7 days (error rate: transcriptions only; the report adds Prefect's flow runs):")
     for row in summary:
@@ -216,12 +175,22 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON inst
         typer.echo(f" {row.name:<17} {row.display:<34} target {row.target:<28} {verdict}")
 
 
+def _status_row(name: str, state, silenced: bool, windows: dict) -> dict:
+    row = {
+        "target": name,
+        "state": "MAINTENANCE" if silenced else state.state,
+        "critical": state.critical,
+        "since": state.since.isoformat(),
+    }
+    for window, report in windows.items():
+        entry = next((u for u in report if u.target == name), None)
+        row[f"uptime_{window}"] = None if entry is None or entry.percent is None else round(entry.percent, 3)
+        row[f"unknown_{window}_s"] = None if entry is None else round(entry.unknown_seconds)
+    return row
+
+
 def _shown_host(bind: str) -> str:
     return "127.0.0.1" if bind in ("0.0.0.0", "::") else bind
-
-
-def _stop_on_sigterm(signum, frame) -> None:
-    raise KeyboardInterrupt  # a service manager's stop goes the same way as Ctrl-C
 
 
 def _percent(value: float | None) -> str:
@@ -235,18 +204,24 @@ def _duration(seconds: int | None) -> str:
     return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m"
 
 
-def _print_setup(settings: Settings, ports: Ports) -> None:
+def _print_setup(settings: Settings, api_url: str) -> None:
+    from deployments.platform_state import running_platform
     from deployments.setup import run_setup
 
-    ui_url = (settings.prefect_api_url or DEFAULT_API_URL).removesuffix("/api")
-    report = run_setup(settings, dashboard_url=f"http://127.0.0.1:{ports.dashboard}", prefect_ui_url=ui_url)
+    state = running_platform(settings.home)
+    dashboard_url = (state.dashboard_url if state else None) or DEFAULT_DASHBOARD_URL
+    report = run_setup(settings, dashboard_url=dashboard_url, prefect_ui_url=api_url.removesuffix("/api"))
     for line in report.lines:
         typer.echo(line)
 
 
-alerting_cli.register(app, read_settings, fail)
-backup_cli.register(app, read_settings, fail, prefect_api)
-analytics_cli.register(app, read_settings, fail, prefect_api)
+app.command()(alerting_cli.ack)
+app.command()(backup_cli.restore)
+app.command()(analytics_cli.report)
+app.command("demo-data")(analytics_cli.demo_data)
+app.add_typer(backup_cli.backup_app, name="backup")
+app.add_typer(alerting_cli.silence_app, name="silence")
+app.add_typer(alerting_cli.alert_app, name="alert")
 
 
 if __name__ == "__main__":

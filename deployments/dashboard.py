@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import os
+import socket
+import sys
+import threading
+import time
 from pathlib import Path
 
-from deployments.settings import Settings
+from deployments.settings import Settings, SettingsError, load_settings
 
 # A sibling package: the same path in a checkout and in an installed wheel. Not imported: the
 # dashboard reads the store only, and Streamlit runs it as a script.
@@ -49,7 +54,8 @@ def run_dashboard(settings: Settings, port: int) -> None:
     """Serve the dashboard until SIGINT or SIGTERM (Streamlit's own handlers stop it)."""
     os.environ.update(dashboard_environment(settings))
     os.environ.pop("VIGIA_DASHBOARD_PASSWORD_FILE", None)  # the password itself is set above
-    _warm_imports()
+    # After the server answers, not before: the health check is not kept waiting for the page's modules.
+    threading.Thread(target=_warm_imports, args=(settings.bind, port), name="warm-imports", daemon=True).start()
     from streamlit.web import bootstrap
 
     options = streamlit_options(settings.bind, port)
@@ -57,14 +63,39 @@ def run_dashboard(settings: Settings, port: int) -> None:
     bootstrap.run(str(APP), False, [], options)
 
 
-def _warm_imports() -> None:
-    # Streamlit imports a page's modules on its first visit; importing the heavy ones (Prefect's
-    # client alone takes seconds) before serving keeps the first visitor from waiting for them.
+def _warm_imports(bind: str, port: int) -> None:
+    # Streamlit imports a page's modules on its first visit; importing the heavy ones beforehand keeps the first
+    # visitor from waiting. Not Prefect's client (~40 MB): only the run counts need it, and a dashboard nobody
+    # opened should not carry it.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1" if bind in ("0.0.0.0", "::", "localhost") else bind, port), timeout=1):
+                break
+        except OSError:
+            time.sleep(0.2)
     import altair  # noqa: F401
     import pandas  # noqa: F401
-    import prefect.client.orchestration  # noqa: F401
-    import prefect.client.schemas.filters  # noqa: F401
 
     import store.alerts  # noqa: F401
     import store.history  # noqa: F401
     import store.sla  # noqa: F401
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m deployments.dashboard --port N`: what `vigia up` runs (without the CLI's imports)."""
+    parser = argparse.ArgumentParser(prog="python -m deployments.dashboard")
+    parser.add_argument("--port", type=int, default=8501)
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        for problem in error.problems:
+            print(f"vigia: {problem}", file=sys.stderr)
+        return 2
+    run_dashboard(settings, args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -61,6 +61,9 @@ class Settings:
     reply_template: str | None = None
     failure_reply: str | None = None
     webhook_max_bytes: int = 32 * 1024 * 1024
+    groq_max_concurrency: int = 4
+    groq_rpm: int = 20
+    groq_audio_seconds_per_hour: int = 7200
 
     @property
     def bind_is_loopback(self) -> bool:
@@ -99,7 +102,9 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
     home = Path(reader.text("VIGIA_HOME") or "~/.vigia").expanduser()
     settings = Settings(
         home=home,
-        database_url=reader.parse("VIGIA_DATABASE_URL", normalize_url, "a SQLAlchemy URL: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
+        database_url=reader.parse(
+            "VIGIA_DATABASE_URL", normalize_url, "a SQLAlchemy URL: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
+        )
         or f"sqlite:///{home / 'vigia.db'}",
         timezone=reader.parse("VIGIA_TIMEZONE", _zone, "an IANA time zone such as America/Sao_Paulo or UTC") or "America/Sao_Paulo",
         bind=reader.parse("VIGIA_BIND", _address, "an IP address such as 127.0.0.1 or 0.0.0.0, or localhost") or "127.0.0.1",
@@ -110,7 +115,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         groq_key=reader.text("GROQ_API_KEY"),
         groq_base_url=reader.parse("GROQ_BASE_URL", _http_url, "an http:// or https:// URL") or "https://api.groq.com",
         transcription_model=reader.text("VIGIA_TRANSCRIPTION_MODEL") or "whisper-large-v3-turbo",
-        transcription_language=reader.parse("VIGIA_TRANSCRIPTION_LANGUAGE", _language, "a two-letter ISO 639-1 code such as pt or en") or "pt",
+        transcription_language=reader.parse("VIGIA_TRANSCRIPTION_LANGUAGE", _language, "a two-letter ISO 639-1 code such as pt or en")
+        or "pt",
         apprise_config=reader.parse("VIGIA_APPRISE_CONFIG", _existing_file, "the path of an existing Apprise YAML or text file"),
         backup_postgres=reader.parse_list("VIGIA_BACKUP_POSTGRES", _postgres_url, "comma-separated postgresql:// URLs"),
         backup_redis=reader.parse_list("VIGIA_BACKUP_REDIS", _redis_url, "comma-separated redis:// or rediss:// URLs"),
@@ -121,12 +127,27 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         keep_transcripts=reader.parse("VIGIA_KEEP_TRANSCRIPTS", _boolean, "true or false") or False,
         prefect_api_url=reader.parse("PREFECT_API_URL", _http_url, "the Prefect API URL, e.g. http://127.0.0.1:4200/api"),
         prefect_auth_string=reader.text("PREFECT_SERVER_API_AUTH_STRING"),
-        keywords=reader.parse_list("VIGIA_KEYWORDS", _keyword, "comma-separated word:severity pairs, severity one of info, warning, critical, emergency"),
-        reply_template=reader.parse("VIGIA_REPLY_TEMPLATE", _reply_template, "text containing {transcript} (and optionally {seconds}); \\n for a line break"),
+        keywords=reader.parse_list(
+            "VIGIA_KEYWORDS", _keyword, "comma-separated word:severity pairs, severity one of info, warning, critical, emergency"
+        ),
+        reply_template=reader.parse(
+            "VIGIA_REPLY_TEMPLATE", _reply_template, "text containing {transcript} (and optionally {seconds}); \\n for a line break"
+        ),
         failure_reply=_unescape(reader.text("VIGIA_FAILURE_REPLY")),
-        webhook_max_bytes=reader.parse("VIGIA_WEBHOOK_MAX_BYTES", _positive_int, "a whole number of bytes above 0, e.g. 33554432") or 32 * 1024 * 1024,
+        webhook_max_bytes=reader.parse("VIGIA_WEBHOOK_MAX_BYTES", _positive_int, "a whole number of bytes above 0, e.g. 33554432")
+        or 32 * 1024 * 1024,
+        groq_max_concurrency=reader.parse("VIGIA_GROQ_MAX_CONCURRENCY", _positive_int, "a whole number above 0, e.g. 4") or 4,
+        groq_rpm=reader.parse("VIGIA_GROQ_RPM", _positive_int, "a whole number of requests per minute above 0, e.g. 20") or 20,
+        groq_audio_seconds_per_hour=reader.parse(
+            "VIGIA_GROQ_AUDIO_SECONDS_PER_HOUR", _positive_int, "a whole number of audio seconds per hour above 0, e.g. 7200"
+        )
+        or 7200,
     )
-    evolution = {"EVOLUTION_API_URL": settings.evolution_url, "EVOLUTION_API_KEY": settings.evolution_key, "EVOLUTION_INSTANCE": settings.evolution_instance}
+    evolution = {
+        "EVOLUTION_API_URL": settings.evolution_url,
+        "EVOLUTION_API_KEY": settings.evolution_key,
+        "EVOLUTION_INSTANCE": settings.evolution_instance,
+    }
     if any(evolution.values()) and not all(evolution.values()):
         missing = ", ".join(name for name, value in evolution.items() if not value)
         reader.problems.append(f"{missing}: required together with the other EVOLUTION_* settings")

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from blocks.alert_routes import AlertRoutes
 from blocks.evolution import EvolutionApi
@@ -16,9 +14,11 @@ from blocks.vigia import VigiaSettings
 from clients import postgres, redis, tcp
 from clients.errors import ClientError
 from clients.notify import SEVERITIES, Router, read_config
-from deployments.backup_cli import save_backup_plan
+from deployments.backup_plans import save_backup_plan
+from deployments.connection_names import name_connections
 from deployments.settings import Settings
 from deployments.tokens import TOKEN_FILE, create_token_file, read_token_file
+from tasks.groq_gate import GroqLimits, ensure_groq_limits
 
 LOCAL_POSTGRES = "postgresql://127.0.0.1:5432/postgres"
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
@@ -45,17 +45,24 @@ def run_setup(settings: Settings, *, dashboard_url: str, prefect_ui_url: str) ->
     ).save(BLOCK_NAME, overwrite=True)
     lines.append(f"vigia-settings/{BLOCK_NAME}: store, home {settings.home}, time zone {settings.timezone}")
     if settings.evolution_url:
-        EvolutionApi(url=settings.evolution_url, api_key=settings.evolution_key, instance=settings.evolution_instance).save(BLOCK_NAME, overwrite=True)
+        EvolutionApi(url=settings.evolution_url, api_key=settings.evolution_key, instance=settings.evolution_instance).save(
+            BLOCK_NAME, overwrite=True
+        )
         lines.append(f"evolution-api/{BLOCK_NAME}: {settings.evolution_url}, instance {settings.evolution_instance}")
     if settings.groq_key:
         GroqApi(
-            api_key=settings.groq_key, base_url=settings.groq_base_url,
-            transcription_model=settings.transcription_model, transcription_language=settings.transcription_language,
+            api_key=settings.groq_key,
+            base_url=settings.groq_base_url,
+            transcription_model=settings.transcription_model,
+            transcription_language=settings.transcription_language,
         ).save(BLOCK_NAME, overwrite=True)
         lines.append(f"groq/{BLOCK_NAME}: {settings.groq_base_url}, model {settings.transcription_model}")
     lines.append(_save_alert_routes(settings))
     lines.append(save_backup_plan(settings))
     lines.append(_save_transcription(settings))
+    lines += asyncio.run(
+        ensure_groq_limits(GroqLimits(settings.groq_max_concurrency, settings.groq_rpm, settings.groq_audio_seconds_per_hour))
+    )
     lines.append(_ensure_webhook_token(settings))
     derived = asyncio.run(derive_targets(settings))
     kept = [target for target in _existing_targets() if not target.managed and target.name not in {t.name for t in derived}]
@@ -75,6 +82,9 @@ def _save_transcription(settings: Settings) -> str:
         failure_reply=defaults.failure_reply if settings.failure_reply is None else settings.failure_reply,
         keywords=dict(settings.keywords),
         keep_transcripts=settings.keep_transcripts,
+        groq_max_concurrency=settings.groq_max_concurrency,
+        groq_requests_per_minute=settings.groq_rpm,
+        groq_audio_seconds_per_hour=settings.groq_audio_seconds_per_hour,
     ).save(BLOCK_NAME, overwrite=True)
     kept = "kept" if settings.keep_transcripts else "deleted after the reply"
     return f"transcription/{BLOCK_NAME}: {len(settings.keywords)} watched words; transcripts and audio {kept}"
@@ -124,7 +134,7 @@ async def derive_targets(settings: Settings) -> list[HealthTarget]:
         targets.append(HealthTarget(name="groq", kind="groq", critical=True, managed=True))
     postgres_urls = list(settings.backup_postgres)
     if settings.database_url.startswith("postgresql"):
-        postgres_urls.insert(0, settings.database_url)
+        postgres_urls.append(settings.database_url)  # after the backup URLs: each keeps the name its backup source has
     if not postgres_urls and await _answers_postgres(LOCAL_POSTGRES):
         postgres_urls.append(LOCAL_POSTGRES)
     redis_urls = list(settings.backup_redis)
@@ -133,24 +143,13 @@ async def derive_targets(settings: Settings) -> list[HealthTarget]:
     targets += _named_targets("postgres", postgres_urls)
     targets += _named_targets("redis", redis_urls)
     targets.append(HealthTarget(name="backup", kind="backup", dsn=settings.database_url, critical=True, managed=True))
+    targets.append(HealthTarget(name="transcription-queue", kind="queue", dsn=settings.database_url, queue_key="voice-notes", managed=True))
     return targets
 
 
 def _named_targets(kind: str, urls: list[str]) -> list[HealthTarget]:
-    seen: dict[str, str] = {}
-    for url in urls:
-        name = kind if not seen and len(urls) == 1 else _target_name(kind, url)
-        while name in seen:
-            name += "-2"
-        seen[name] = url
-    return [HealthTarget(name=name, kind=kind, dsn=url, critical=True, managed=True) for name, url in seen.items()]
-
-
-def _target_name(kind: str, url: str) -> str:
-    parts = urlsplit(url)
-    database = parts.path.strip("/") or "0"
-    slug = re.sub(r"[^a-z0-9_.-]+", "-", f"{kind}-{parts.hostname or 'local'}-{database}".lower())
-    return slug[:63]
+    named = name_connections(kind, urls)
+    return [HealthTarget(name=name, kind=kind, dsn=url, critical=True, managed=True) for name, url in named]
 
 
 def _existing_targets() -> list[HealthTarget]:

@@ -1,9 +1,10 @@
-"""`vigia up`: run the whole platform — Prefect server, store, Blocks, deployments, receiver, dashboard — until Ctrl-C."""
+"""`vigia up`: run the whole platform under a light supervisor until Ctrl-C (or SIGTERM, SIGHUP).
+
+The supervisor imports no Prefect: migrating the store and saving the Blocks run in short-lived children
+(deployments.bootstrap), and a part that keeps dying is reported by another (deployments.part_alert)."""
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import signal
 import subprocess
@@ -11,186 +12,225 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
-from deployments.definitions import read_definitions
-from deployments.log_files import rotate_if_large
-from deployments.settings import Settings
+from deployments.migration_stamps import prefect_stamp, record_migrated, store_stamp
+from deployments.parts import (
+    HEALTH_CHECK_DEPLOYMENT,
+    PartsError,
+    Ports,
+    Urls,
+    build_parts,
+    child_environment,
+    platform_urls,
+    prefect_database_url,
+    prefect_headers,
+)
+from deployments.platform_state import PlatformState, read_state, remove_state, write_state
+from deployments.supervisor import Child, PartFailed, Supervisor, signal_group
 
-logger = logging.getLogger(__name__)
-STOP_GRACE_SECONDS = 20
-SERVER_START_SECONDS = 180
+if TYPE_CHECKING:
+    from deployments.settings import Settings
+
+__all__ = ["PlatformError", "Ports", "run_up"]
+STEP_SECONDS = 0.25
+PRINTED_PARTS = ("prefect-server", "receiver", "dashboard")
 
 
 class PlatformError(Exception):
-    """A part of the platform did not start or stopped on its own."""
+    """The platform cannot start on this VIGIA_HOME (another `vigia up` holds it)."""
 
 
-@dataclass(frozen=True)
-class Ports:
-    """Where each part listens."""
+class StopRequest:
+    """Set by SIGINT, SIGTERM or SIGHUP. Never raises: a second Ctrl-C (`uv run` forwards one ~200 ms after the
+    terminal's) must not cut the ordered stop short."""
 
-    prefect: int = 4200
-    webhook: int = 8787
-    dashboard: int = 8501
+    def __init__(self):
+        self.signal_name: str | None = None
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, self._handle)
 
+    def _handle(self, signum, frame) -> None:
+        self.signal_name = self.signal_name or signal.Signals(signum).name
 
-@dataclass
-class Child:
-    """A process `vigia up` started and must stop."""
-
-    name: str
-    process: subprocess.Popen
-    log_path: Path
+    def __bool__(self) -> bool:
+        return self.signal_name is not None
 
 
-class Platform:
-    """Starts the parts in order and stops every one of them, whatever happens."""
+def run_up(settings: Settings, ports: Ports, say: Callable[[str], None], show: Callable[[str], None]) -> int:
+    """Run the platform until a stop signal; return the exit code (0 stopped on request, 1 failed, 2 bad setting)."""
+    if not settings.bind_is_loopback and not (settings.prefect_auth_string and settings.dashboard_password):
+        say(f"VIGIA_BIND={settings.bind} is not loopback: set PREFECT_SERVER_API_AUTH_STRING and VIGIA_DASHBOARD_PASSWORD first")
+        return 2
+    try:
+        prefect_database = prefect_database_url()
+    except PartsError as error:
+        say(str(error))
+        return 2
+    stop = StopRequest()
+    urls, marker = platform_urls(settings, ports), uuid.uuid4().hex
+    try:
+        claim_home(settings.home, marker, urls, say)
+    except PlatformError as error:
+        say(str(error))
+        return 1
+    env = child_environment(settings, urls, marker)
+    alerts = PartAlerts(env, settings.home / "logs")
+    supervisor = Supervisor(build_parts(settings, ports, urls, prefect_database), env, settings.home / "logs", say, alerts.send)
+    code = 0
+    try:
+        state = PlatformState(os.getpid(), marker, urls.prefect_api, urls.receiver, urls.dashboard)
+        watch(supervisor, state, settings, prefect_database, stop, say, show)
+        say(f"stopping ({stop.signal_name})…")
+    except PartFailed as error:
+        say(str(error))
+        code = 1
+    finally:
+        supervisor.stop()
+        alerts.stop()
+        kill_leftovers(marker, say)
+        remove_state(settings.home, marker)
+    return code
 
-    def __init__(self, settings: Settings, ports: Ports, say: Callable[[str], None]):
-        self.settings = settings
-        self.ports = ports
-        self.say = say
-        self.marker = uuid.uuid4().hex
-        self.children: list[Child] = []
-        self.logs = settings.home / "logs"
-        self.api_url = settings.prefect_api_url or f"http://127.0.0.1:{ports.prefect}/api"
-        self.state_file = settings.home / "up.json"
-        self.env = self._child_environment()
 
-    def claim_home(self) -> None:
-        """Take VIGIA_HOME for this run; clean up what a killed `vigia up` left running there.
+def watch(
+    supervisor: Supervisor,
+    state: PlatformState,
+    settings: Settings,
+    prefect_database: str | None,
+    stop: StopRequest,
+    say: Callable[[str], None],
+    show: Callable[[str], None],
+) -> None:
+    """Step the supervisor until a stop signal: print the URLs once they answer, start one health check, keep up.json current.
 
-        Raises:
-            PlatformError: when another `vigia up` is running on the same VIGIA_HOME.
-        """
-        self.settings.home.mkdir(parents=True, exist_ok=True)
-        previous = _read_json(self.state_file)
-        if previous:
-            if _is_alive(previous.get("pid", -1)):
-                raise PlatformError(f"vigia up is already running on {self.settings.home} (pid {previous['pid']}); stop it first")
-            leftovers = processes_with_marker(str(previous.get("marker", "")))
-            for pid in leftovers:
-                _signal_group(pid, signal.SIGKILL, group=False)
-            if leftovers:
-                self.say(f"stopped {len(leftovers)} processes left running by a vigia up that was killed")
-        self.state_file.write_text(json.dumps({"pid": os.getpid(), "marker": self.marker}))
+    Raises:
+        PartFailed: when a part cannot start.
+    """
+    printed = started_check = False
+    while not stop:
+        supervisor.step()
+        if state.parts != (pids := supervisor.pids()):
+            state = PlatformState(state.pid, state.marker, state.prefect_api_url, state.receiver_url, state.dashboard_url, pids)
+            write_state(settings.home, state)
+        record_stamps(supervisor, settings, prefect_database)
+        if not printed and all(supervisor.is_ready(name) for name in PRINTED_PARTS if name in supervisor.children):
+            printed = True
+            show_urls(state, show)
+        if not started_check and supervisor.is_ready("serve"):
+            started_check = True
+            start_health_check(state.prefect_api_url, settings, say)
+        time.sleep(STEP_SECONDS)
 
-    def start_prefect(self) -> None:
-        """Start a Prefect server on SQLite under VIGIA_HOME, unless PREFECT_API_URL names one; wait until healthy."""
-        if self.settings.prefect_api_url:
-            self.say(f"using the Prefect server at {self.api_url}")
-        else:
-            self._spawn("prefect-server", [
-                sys.executable, "-m", "prefect", "server", "start",
-                "--host", "127.0.0.1", "--port", str(self.ports.prefect), "--analytics-off",
-            ])
-        self._wait_healthy("prefect-server", f"{self.api_url}/health", SERVER_START_SECONDS)
 
-    def start_services(self) -> None:
-        """Start the runner serving prefect.yaml, the webhook receiver and the dashboard; wait until each answers."""
-        self._spawn("serve", [sys.executable, "-m", "deployments.serve"])
-        for definition in read_definitions(environ=self.env):
-            path = f"{definition.load_flow().name}/{definition.name}"
-            self._wait_healthy("serve", f"{self.api_url}/deployments/name/{path}", 120)
-        self._spawn("receiver", [
-            sys.executable, "-m", "uvicorn", "deployments.webhook:create_app_from_environment", "--factory",
-            "--host", self.settings.bind, "--port", str(self.ports.webhook), "--log-level", "warning",
-        ])
-        self._wait_healthy("receiver", f"http://{self._local(self.settings.bind)}:{self.ports.webhook}/health", 60, accept=(200, 503))
-        self._spawn("dashboard", [sys.executable, "-m", "deployments.cli", "dashboard", "--port", str(self.ports.dashboard)])
-        self._wait_healthy("dashboard", f"http://{self._local(self.settings.bind)}:{self.ports.dashboard}/_stcore/health", 90)
+def record_stamps(supervisor: Supervisor, settings: Settings, prefect_database: str | None) -> None:
+    """Once a database is migrated, record it, so the next start skips that migration (deployments.migration_stamps)."""
+    for part, name, stamp in (
+        ("migrate", "store", lambda: store_stamp(settings.database_url)),
+        ("prefect-server", "prefect", lambda: prefect_stamp(settings.home, prefect_database)),
+    ):
+        child = supervisor.children.get(part)
+        if child is not None and child.ready and not child.stamped:
+            child.stamped = True
+            record_migrated(settings.home, name, stamp())
 
-    def watch(self) -> None:
-        """Block until Ctrl-C (or SIGTERM), or until a child stops on its own.
 
-        Raises:
-            PlatformError: naming the child that stopped and the tail of its log.
-        """
-        while True:
-            for child in self.children:
-                if child.process.poll() is not None:
-                    raise PlatformError(f"{child.name} stopped on its own (exit {child.process.returncode}): {self._tail(child)}")
-                rotate_if_large(child.log_path)
-            time.sleep(0.5)
+def show_urls(state: PlatformState, show: Callable[[str], None]) -> None:
+    """Print where each part answers."""
+    show(f"Prefect UI:       {state.prefect_ui_url}")
+    show(f"webhook receiver: {state.receiver_url}  (GET /health)")
+    show(f"SLA dashboard:    {state.dashboard_url}")
+    show("Vigia is up; Ctrl-C stops everything.")
 
-    def stop(self) -> None:
-        """Stop every child with SIGINT (an idle Prefect worker ignores SIGTERM), then kill stragglers."""
-        started = time.monotonic()
-        for child in reversed(self.children):
-            if child.process.poll() is None:
-                _signal_group(child.process.pid, signal.SIGINT)
-        deadline = started + STOP_GRACE_SECONDS
-        for child in reversed(self.children):
-            try:
-                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                self.say(f"{child.name} did not stop within {STOP_GRACE_SECONDS} s; killing it")
-                _signal_group(child.process.pid, signal.SIGKILL)
-                child.process.wait()
-            self.say(f"{child.name} stopped after {time.monotonic() - started:.1f} s")
-        # Flow runs start in sessions of their own; anything still carrying our marker goes too.
-        for pid in processes_with_marker(self.marker):
-            _signal_group(pid, signal.SIGKILL, group=False)
-        if _read_json(self.state_file).get("marker") == self.marker:
-            self.state_file.unlink(missing_ok=True)
 
-    def _child_environment(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update({
-            "VIGIA_UP_MARKER": self.marker,
-            "VIGIA_HOME": str(self.settings.home),
-            "VIGIA_TIMEZONE": self.settings.timezone,  # prefect.yaml's schedules use {{ $VIGIA_TIMEZONE }}
-            "PREFECT_API_URL": self.api_url,
-            "PREFECT_HOME": str(self.settings.home / "prefect"),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "DO_NOT_TRACK": "1",
-            "PREFECT_LOGGING_EXTRA_LOGGERS": "clients,store,deployments",
-            "PREFECT_UI_API_URL": self.api_url,
-        })
-        if self.settings.prefect_auth_string:
-            env["PREFECT_API_AUTH_STRING"] = self.settings.prefect_auth_string
-        return env
+def start_health_check(api_url: str, settings: Settings, say: Callable[[str], None]) -> None:
+    """Create a run of health-check/every-5-min now (the served runner takes it), so /health, `vigia status` and
+    the dashboard have something real to say within a minute of the start, not at the next five-minute mark."""
+    headers = prefect_headers(settings)
+    try:
+        found = httpx.get(f"{api_url}/deployments/name/{HEALTH_CHECK_DEPLOYMENT}", headers=headers, timeout=10)
+        found.raise_for_status()
+        created = httpx.post(f"{api_url}/deployments/{found.json()['id']}/create_flow_run", json={}, headers=headers, timeout=10)
+        created.raise_for_status()
+    except httpx.HTTPError as error:
+        say(f"the first health check was not started ({error}); it runs at the next five-minute mark")
+        return
+    say(f"first health check started: flow run {created.json()['name']}")
 
-    def _spawn(self, name: str, argv: list[str]) -> None:
+
+class PartAlerts:
+    """Sends the `critical` alert for a part that keeps dying from a child (`python -m deployments.part_alert`), never waiting."""
+
+    def __init__(self, env: dict[str, str], logs: Path):
+        self.env, self.logs = env, logs
+        self.sending: list[subprocess.Popen] = []
+
+    def send(self, child: Child) -> None:
+        """Start the alert's child; reap the ones that finished."""
+        self.sending = [process for process in self.sending if process.poll() is None]
         self.logs.mkdir(parents=True, exist_ok=True)
-        log_path = self.logs / f"{name}.log"
-        with open(log_path, "ab") as log:
-            # A session of its own, so a terminal's Ctrl-C reaches only `vigia up`, which stops
-            # the children in order.
-            process = subprocess.Popen(
-                argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        with open(self.logs / "alerts.log", "ab") as log:
+            self.sending.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "deployments.part_alert",
+                        "--part",
+                        child.part.name,
+                        "--deaths",
+                        str(len(child.deaths)),
+                        "--log",
+                        str(child.log_path),
+                    ],
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
             )
-        self.children.append(Child(name, process, log_path))
 
-    def _wait_healthy(self, name: str, url: str, seconds: float, accept: tuple[int, ...] = (200,)) -> None:
-        child = next((c for c in self.children if c.name == name), None)
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if child is not None and child.process.poll() is not None:
-                raise PlatformError(f"{name} exited with {child.process.returncode} while starting: {self._tail(child)}")
+    def stop(self, grace_seconds: float = 10) -> None:
+        """Give alerts still being sent a moment to finish, then stop them."""
+        deadline = time.monotonic() + grace_seconds
+        for process in self.sending:
             try:
-                if httpx.get(url, timeout=2).status_code in accept:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise PlatformError(f"{name} did not answer at {url} within {seconds:.0f} s; see {child.log_path if child else url}")
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                signal_group(process.pid, signal.SIGKILL)
+                process.wait()
 
-    @staticmethod
-    def _local(bind: str) -> str:
-        return "127.0.0.1" if bind in ("0.0.0.0", "::", "localhost") else bind
 
-    @staticmethod
-    def _tail(child: Child) -> str:
-        try:
-            lines = child.log_path.read_text(errors="replace").strip().splitlines()
-        except OSError:
-            return f"no log at {child.log_path}"
-        return " | ".join(lines[-3:]) or f"nothing in {child.log_path}"
+def claim_home(home: Path, marker: str, urls: Urls, say: Callable[[str], None]) -> None:
+    """Take VIGIA_HOME for this run and record where its parts will answer; stop what a killed `vigia up` left running.
+
+    Raises:
+        PlatformError: when another `vigia up` is running on the same VIGIA_HOME.
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    previous = read_state(home)
+    if previous is not None:
+        if is_vigia_process(previous.pid):
+            raise PlatformError(f"vigia up is already running on {home} (pid {previous.pid}); stop it first")
+        leftovers = processes_with_marker(previous.marker)
+        for pid in leftovers:
+            signal_group(pid, signal.SIGKILL, group=False)
+        if leftovers:
+            say(f"stopped {len(leftovers)} processes left running by a vigia up that was killed")
+    write_state(home, PlatformState(os.getpid(), marker, urls.prefect_api, urls.receiver, urls.dashboard))
+
+
+def kill_leftovers(marker: str, say: Callable[[str], None]) -> None:
+    """Kill whatever still carries this run's marker: flow runs start in sessions of their own."""
+    leftovers = processes_with_marker(marker)
+    for pid in leftovers:
+        signal_group(pid, signal.SIGKILL, group=False)
+    if leftovers:
+        say(f"killed {len(leftovers)} processes the parts left behind")
 
 
 def processes_with_marker(marker: str) -> list[int]:
@@ -208,25 +248,10 @@ def processes_with_marker(marker: str) -> list[int]:
     return found
 
 
-def _read_json(path: Path) -> dict:
+def is_vigia_process(pid: int) -> bool:
+    """Whether `pid` is alive and a `vigia` process (not a pid reused by something else)."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _is_alive(pid: int) -> bool:
-    try:
-        return pid > 0 and "vigia" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        return pid > 0 and pid != os.getpid() and ("vigia" in command or "deployments.cli" in command)
     except OSError:
         return False
-
-
-def _signal_group(pid: int, signum: int, group: bool = True) -> None:
-    try:
-        if group:
-            os.killpg(pid, signum)
-        else:
-            os.kill(pid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass

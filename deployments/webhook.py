@@ -1,4 +1,8 @@
-"""The webhook receiver: `GET /health`, and the Evolution webhook that stores voice notes and starts their runs (DESIGN §9)."""
+"""The webhook receiver: `GET /health`, and the Evolution webhook that stores voice notes in the transcription queue (DESIGN §9, §14).
+
+It only stores and answers: transcribers (deployments/transcriber.py) take the notes from the store,
+woken by NOTIFY on PostgreSQL or by their short poll on SQLite. No Prefect is imported here.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from deployments.tokens import read_token_file, request_holds_token
 from store.database import StoreError, open_session
 from store.health_runs import CHECK_INTERVAL, last_health_run_finished_at
 from store.states import read_states
+from store.voice_note_queue import notify_stored
 from store.voice_notes import InvalidVoiceNote, NewVoiceNote, find_voice_note_id, insert_voice_note
 
 logger = logging.getLogger(__name__)
@@ -41,7 +46,11 @@ class WebhookConfig:
 
 
 def create_app(database_url: str, webhook: WebhookConfig | None = None, dispatcher=None) -> FastAPI:
-    """Build the receiver for one store; with `webhook`, Evolution's voice notes are stored and handed to `dispatcher`."""
+    """Build the receiver for one store; with `webhook`, Evolution's voice notes are stored in the queue.
+
+    `dispatcher` (optional: start(), stop(), submit(id)) is told of each stored note, e.g. a transcriber
+    hosted in the same process for tests; the queue does not need it.
+    """
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -81,7 +90,7 @@ def create_app(database_url: str, webhook: WebhookConfig | None = None, dispatch
     @app.post("/webhooks/evolution")
     @app.post("/webhooks/evolution/{event}")
     async def evolution_webhook(request: Request, event: str | None = None) -> JSONResponse:
-        """Store a voice note and answer 202 before its run starts; 200 for duplicates and ignored events."""
+        """Store a voice note in the queue and answer 202; 200 for duplicates and ignored events."""
         started = time.perf_counter()
         if webhook is None or webhook.token is None:
             return _answer(503, "unavailable", "no webhook token is set up: set VIGIA_WEBHOOK_TOKEN or run `vigia setup`")
@@ -109,11 +118,19 @@ def create_app(database_url: str, webhook: WebhookConfig | None = None, dispatch
             return _answer(503, "unavailable", "the voice note could not be stored; retry later")
         elapsed_ms = (time.perf_counter() - started) * 1000
         if duplicate:
-            logger.info("voice note %s (instance %s) delivered again; already stored as %d", parsed.message_id, parsed.instance, voice_note_id)
+            logger.info(
+                "voice note %s (instance %s) delivered again; already stored as %d", parsed.message_id, parsed.instance, voice_note_id
+            )
             return _answer(200, "duplicate", f"already stored as voice note {voice_note_id}", voice_note_id=voice_note_id)
         inline = "inline audio" if parsed.audio else f"audio to fetch: {parsed.audio_problem}"
-        logger.info("voice note %d accepted from %s (instance %s, %s) in %.0f ms",
-                    voice_note_id, mask_jid(parsed.sender_jid or parsed.chat_jid), parsed.instance, inline, elapsed_ms)
+        logger.info(
+            "voice note %d accepted from %s (instance %s, %s) in %.0f ms",
+            voice_note_id,
+            mask_jid(parsed.sender_jid or parsed.chat_jid),
+            parsed.instance,
+            inline,
+            elapsed_ms,
+        )
         if dispatcher is not None:
             dispatcher.submit(voice_note_id)
         return _answer(202, "accepted", None, voice_note_id=voice_note_id)
@@ -136,10 +153,17 @@ def store_voice_note(database_url: str, spool_dir: Path, note: IncomingVoiceNote
         partial.write_bytes(note.audio)
         partial.replace(audio_path)
     record = NewVoiceNote(
-        instance=note.instance, message_id=note.message_id, chat_jid=note.chat_jid, sender_jid=note.sender_jid,
-        sent_at=note.sent_at, received_at=received_at, quoted=json.dumps(note.quoted, separators=(",", ":")),
-        mimetype=note.mimetype, audio_path=str(audio_path) if audio_path else None,
-        audio_bytes=len(note.audio) if note.audio is not None else None, audio_seconds=note.seconds,
+        instance=note.instance,
+        message_id=note.message_id,
+        chat_jid=note.chat_jid,
+        sender_jid=note.sender_jid,
+        sent_at=note.sent_at,
+        received_at=received_at,
+        quoted=json.dumps(note.quoted, separators=(",", ":")),
+        mimetype=note.mimetype,
+        audio_path=str(audio_path) if audio_path else None,
+        audio_bytes=len(note.audio) if note.audio is not None else None,
+        audio_seconds=note.seconds,
     )
     duplicate = False
     try:
@@ -147,6 +171,8 @@ def store_voice_note(database_url: str, spool_dir: Path, note: IncomingVoiceNote
             voice_note_id = insert_voice_note(session, record)
             if voice_note_id is None:  # a concurrent delivery of the same message won the insert
                 voice_note_id, duplicate = find_voice_note_id(session, note.instance, note.message_id), True
+            else:
+                notify_stored(session)
     except BaseException:
         if audio_path is not None:
             audio_path.unlink(missing_ok=True)
@@ -175,15 +201,13 @@ def _answer(status_code: int, status: str, reason: str | None, **extra) -> JSONR
 
 
 def create_app_from_environment() -> FastAPI:
-    """Build the receiver from the environment's settings (uvicorn's factory): webhook, spool and dispatcher included."""
-    from deployments.dispatch import VoiceNoteDispatcher  # loads Prefect's engine: only the real receiver needs it
-
+    """Build the receiver from the environment's settings (uvicorn's factory): webhook and spool included."""
     settings = load_settings()
     webhook = WebhookConfig(
         token=settings.webhook_token or read_token_file(settings.home),
         spool_dir=settings.home / "spool" / "voice-notes",
         max_body_bytes=settings.webhook_max_bytes,
     )
-    app = create_app(settings.database_url, webhook, VoiceNoteDispatcher(settings.database_url))
-    limit_repeats()  # after Prefect's and uvicorn's logging set-up, whose handlers write to logs/receiver.log
+    app = create_app(settings.database_url, webhook)
+    limit_repeats()  # after uvicorn's logging set-up, whose handlers write to logs/receiver.log
     return app

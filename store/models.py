@@ -234,6 +234,7 @@ class VoiceNoteRow(Base):
         UniqueConstraint("instance", "message_id", name="uq_voice_notes_instance_message"),
         Index("ix_voice_notes_received_at", "received_at"),
         Index("ix_voice_notes_status", "status"),
+        Index("ix_voice_notes_lease_token", "lease_token"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -260,7 +261,11 @@ class VoiceNoteRow(Base):
     transcript: Mapped[str | None] = mapped_column(Text)  # kept only with VIGIA_KEEP_TRANSCRIPTS=true
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # Claims, each taken with a conditional UPDATE so overlapping runs never act twice:
-    dispatched_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # a process took it to start its run
+    dispatched_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # unused since the queue's leases (0005)
+    # The queue's lease: a transcriber (or a manual run) holds the note until `lease_expires_at`, renewing it while it works.
+    lease_token: Mapped[str | None] = mapped_column(String(64))  # the claim's token: the flow run's id once it exists
+    lease_holder: Mapped[str | None] = mapped_column(String(128))  # host/pid of the holder, for people
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     reply_claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # the transcript reply is being sent
     notice_claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # the failure notice is being sent
     notice_message_id: Mapped[str | None] = mapped_column(String(128))  # the failure notice sent, at most once

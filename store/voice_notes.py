@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import String, func, or_, select, update
+from sqlalchemy import String, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -68,20 +68,31 @@ class VoiceNote:
     transcript: str | None
     attempts: int
     notice_message_id: str | None
+    lease_token: str | None = None
+    lease_expires_at: datetime | None = None
 
 
-def insert_voice_note(session: Session, note: NewVoiceNote, *, dispatched: bool = True) -> int | None:
-    """Store a new voice note (claimed for dispatch by the caller) and return its id; None when (instance, message id) exists.
+def insert_voice_note(session: Session, note: NewVoiceNote) -> int | None:
+    """Store a new voice note, queued for a transcriber, and return its id; None when (instance, message id) exists.
 
     Raises:
         InvalidVoiceNote: naming the field that no store could hold.
     """
     check_storable(note)
     row = VoiceNoteRow(
-        instance=note.instance, message_id=note.message_id, chat_jid=note.chat_jid, sender_jid=note.sender_jid,
-        sent_at=note.sent_at, received_at=note.received_at, quoted=note.quoted, mimetype=note.mimetype,
-        audio_path=note.audio_path, audio_bytes=note.audio_bytes, audio_seconds=note.audio_seconds,
-        status="received", attempts=0, dispatched_at=note.received_at if dispatched else None,
+        instance=note.instance,
+        message_id=note.message_id,
+        chat_jid=note.chat_jid,
+        sender_jid=note.sender_jid,
+        sent_at=note.sent_at,
+        received_at=note.received_at,
+        quoted=note.quoted,
+        mimetype=note.mimetype,
+        audio_path=note.audio_path,
+        audio_bytes=note.audio_bytes,
+        audio_seconds=note.audio_seconds,
+        status="received",
+        attempts=0,
     )
     try:
         with session.begin_nested():
@@ -122,63 +133,14 @@ def get_voice_note(session: Session, voice_note_id: int) -> VoiceNote | None:
     return None if row is None else _to_record(row)
 
 
-def claim_dispatch(session: Session, voice_note_id: int, now: datetime, stale_after: timedelta) -> bool:
-    """Claim a received note for starting its run: free, or claimed longer than `stale_after` ago by a process that vanished."""
-    outcome = session.execute(
-        update(VoiceNoteRow)
-        .where(
-            VoiceNoteRow.id == voice_note_id, VoiceNoteRow.status == "received",
-            or_(VoiceNoteRow.dispatched_at.is_(None), VoiceNoteRow.dispatched_at < now - stale_after),
-        )
-        .values(dispatched_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return outcome.rowcount == 1
-
-
-def release_dispatch(session: Session, voice_note_id: int) -> None:
-    """Give a note back to the sweeper (its run could not be created)."""
-    session.execute(
-        update(VoiceNoteRow).where(VoiceNoteRow.id == voice_note_id, VoiceNoteRow.status == "received").values(dispatched_at=None)
-    )
-
-
-def record_flow_run(session: Session, voice_note_id: int, flow_run_id: str) -> None:
-    """Remember the flow run created for a note, so a sweeper can start that same run."""
-    session.execute(update(VoiceNoteRow).where(VoiceNoteRow.id == voice_note_id).values(flow_run_id=flow_run_id))
-
-
-def list_unstarted(session: Session, now: datetime, *, stale_after: timedelta, stuck_after: timedelta, limit: int = 50) -> list[int]:
-    """Ids of notes whose run never began (free or stale claim), and of runs stuck in `running` past `stuck_after`."""
-    never_began = (VoiceNoteRow.status == "received") & or_(
-        VoiceNoteRow.dispatched_at.is_(None), VoiceNoteRow.dispatched_at < now - stale_after
-    )
-    stuck = (VoiceNoteRow.status == "running") & (VoiceNoteRow.run_started_at < now - stuck_after) & VoiceNoteRow.reply_claimed_at.is_(None)
-    query = select(VoiceNoteRow.id).where(or_(never_began, stuck)).order_by(VoiceNoteRow.received_at).limit(limit)
-    return list(session.scalars(query))
-
-
-def reclaim_stuck(session: Session, voice_note_id: int, now: datetime, stuck_after: timedelta) -> bool:
-    """Turn a run stuck in `running` (its process died) back into `received`, claimed by the caller."""
-    outcome = session.execute(
-        update(VoiceNoteRow)
-        .where(
-            VoiceNoteRow.id == voice_note_id, VoiceNoteRow.status == "running",
-            VoiceNoteRow.run_started_at < now - stuck_after, VoiceNoteRow.reply_claimed_at.is_(None),
-        )
-        .values(status="received", dispatched_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return outcome.rowcount == 1
-
-
 def start_run(session: Session, voice_note_id: int, flow_run_id: str | None, now: datetime) -> VoiceNote | None:
     """Mark a note `running` for this flow run (unless already finished) and return it; None when unknown."""
     session.execute(
         update(VoiceNoteRow)
         .where(VoiceNoteRow.id == voice_note_id, VoiceNoteRow.status.not_in(FINISHED))
-        .values(status="running", flow_run_id=flow_run_id, run_started_at=now, attempts=VoiceNoteRow.attempts + 1,
-                error_reason=None, error=None)
+        .values(
+            status="running", flow_run_id=flow_run_id, run_started_at=now, attempts=VoiceNoteRow.attempts + 1, error_reason=None, error=None
+        )
         .execution_options(synchronize_session=False)
     )
     return get_voice_note(session, voice_note_id)
@@ -187,7 +149,8 @@ def start_run(session: Session, voice_note_id: int, flow_run_id: str | None, now
 def record_audio(session: Session, voice_note_id: int, at: datetime, *, audio_path: str, audio_bytes: int, mimetype: str | None) -> None:
     """Record that the audio is on disk."""
     session.execute(
-        update(VoiceNoteRow).where(VoiceNoteRow.id == voice_note_id)
+        update(VoiceNoteRow)
+        .where(VoiceNoteRow.id == voice_note_id)
         .values(audio_fetched_at=at, audio_path=audio_path, audio_bytes=audio_bytes, mimetype=mimetype)
     )
 
@@ -237,7 +200,8 @@ def record_skip(session: Session, voice_note_id: int, reason: str, detail: str, 
 def record_failure(session: Session, voice_note_id: int, reason: str, detail: str) -> None:
     """Mark a note failed with a short reason slug and the error text (a re-run may still finish it)."""
     session.execute(
-        update(VoiceNoteRow).where(VoiceNoteRow.id == voice_note_id, VoiceNoteRow.status.not_in(FINISHED))
+        update(VoiceNoteRow)
+        .where(VoiceNoteRow.id == voice_note_id, VoiceNoteRow.status.not_in(FINISHED))
         .values(status="failed", error_reason=reason[:32], error=detail)
     )
 
@@ -266,11 +230,30 @@ def count_by_status(session: Session) -> dict[str, int]:
 
 def _to_record(row: VoiceNoteRow) -> VoiceNote:
     return VoiceNote(
-        id=row.id, instance=row.instance, message_id=row.message_id, chat_jid=row.chat_jid, sender_jid=row.sender_jid,
-        sent_at=row.sent_at, received_at=row.received_at, quoted=row.quoted, mimetype=row.mimetype,
-        audio_path=row.audio_path, audio_bytes=row.audio_bytes, audio_seconds=row.audio_seconds, status=row.status,
-        error_reason=row.error_reason, error=row.error, flow_run_id=row.flow_run_id, run_started_at=row.run_started_at,
-        audio_fetched_at=row.audio_fetched_at, transcribed_at=row.transcribed_at, replied_at=row.replied_at,
-        reply_message_id=row.reply_message_id, transcript=row.transcript, attempts=row.attempts,
+        id=row.id,
+        instance=row.instance,
+        message_id=row.message_id,
+        chat_jid=row.chat_jid,
+        sender_jid=row.sender_jid,
+        sent_at=row.sent_at,
+        received_at=row.received_at,
+        quoted=row.quoted,
+        mimetype=row.mimetype,
+        audio_path=row.audio_path,
+        audio_bytes=row.audio_bytes,
+        audio_seconds=row.audio_seconds,
+        status=row.status,
+        error_reason=row.error_reason,
+        error=row.error,
+        flow_run_id=row.flow_run_id,
+        run_started_at=row.run_started_at,
+        audio_fetched_at=row.audio_fetched_at,
+        transcribed_at=row.transcribed_at,
+        replied_at=row.replied_at,
+        reply_message_id=row.reply_message_id,
+        transcript=row.transcript,
+        attempts=row.attempts,
         notice_message_id=row.notice_message_id,
+        lease_token=row.lease_token,
+        lease_expires_at=row.lease_expires_at,
     )

@@ -17,6 +17,7 @@ from blocks.health_targets import LOWER_IS_WORSE, HealthTarget
 from clients import evolution, groq, host, http, postgres, prefect_server, redis, tcp
 from clients.errors import ClientError
 from clients.redaction import mask_secrets
+from store import voice_note_queue
 from store.database import StoreError, open_session
 from store.probes import ProbeResult
 from store.sla import backup_freshness
@@ -93,16 +94,27 @@ def grade(target: HealthTarget, measure: Measure, at: datetime) -> ProbeResult:
     elif measure.latency_ms is not None and measure.latency_ms > target.latency_warning_ms:
         level, reason = "warning", f"slow: {measure.latency_ms:.0f} ms (warning above {target.latency_warning_ms:g} ms)"
     return ProbeResult(
-        target=target.name, kind=target.kind, at=at, ok=ok, level=level,
-        latency_ms=measure.latency_ms, value=measure.value, reason=reason,
+        target=target.name,
+        kind=target.kind,
+        at=at,
+        ok=ok,
+        level=level,
+        latency_ms=measure.latency_ms,
+        value=measure.value,
+        reason=reason,
     )
 
 
 def _failed(target: HealthTarget, at: datetime, started: float, reason: str) -> ProbeResult:
     secrets = [target.dsn.get_secret_value()] if target.dsn else []
     return ProbeResult(
-        target=target.name, kind=target.kind, at=at, ok=False, level="critical",
-        latency_ms=(time.perf_counter() - started) * 1000, reason=mask_secrets(reason, secrets),
+        target=target.name,
+        kind=target.kind,
+        at=at,
+        ok=False,
+        level="critical",
+        latency_ms=(time.perf_counter() - started) * 1000,
+        reason=mask_secrets(reason, secrets),
     )
 
 
@@ -123,6 +135,8 @@ async def _measure(target: HealthTarget, context: ProbeContext, at: datetime) ->
             return Measure(None, status.latency_ms, f"{status.used_memory_bytes // 2**20} MiB used, no maxmemory")
         used = 100.0 * status.used_memory_bytes / status.max_memory_bytes
         return Measure(used, status.latency_ms, f"memory {used:.0f}% of maxmemory")
+    if kind == "queue" and target.queue_key == voice_note_queue.HEALTH_QUEUE_KEY:
+        return await _measure_voice_note_queue(target, at)
     if kind == "queue":
         length, latency = await redis.list_length(target.dsn.get_secret_value(), target.queue_key or "", timeout=target.timeout_seconds)
         return Measure(float(length), latency, f"{length} items in {target.queue_key}")
@@ -193,6 +207,22 @@ async def _measure_groq(target: HealthTarget, context: ProbeContext) -> Measure:
     return Measure(None, latency, f"{len(models)} models, {block.transcription_model} available")
 
 
+async def _measure_voice_note_queue(target: HealthTarget, at: datetime) -> Measure:
+    """The transcription queue in the store: notes waiting for a transcriber, and the oldest one's wait."""
+    started = time.perf_counter()
+
+    def read() -> voice_note_queue.QueueState:
+        with open_session(target.dsn.get_secret_value()) as session:
+            return voice_note_queue.read_queue(session, at)
+
+    try:
+        queue = await asyncio.to_thread(read)
+    except StoreError as error:
+        raise ProbeFailed(str(error)) from error
+    detail = f"{queue.waiting} voice notes waiting, the oldest for {queue.oldest_waiting_seconds:.0f} s; {queue.held} being answered"
+    return Measure(float(queue.waiting), (time.perf_counter() - started) * 1000, detail)
+
+
 async def _measure_backup(target: HealthTarget, at: datetime) -> Measure:
     def read_freshness():
         with open_session(target.dsn.get_secret_value()) as session:
@@ -202,6 +232,8 @@ async def _measure_backup(target: HealthTarget, at: datetime) -> Measure:
         fresh = await asyncio.to_thread(read_freshness)
     except StoreError as error:
         raise ProbeFailed(str(error)) from error
+    if fresh.awaiting_first:  # a fresh install: no backup was due yet, so nobody is paged
+        return Measure(None, None, f"no verified backup yet; {fresh.first_due_text()} (daily at 03:00, or `vigia backup run`)")
     if fresh.age_seconds is None:
         raise ProbeFailed("no verified backup yet: run `vigia backup run` (it also runs daily at 03:00)")
     age_hours = fresh.age_seconds / 3600

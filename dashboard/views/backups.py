@@ -25,9 +25,12 @@ def render() -> None:
     runs = data.read(data.backup_runs, config.store_url, window.start, window.end)
     cells = st.columns(4)
     cells[0].metric(
-        "Newest verified backup", "none" if fresh.age_seconds is None else f"{format_duration(fresh.age_seconds)} old",
-        delta=f"target < {FRESHNESS_TARGET_SECONDS / 3600:.0f} h", delta_arrow="off",
-        delta_color="green" if fresh.meets_target else "red", border=True,
+        "Newest verified backup",
+        "none" if fresh.age_seconds is None else f"{format_duration(fresh.age_seconds)} old",
+        delta=fresh.first_due_text() or f"target < {FRESHNESS_TARGET_SECONDS / 3600:.0f} h",
+        delta_arrow="off",
+        delta_color="green" if fresh.meets_target else "red",
+        border=True,
     )
     cells[1].metric("Runs", len(runs))
     cells[2].metric("Verified", sum(run.verified for run in runs))
@@ -43,13 +46,23 @@ def render() -> None:
 
 def show_runs(runs) -> None:
     """Sizes over time and the table of runs."""
-    frame = pd.DataFrame([
-        {"run": run.id, "started": run.started_at, "status": run.status, "verified": run.verified,
-         "size MiB": None if run.size_bytes is None else round(run.size_bytes / MIB, 1),
-         "items verified": f"{run.items_verified}/{run.items}", "dump s": run.dump_seconds,
-         "upload s": run.upload_seconds, "verify s": run.verify_seconds, "error": shown(run.error)}
-        for run in runs
-    ])
+    frame = pd.DataFrame(
+        [
+            {
+                "run": run.id,
+                "started": run.started_at,
+                "status": run.status,
+                "verified": run.verified,
+                "size MiB": None if run.size_bytes is None else round(run.size_bytes / MIB, 1),
+                "items verified": f"{run.items_verified}/{run.items}",
+                "dump s": run.dump_seconds,
+                "upload s": run.upload_seconds,
+                "verify s": run.verify_seconds,
+                "error": shown(run.error),
+            }
+            for run in runs
+        ]
+    )
     st.subheader("Runs")
     st.altair_chart(charts.over_time(frame, "started", "size MiB", color="status"), width="stretch")
     st.dataframe(frame, hide_index=True, width="stretch")
@@ -62,11 +75,20 @@ def show_restores(url: str, window: Window) -> None:
     if not restores:
         empty_window("restore")
         return
-    frame = pd.DataFrame([
-        {"started": r.started_at, "run": r.run_id, "source": r.source, "into": shown(r.target), "status": r.status,
-         "seconds": r.seconds, "error": shown(r.error)}
-        for r in restores
-    ])
+    frame = pd.DataFrame(
+        [
+            {
+                "started": r.started_at,
+                "run": r.run_id,
+                "source": r.source,
+                "into": shown(r.target),
+                "status": r.status,
+                "seconds": r.seconds,
+                "error": shown(r.error),
+            }
+            for r in restores
+        ]
+    )
     left, right = st.columns(2)
     left.altair_chart(charts.over_time(frame, "started", "seconds", color="source"), width="stretch")
     right.dataframe(frame, hide_index=True, width="stretch")

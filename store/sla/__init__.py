@@ -26,10 +26,32 @@ from store.sla.transcriptions import ResponseTimes, percentile, response_time_sa
 from store.sla.uptime import Uptime, uptime, uptime_windows
 
 __all__ = [
-    "ERROR_RATE_TARGET_PERCENT", "FRESHNESS_TARGET_SECONDS", "RECOVERY_TARGET_SECONDS", "RESPONSE_TARGET_SECONDS",
-    "UPTIME_TARGET_PERCENT", "WINDOWS", "ErrorRate", "Freshness", "Recoveries", "Recovery", "ResponseTimes", "SlaRow",
-    "Uptime", "WorkflowRuns", "backup_freshness", "error_rate", "format_duration", "percentile", "recovery_times",
-    "response_time_samples", "response_times", "sla_rows", "sla_summary", "transcription_outcomes", "uptime", "uptime_windows",
+    "ERROR_RATE_TARGET_PERCENT",
+    "FRESHNESS_TARGET_SECONDS",
+    "RECOVERY_TARGET_SECONDS",
+    "RESPONSE_TARGET_SECONDS",
+    "UPTIME_TARGET_PERCENT",
+    "WINDOWS",
+    "ErrorRate",
+    "Freshness",
+    "Recoveries",
+    "Recovery",
+    "ResponseTimes",
+    "SlaRow",
+    "Uptime",
+    "WorkflowRuns",
+    "backup_freshness",
+    "error_rate",
+    "format_duration",
+    "percentile",
+    "recovery_times",
+    "response_time_samples",
+    "response_times",
+    "sla_rows",
+    "sla_summary",
+    "transcription_outcomes",
+    "uptime",
+    "uptime_windows",
     "worst_critical_uptime",
 ]
 
@@ -48,13 +70,25 @@ class SlaRow:
 
 
 def sla_summary(
-    session: Session, start: datetime, end: datetime, workflow_runs: WorkflowRuns | None = None, now: datetime | None = None
+    session: Session,
+    start: datetime,
+    end: datetime,
+    workflow_runs: WorkflowRuns | None = None,
+    now: datetime | None = None,
+    zone: str | None = None,
 ) -> list[SlaRow]:
-    """Return the five SLA figures of [start, end) in DESIGN §11's order; freshness is measured at `now`."""
+    """Return the five SLA figures of [start, end) in DESIGN §11's order; freshness is measured at `now`.
+
+    Args:
+        zone: VIGIA_TIMEZONE, for a fresh install's "first backup due by …" (default: the environment's).
+    """
     now = now or datetime.now(timezone.utc)
     return sla_rows(
-        uptime(session, start, end), response_times(session, start, end), error_rate(session, start, end, workflow_runs),
-        recovery_times(session, start, end, now), backup_freshness(session, now),
+        uptime(session, start, end),
+        response_times(session, start, end),
+        error_rate(session, start, end, workflow_runs),
+        recovery_times(session, start, end, now),
+        backup_freshness(session, now, zone),
     )
 
 
@@ -62,22 +96,53 @@ def sla_rows(uptimes: list[Uptime], times: ResponseTimes, errors: ErrorRate, rec
     """Return the five SLA rows from figures already read (the report reads each figure once for several uses)."""
     worst = worst_critical_uptime(uptimes)
     return [
-        SlaRow("uptime", "Uptime", None if worst is None else worst.percent, "%",
-               "no data" if worst is None else f"{worst.percent:.2f} % ({worst.target})",
-               f"≥ {UPTIME_TARGET_PERCENT} % per critical target", None if worst is None else worst.meets_target),
-        SlaRow("response_time", "Response time", times.p95_seconds, "s",
-               "no data" if times.p95_seconds is None else f"p95 {times.p95_seconds:.1f} s",
-               f"p95 < {RESPONSE_TARGET_SECONDS:.0f} s", times.meets_target),
-        SlaRow("error_rate", "Error rate", errors.percent, "%",
-               "no data" if errors.percent is None else f"{errors.percent:.2f} %",
-               f"< {ERROR_RATE_TARGET_PERCENT:.0f} %", errors.meets_target),
-        SlaRow("recovery_time", "Recovery time", recoveries.worst_seconds, "s",
-               "no incidents" if not recoveries.incidents else
-               f"worst {format_duration(recoveries.worst_seconds)}, MTTR {format_duration(recoveries.mttr_seconds)}",
-               f"< {RECOVERY_TARGET_SECONDS / 60:.0f} min", recoveries.meets_target),
-        SlaRow("backup_freshness", "Backup freshness", fresh.age_seconds, "s",
-               "no verified backup" if fresh.age_seconds is None else format_duration(fresh.age_seconds),
-               f"< {FRESHNESS_TARGET_SECONDS / 3600:.0f} h", fresh.meets_target),
+        SlaRow(
+            "uptime",
+            "Uptime",
+            None if worst is None else worst.percent,
+            "%",
+            "no data" if worst is None else f"{worst.percent:.2f} % ({worst.target})",
+            f"≥ {UPTIME_TARGET_PERCENT} % per critical target",
+            None if worst is None else worst.meets_target,
+        ),
+        SlaRow(
+            "response_time",
+            "Response time",
+            times.p95_seconds,
+            "s",
+            "no data" if times.p95_seconds is None else f"p95 {times.p95_seconds:.1f} s",
+            f"p95 < {RESPONSE_TARGET_SECONDS:.0f} s",
+            times.meets_target,
+        ),
+        SlaRow(
+            "error_rate",
+            "Error rate",
+            errors.percent,
+            "%",
+            "no data" if errors.percent is None else f"{errors.percent:.2f} %",
+            f"< {ERROR_RATE_TARGET_PERCENT:.0f} %",
+            errors.meets_target,
+        ),
+        SlaRow(
+            "recovery_time",
+            "Recovery time",
+            recoveries.worst_seconds,
+            "s",
+            "no incidents"
+            if not recoveries.incidents
+            else f"worst {format_duration(recoveries.worst_seconds)}, MTTR {format_duration(recoveries.mttr_seconds)}",
+            f"< {RECOVERY_TARGET_SECONDS / 60:.0f} min",
+            recoveries.meets_target,
+        ),
+        SlaRow(
+            "backup_freshness",
+            "Backup freshness",
+            fresh.age_seconds,
+            "s",
+            fresh.first_due_text() or ("no verified backup" if fresh.age_seconds is None else format_duration(fresh.age_seconds)),
+            f"< {FRESHNESS_TARGET_SECONDS / 3600:.0f} h",
+            fresh.meets_target,
+        ),
     ]
 
 

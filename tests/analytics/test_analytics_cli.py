@@ -1,15 +1,19 @@
-"""`vigia demo-data`, the SLA lines of `vigia status`, and `vigia report`'s errors, as a user runs them."""
+"""`vigia demo-data`, the SLA lines of `vigia status`, and `vigia report` (a run of weekly-analytics/weekly), as a user runs them."""
 
 import os
 import subprocess
 from datetime import datetime, timezone
 
+import httpx
+
 from store.database import open_session
 from store.sla import WINDOWS, sla_summary
+from tests.served_deployments import record_platform, serving
 
 
 def vigia(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(["vigia", *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=180)
+    environ = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
+    return subprocess.run(["vigia", *args], env={**environ, **env}, capture_output=True, text=True, timeout=180)
 
 
 def test_demo_data_fills_an_empty_store_once_and_status_shows_its_sla(tmp_path):
@@ -36,3 +40,23 @@ def test_demo_data_fills_an_empty_store_once_and_status_shows_its_sla(tmp_path):
 def test_report_rejects_a_malformed_week_before_starting_anything(tmp_path):
     result = vigia("report", "--week", "week 46", env={"VIGIA_HOME": str(tmp_path)})
     assert (result.returncode, result.stderr) == (2, "vigia: week 'week 46' is not an ISO week such as 2026-W46\n")
+
+
+def test_report_is_a_run_of_weekly_analytics_and_prints_where_the_report_went(prefect_server, sqlite_store_url, tmp_path):
+    from blocks.alert_routes import AlertRoutes
+    from blocks.vigia import VigiaSettings
+
+    VigiaSettings(home=str(tmp_path), database_url=sqlite_store_url, timezone="UTC").save("default", overwrite=True)
+    AlertRoutes().save("default", overwrite=True)
+    record_platform(tmp_path, prefect_server)
+    env = {"VIGIA_HOME": str(tmp_path), "VIGIA_DATABASE_URL": sqlite_store_url, "VIGIA_TIMEZONE": "UTC"}
+    with serving(prefect_server):
+        result = vigia("report", "--week", "2026-W46", "--no-email", env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"weekly report: {tmp_path / 'reports' / '2026-W46.html'}\n"
+    assert (tmp_path / "reports" / "2026-W46.html").read_text().count("2026-W46") >= 1
+    deployment = httpx.get(f"{prefect_server}/deployments/name/weekly-analytics/weekly", timeout=10).json()
+    body = {"deployments": {"id": {"any_": [deployment["id"]]}}, "sort": "START_TIME_DESC", "limit": 1}
+    [run] = httpx.post(f"{prefect_server}/flow_runs/filter", json=body, timeout=10).json()
+    assert (run["state"]["type"], run["parameters"]) == ("COMPLETED", {"week": "2026-W46", "send_email": False})

@@ -19,7 +19,12 @@ MAINTENANCE = START + timedelta(days=5)
 def seed_uptime(session) -> None:
     """`api`: a 1 h outage after 2 min PENDING, a 2 h stretch with no probe, a 3 h silence."""
     session.add(TargetStateRow(target="api", kind="http", critical=True, state="UP", level="ok", since=START, last_probe_at=END, version=1))
-    changes = [(START - timedelta(days=1), "UP"), (OUTAGE - timedelta(minutes=2), "PENDING"), (OUTAGE, "DOWN"), (OUTAGE + timedelta(hours=1), "UP")]
+    changes = [
+        (START - timedelta(days=1), "UP"),
+        (OUTAGE - timedelta(minutes=2), "PENDING"),
+        (OUTAGE, "DOWN"),
+        (OUTAGE + timedelta(hours=1), "UP"),
+    ]
     for at, state in changes:
         session.add(StateChangeRow(target="api", new_state=state, new_level="ok", at=at))
     at = START - timedelta(minutes=10)
@@ -33,8 +38,13 @@ def seed_uptime(session) -> None:
 def note(number: int, seconds: float | None, status: str = "replied") -> VoiceNoteRow:
     received = START + timedelta(minutes=10 * number)
     return VoiceNoteRow(
-        instance="main", message_id=f"M{number}", chat_jid="5511@s.whatsapp.net", received_at=received, status=status,
-        replied_at=None if seconds is None else received + timedelta(seconds=seconds), audio_seconds=10.0,
+        instance="main",
+        message_id=f"M{number}",
+        chat_jid="5511@s.whatsapp.net",
+        received_at=received,
+        status=status,
+        replied_at=None if seconds is None else received + timedelta(seconds=seconds),
+        audio_seconds=10.0,
     )
 
 
@@ -71,7 +81,16 @@ def test_recovery_times_and_mttr_of_known_incidents(store_url):
     with open_session(store_url) as session:
         for minutes, hours_in in ((10, 1), (20, 2), (45, 3)):
             opened = START + timedelta(hours=hours_in)
-            session.add(IncidentRow(target="api", critical=True, reason="down", opened_at=opened, confirmed_at=opened, resolved_at=opened + timedelta(minutes=minutes)))
+            session.add(
+                IncidentRow(
+                    target="api",
+                    critical=True,
+                    reason="down",
+                    opened_at=opened,
+                    confirmed_at=opened,
+                    resolved_at=opened + timedelta(minutes=minutes),
+                )
+            )
         session.add(IncidentRow(target="db", critical=True, reason="down", opened_at=now - timedelta(minutes=5), confirmed_at=now))
         session.add(IncidentRow(target="db", critical=True, reason="before", opened_at=START - timedelta(hours=1), confirmed_at=START))
     with open_session(store_url) as session:
@@ -84,7 +103,9 @@ def test_recovery_times_and_mttr_of_known_incidents(store_url):
 
 def test_error_rate_takes_the_worse_of_workflows_and_transcriptions(store_url):
     with open_session(store_url) as session:
-        session.add_all([note(n, 2.0) for n in range(198)] + [note(200, None, "failed"), note(201, None, "failed"), note(202, None, "running")])
+        session.add_all(
+            [note(n, 2.0) for n in range(198)] + [note(200, None, "failed"), note(201, None, "failed"), note(202, None, "running")]
+        )
     with open_session(store_url) as session:
         errors = error_rate(session, START, END, WorkflowRuns(finished=400, failed=2))
         without_prefect = error_rate(session, START, END, None)
@@ -99,7 +120,16 @@ def test_backup_freshness_is_the_newest_verified_run(store_url):
     with open_session(store_url) as session:
         for day, verified in ((1, True), (2, True), (3, False)):
             started = START + timedelta(days=day)
-            session.add(BackupRunRow(id=f"run{day}", started_at=started, finished_at=started + timedelta(minutes=5), status="verified" if verified else "failed", verified=verified, local_dir="x"))
+            session.add(
+                BackupRunRow(
+                    id=f"run{day}",
+                    started_at=started,
+                    finished_at=started + timedelta(minutes=5),
+                    status="verified" if verified else "failed",
+                    verified=verified,
+                    local_dir="x",
+                )
+            )
     now = START + timedelta(days=3, hours=1)
     with open_session(store_url) as session:
         fresh = backup_freshness(session, now)
@@ -111,7 +141,9 @@ def test_backup_freshness_is_the_newest_verified_run(store_url):
     assert summary["recovery_time"].display == "no incidents" and summary["recovery_time"].meets is True
 
 
-def test_an_empty_store_has_no_verified_backup_and_fails_freshness(store_url):
+def test_a_store_with_a_week_of_history_and_no_verified_backup_fails_freshness(store_url):
     with open_session(store_url) as session:
-        fresh = backup_freshness(session)
-    assert (fresh.run_id, fresh.meets_target) == (None, False)
+        seed_uptime(session)
+    with open_session(store_url) as session:
+        fresh = backup_freshness(session, END)
+    assert (fresh.run_id, fresh.first_due_at, fresh.meets_target) == (None, None, False)

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from deployments.cli import app
+from deployments.cli_support import QUIET_PREFECT
 from store.alerts import list_alerts, list_deliveries
 from store.database import open_session
 from store.probes import ProbeResult
@@ -27,12 +28,19 @@ class Outcome:
 
 
 def vigia(*args: str, env: dict[str, str]) -> Outcome:
+    # Named here so that CliRunner restores them: the CLI sets them in its own process.
+    env = {**{name: os.environ.get(name) for name in QUIET_PREFECT}, **env}
     result = CliRunner().invoke(app, list(args), env=env)
     return Outcome(result.exit_code, result.stdout, result.stderr)
 
 
 def down(url: str, target: str) -> int:
-    record_probe(url, ProbeResult(target, "tcp", datetime.now(timezone.utc), False, "critical", reason="refused"), critical=True, confirm_after=timedelta(0))
+    record_probe(
+        url,
+        ProbeResult(target, "tcp", datetime.now(timezone.utc), False, "critical", reason="refused"),
+        critical=True,
+        confirm_after=timedelta(0),
+    )
     with open_session(url) as session:
         return read_state(session, target).incident_id
 
@@ -97,8 +105,7 @@ def test_alert_test_prints_and_stores_channels_without_header_or_query_secrets(s
     with capture.serving() as base:
         config = tmp_path / "alerts.yaml"
         config.write_text(
-            f"urls:\n  - json://{base.removeprefix('http://')}/ok/telegram?+X-Token={header}&-token={query}:\n"
-            "      - tag: critical\n"
+            f"urls:\n  - json://{base.removeprefix('http://')}/ok/telegram?+X-Token={header}&-token={query}:\n      - tag: critical\n"
         )
         env = {"VIGIA_DATABASE_URL": sqlite_store_url, "VIGIA_HOME": str(tmp_path), "VIGIA_APPRISE_CONFIG": str(config)}
         result = vigia("alert", "test", "--severity", "critical", env=env)
@@ -130,9 +137,14 @@ def test_alert_test_records_a_channel_that_never_answers_as_a_timeout(sqlite_sto
     assert (alert.status, delivery.status, delivery.elapsed_ms >= 1000) == ("failed", "timeout", True)
 
 
-@pytest.mark.parametrize("command", [
-    ["alert", "test"], ["ack", "1", "--reason", "on it"], ["silence", "add", "redis", "--for", "1h", "--reason", "upgrade"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["alert", "test"],
+        ["ack", "1", "--reason", "on it"],
+        ["silence", "add", "redis", "--for", "1h", "--reason", "upgrade"],
+    ],
+)
 def test_alerting_commands_on_a_home_never_set_up_say_to_run_vigia_setup(tmp_path, command):
     config = tmp_path / "alerts.yaml"
     config.write_text("urls:\n  - json://127.0.0.1:9/ok/telegram:\n      - tag: critical\n")

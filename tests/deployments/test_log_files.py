@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import sys
+import time
 
 import httpx
 import pytest
 
 import deployments.dispatch  # noqa: F401  Prefect sets logging up on import; here, before caplog attaches its handler
 from deployments.log_files import LOG_BACKUPS, LOG_MAX_BYTES, RECEIVER_LOGGERS, RepeatFilter
-from deployments.settings import load_settings
-from deployments.up import Platform, PlatformError, Ports
+from deployments.supervisor import Part, Supervisor
 from deployments.webhook import create_app_from_environment
 from tests.fakes.evolution_webhook import voice_note_envelope
 from tests.fakes.server import serve_app
@@ -45,10 +46,20 @@ class Clock:
 
 
 def test_vigia_up_rotates_a_chatty_childs_log_and_keeps_three_backups(tmp_path):
-    platform = Platform(load_settings({"VIGIA_HOME": str(tmp_path)}, env_file=None), Ports(), say=lambda line: None)
-    platform._spawn("chatty", [sys.executable, "-c", CHATTY_CHILD])
-    with pytest.raises(PlatformError, match="chatty stopped on its own .exit 0."):
-        platform.watch()
+    supervisor = Supervisor(
+        [Part("chatty", (sys.executable, "-c", CHATTY_CHILD))],
+        os.environ,
+        tmp_path / "logs",
+        say=lambda line: None,
+        alert=lambda child: None,
+    )
+    supervisor.step()
+    chatty = supervisor.children["chatty"].process
+    deadline = time.monotonic() + 120
+    while chatty.poll() is None and time.monotonic() < deadline:
+        supervisor.step()  # `vigia up` looks every 0.25 s
+        time.sleep(0.5)
+    assert chatty.returncode == 0
     logs = sorted((tmp_path / "logs").iterdir())
     assert [path.name for path in logs] == ["chatty.log", *(f"chatty.log.{number}" for number in range(1, LOG_BACKUPS + 1))]
     assert all(path.stat().st_size <= LOG_MAX_BYTES + 6 * 1024 * 1024 for path in logs), {p.name: p.stat().st_size for p in logs}
@@ -98,7 +109,9 @@ def test_the_receiver_logs_a_store_outage_once_however_many_notes_it_refuses(rec
     caplog.set_level(logging.ERROR, logger="deployments.webhook")
     with serve_app(create_app_from_environment()) as url:  # uvicorn's factory, as `vigia up` runs it
         statuses = [
-            httpx.post(f"{url}/webhooks/evolution", json=voice_note_envelope(b"OggS" * 64), headers={"X-Vigia-Token": TOKEN}, timeout=10).status_code
+            httpx.post(
+                f"{url}/webhooks/evolution", json=voice_note_envelope(b"OggS" * 64), headers={"X-Vigia-Token": TOKEN}, timeout=10
+            ).status_code
             for _ in range(30)
         ]
     assert statuses == [503] * 30

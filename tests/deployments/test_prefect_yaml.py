@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from prefect.client.orchestration import get_client
 
 from deployments.serve import build_deployments
@@ -23,7 +22,9 @@ async def read_deployments() -> dict:
 def test_prefect_deploy_all_creates_every_deployment_with_its_schedule_and_time_zone(prefect_server):
     env = {**os.environ, "PREFECT_API_URL": prefect_server, "VIGIA_TIMEZONE": "America/Sao_Paulo"}
     prefect = [sys.executable, "-m", "prefect", "--no-prompt"]
-    subprocess.run([*prefect, "work-pool", "create", "vigia", "--type", "process", "--overwrite"], env=env, cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(
+        [*prefect, "work-pool", "create", "vigia", "--type", "process", "--overwrite"], env=env, cwd=ROOT, check=True, capture_output=True
+    )
     deployed = subprocess.run([*prefect, "deploy", "--all"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     deployments = asyncio.run(read_deployments())
@@ -50,9 +51,12 @@ def test_prefect_deploy_all_creates_every_deployment_with_its_schedule_and_time_
         assert all(p.get("description") for p in deployment.parameter_openapi_schema["properties"].values())
     transcribe = deployments["transcribe-voice-note/on-webhook"]
     assert (transcribe.schedules, transcribe.work_pool_name, transcribe.tags) == ([], "vigia", ["vigia"])
-    voice_note_id = transcribe.parameter_openapi_schema["properties"]["voice_note_id"]
-    assert (voice_note_id["type"], transcribe.parameter_openapi_schema["required"]) == ("integer", ["voice_note_id"])
-    assert voice_note_id["description"].startswith("Id of the stored voice note")
+    voice_note_ids = transcribe.parameter_openapi_schema["properties"]["voice_note_ids"]  # a batch of the queue (issue #13)
+    assert (set(transcribe.parameter_openapi_schema["properties"]), transcribe.parameter_openapi_schema.get("required", [])) == (
+        {"voice_note_ids", "voice_note_id"},
+        [],
+    )
+    assert voice_note_ids["description"].startswith("Ids of the stored voice notes")
 
 
 def test_vigia_up_serves_the_same_definitions_unpaused():

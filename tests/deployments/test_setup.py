@@ -30,14 +30,28 @@ def setup(settings):
 
 def test_setup_derives_targets_from_the_settings_and_what_answers_on_localhost(tmp_path):
     settings = settings_for(
-        tmp_path, EVOLUTION_API_URL="http://127.0.0.1:9/", EVOLUTION_API_KEY="evo-key-123", EVOLUTION_INSTANCE="bot",
-        GROQ_API_KEY="gsk_test_key", VIGIA_HEARTBEAT_URL="http://127.0.0.1:9/ping",
+        tmp_path,
+        EVOLUTION_API_URL="http://127.0.0.1:9/",
+        EVOLUTION_API_KEY="evo-key-123",
+        EVOLUTION_INSTANCE="bot",
+        GROQ_API_KEY="gsk_test_key",
+        VIGIA_HEARTBEAT_URL="http://127.0.0.1:9/ping",
     )
     report = setup(settings)
     targets = {t.name: t for t in HealthTargets.load("default").targets}
-    assert sorted(targets) == ["backup", "disk", "evolution", "groq", "memory", "postgres", "prefect", "redis"]
+    assert sorted(targets) == [
+        "backup",
+        "disk",
+        "evolution",
+        "groq",
+        "memory",
+        "postgres-postgres",
+        "prefect",
+        "redis",
+        "transcription-queue",
+    ]
     assert targets["disk"].url == str(tmp_path)
-    assert {n for n, t in targets.items() if t.critical} == {"backup", "evolution", "groq", "postgres", "prefect", "redis"}
+    assert {n for n, t in targets.items() if t.critical} == {"backup", "evolution", "groq", "postgres-postgres", "prefect", "redis"}
     assert EvolutionApi.load("default").api_key.get_secret_value() == "evo-key-123"
     assert GroqApi.load("default").transcription_model == "whisper-large-v3-turbo"
     assert VigiaSettings.load("default").heartbeat_url.get_secret_value() == "http://127.0.0.1:9/ping"
@@ -48,7 +62,9 @@ def test_setup_twice_changes_nothing_and_keeps_targets_added_by_hand(tmp_path):
     settings = settings_for(tmp_path)
     setup(settings)
     first = HealthTargets.load("default")
-    HealthTargets(targets=[*first.targets, HealthTarget(name="landing", kind="http", url="https://bot.example")]).save("default", overwrite=True)
+    HealthTargets(targets=[*first.targets, HealthTarget(name="landing", kind="http", url="https://bot.example")]).save(
+        "default", overwrite=True
+    )
     setup(settings)
     setup(settings)
     again = HealthTargets.load("default")
@@ -64,7 +80,9 @@ def test_setup_validates_and_stores_the_apprise_routes(tmp_path):
     report = setup(settings_for(tmp_path, VIGIA_APPRISE_CONFIG=str(config)))
     routes = AlertRoutes.load("default")
     assert routes.config.get_secret_value() == config.read_text()
-    assert f"alert-routes/default: 4 channels from {config} (info → 1, warning → 1, critical → 2, emergency → 4, report → 1)" in report.lines
+    assert (
+        f"alert-routes/default: 4 channels from {config} (info → 1, warning → 1, critical → 2, emergency → 4, report → 1)" in report.lines
+    )
     assert all("app-password" not in line for line in report.lines)
     AlertRoutes().save("default", overwrite=True)
 
@@ -82,7 +100,8 @@ def test_setup_keeps_database_and_redis_passwords_out_of_what_the_api_shows(tmp_
     import httpx
 
     settings = settings_for(
-        tmp_path, VIGIA_BACKUP_POSTGRES="postgresql://app:Pg-Setup-Secret-1@db.internal:5432/app",
+        tmp_path,
+        VIGIA_BACKUP_POSTGRES="postgresql://app:Pg-Setup-Secret-1@db.internal:5432/app",
         VIGIA_BACKUP_REDIS="redis://:Rd-Setup-Secret-2@cache.internal:6379/0",
     )
     setup(settings)
@@ -96,6 +115,6 @@ def test_setup_keeps_database_and_redis_passwords_out_of_what_the_api_shows(tmp_
     dsns = {t.name: t.dsn.get_secret_value() for t in HealthTargets.load("default").targets if t.dsn}
 
     assert [s for s in ("Pg-Setup-Secret-1", "Rd-Setup-Secret-2", "Pg-Hand-Secret-3") if s in shown] == []
-    assert dsns["postgres"] == "postgresql://app:Pg-Setup-Secret-1@db.internal:5432/app"
+    assert dsns["postgres-app"] == "postgresql://app:Pg-Setup-Secret-1@db.internal:5432/app"
     assert dsns["redis"] == "redis://:Rd-Setup-Secret-2@cache.internal:6379/0"
     assert dsns["replica"] == "postgresql://ro:Pg-Hand-Secret-3@replica/app"

@@ -1,7 +1,8 @@
-"""`vigia up` for real: it starts, serves, answers /health after a check, stops cleanly, and resumes."""
+"""`vigia up` for real: it starts, runs a first check, answers /health, stops cleanly (one Ctrl-C under `uv run`), resumes."""
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -11,11 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from deployments.platform_state import PlatformState, read_state
 from tests.fakes.server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
+UV = shutil.which("uv") or str(Path.home() / ".local" / "bin" / "uv")
+NO_STATE = PlatformState(pid=0, marker="")
 
 
 def wait_for(predicate, seconds: float, what: str, process: subprocess.Popen | None = None):
@@ -66,19 +68,27 @@ class Platform:
         self.api = f"http://127.0.0.1:{self.prefect_port}/api"
         self.health = f"http://127.0.0.1:{self.webhook_port}/health"
 
-    def start(self) -> subprocess.Popen:
+    def start(self, argv_prefix: tuple[str, ...] = (), cwd: Path | None = None, start_new_session: bool = False) -> subprocess.Popen:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
         env.update({"VIGIA_HOME": str(self.home), "VIGIA_TEST_TAG": self.tag})
         return subprocess.Popen(
-            ["vigia", "up", "--prefect-port", str(self.prefect_port), "--webhook-port", str(self.webhook_port),
-             "--dashboard-port", str(self.dashboard_port)],
-            cwd=self.home, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-
-    def run_health_check(self) -> None:
-        env = {**os.environ, "PREFECT_API_URL": self.api}
-        subprocess.run(
-            ["prefect", "deployment", "run", "health-check/every-5-min"], env=env, check=True, capture_output=True, timeout=120
+            [
+                *argv_prefix,
+                "vigia",
+                "up",
+                "--prefect-port",
+                str(self.prefect_port),
+                "--webhook-port",
+                str(self.webhook_port),
+                "--dashboard-port",
+                str(self.dashboard_port),
+            ],
+            cwd=cwd or self.home,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=start_new_session,
         )
 
     def deployment_paused(self) -> bool:
@@ -109,14 +119,21 @@ def platform(tmp_path):
 
 
 @pytest.mark.timeout(600)
-def test_up_serves_the_health_check_resumes_after_a_kill_and_stops_cleanly(platform, tmp_path):
+def test_up_runs_a_first_health_check_by_itself_resumes_after_a_kill_and_stops_cleanly(platform, tmp_path):
     first = platform.start()
     try:
         wait_for(lambda: status_of(platform.health) in (200, 503), 240, "the receiver", first)
-        assert status_of(platform.health) == 503  # no health check has completed yet
-        assert platform.deployment_paused() is False
-        platform.run_health_check()
+        # No one runs a check: `vigia up` starts the first one through the served runner.
         wait_for(lambda: status_of(platform.health) == 200, 180, "/health to turn 200 after the first check", first)
+        assert platform.deployment_paused() is False
+        state = read_state(tmp_path)
+        assert (state.pid, state.prefect_api_url, state.receiver_url, state.dashboard_url) == (
+            first.pid,
+            platform.api,
+            platform.health.removesuffix("/health"),
+            platform.dashboard,
+        )
+        assert {"prefect-server", "receiver", "dashboard", "serve"} <= set(state.parts)
     finally:
         # Killed outright, it leaves its children running; the next `vigia up` stops them and goes on.
         first.kill()
@@ -128,9 +145,10 @@ def test_up_serves_the_health_check_resumes_after_a_kill_and_stops_cleanly(platf
         # The killed run's receiver still answers until the new run has taken VIGIA_HOME over.
         wait_for(lambda: f'"pid": {second.pid}' in read_text(tmp_path / "up.json"), 120, "the new run to take VIGIA_HOME", second)
         wait_for(lambda: status_of(platform.health) == 200, 240, "the resumed platform to report the stored check", second)
+        # The receiver no longer waits for Prefect; the runner re-applies the deployments once Prefect answers.
+        wait_for(lambda: status_of(f"{platform.api}/health") == 200, 240, "the Prefect server", second)
         assert platform.deployment_paused() is False
         assert httpx.get(platform.health, timeout=5).json()["targets"]["prefect"] == "UP"
-        # The dashboard starts after the receiver, beside the Prefect UI.
         wait_for(lambda: status_of(f"{platform.dashboard}/_stcore/health") == 200, 120, "the dashboard", second)
     finally:
         code, stderr = platform.stop(second)
@@ -141,6 +159,33 @@ def test_up_serves_the_health_check_resumes_after_a_kill_and_stops_cleanly(platf
     assert status_of(f"{platform.api}/health") is None
     assert status_of(f"{platform.dashboard}/_stcore/health") is None
     assert not (tmp_path / "up.json").exists()
+
+
+@pytest.mark.timeout(400)
+def test_one_ctrl_c_under_uv_run_stops_everything_even_with_the_second_sigint_uv_forwards(platform, tmp_path):
+    # As `make up` starts it, in a process group of its own as a terminal's foreground job.
+    process = platform.start(argv_prefix=(UV, "run"), cwd=ROOT, start_new_session=True)
+    try:
+        wait_for(
+            lambda: (
+                {"serve", "receiver", "dashboard", "prefect-server"} <= set((read_state(tmp_path) or NO_STATE).parts)
+                and status_of(f"{platform.dashboard}/_stcore/health") == 200
+            ),
+            240,
+            "the platform",
+            process,
+        )
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C does: every process of the foreground group gets it
+        _, stderr = process.communicate(timeout=90)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 0, stderr
+    assert processes_tagged(platform.tag) == []  # nothing outlives `uv run`
+    assert not (tmp_path / "up.json").exists()
+    assert "vigia: stopping (SIGINT)…" in stderr and "Traceback" not in stderr
+    stopped = [line.split()[1] for line in stderr.splitlines() if " stopped after " in line]
+    assert stopped.index("serve") < stopped.index("prefect-server") and stopped.index("receiver") < stopped.index("prefect-server")
 
 
 def test_up_with_a_broken_setting_stops_with_one_clear_line(tmp_path):

@@ -2,8 +2,8 @@
 
 from datetime import datetime, timedelta, timezone
 
-from store.database import open_session
 from store import voice_notes
+from store.database import open_session
 from store.voice_notes import NewVoiceNote
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
@@ -11,8 +11,17 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 
 def new_note(message_id: str = "3A7F2C9D41B8E05A6C13", received_at: datetime = NOW) -> NewVoiceNote:
     return NewVoiceNote(
-        instance="ops-bot", message_id=message_id, chat_jid="5511987654321@s.whatsapp.net", sender_jid=None, sent_at=NOW,
-        received_at=received_at, quoted="{}", mimetype="audio/ogg", audio_path=None, audio_bytes=None, audio_seconds=3.0,
+        instance="ops-bot",
+        message_id=message_id,
+        chat_jid="5511987654321@s.whatsapp.net",
+        sender_jid=None,
+        sent_at=NOW,
+        received_at=received_at,
+        quoted="{}",
+        mimetype="audio/ogg",
+        audio_path=None,
+        audio_bytes=None,
+        audio_seconds=3.0,
     )
 
 
@@ -40,23 +49,3 @@ def test_only_one_run_claims_the_reply_and_a_refused_send_releases_it(store_url)
         assert voice_notes.claim_reply(session, note_id, NOW) is False
         note = voice_notes.get_voice_note(session, note_id)
     assert (note.status, note.reply_message_id, (note.replied_at - note.received_at).total_seconds()) == ("replied", "3EB0ABC", 4.0)
-
-
-def test_the_sweeper_sees_unstarted_notes_and_claims_each_once(store_url):
-    with open_session(store_url) as session:
-        fresh = voice_notes.insert_voice_note(session, new_note("A1", received_at=NOW))
-        stale = voice_notes.insert_voice_note(session, new_note("A2", received_at=NOW - timedelta(minutes=5)))
-        free = voice_notes.insert_voice_note(session, new_note("A3"), dispatched=False)
-        started = voice_notes.insert_voice_note(session, new_note("A4", received_at=NOW - timedelta(hours=1)))
-        voice_notes.start_run(session, started, "run-1", NOW - timedelta(seconds=30))
-    window = {"stale_after": timedelta(seconds=60), "stuck_after": timedelta(minutes=5)}
-    with open_session(store_url) as session:
-        assert sorted(voice_notes.list_unstarted(session, NOW, **window)) == sorted([stale, free])
-        assert voice_notes.claim_dispatch(session, stale, NOW, timedelta(seconds=60)) is True
-        assert voice_notes.claim_dispatch(session, stale, NOW, timedelta(seconds=60)) is False
-        assert voice_notes.claim_dispatch(session, fresh, NOW, timedelta(seconds=60)) is False
-    later = NOW + timedelta(minutes=10)  # every claim is stale by now, and the started run is stuck
-    with open_session(store_url) as session:
-        assert sorted(voice_notes.list_unstarted(session, later, **window)) == sorted([fresh, stale, free, started])
-        assert voice_notes.reclaim_stuck(session, started, later, timedelta(minutes=5)) is True
-        assert voice_notes.get_voice_note(session, started).status == "received"

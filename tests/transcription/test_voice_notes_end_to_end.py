@@ -1,10 +1,9 @@
-"""A voice note from the fake Evolution comes back as a quoted transcript: through the receiver, a run of the
-`on-webhook` deployment executed in-process, the real groq SDK against the fake Groq, and sendText."""
+"""A voice note from the fake Evolution comes back as a quoted transcript: through the receiver, the queue, a
+transcriber running a batch run of the `on-webhook` deployment, the real groq SDK against the fake Groq, and sendText."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,7 +21,8 @@ from blocks.evolution import EvolutionApi
 from blocks.groq import GroqApi
 from blocks.transcription import TranscriptionSettings
 from blocks.vigia import VigiaSettings
-from deployments.dispatch import DEPLOYMENT, VoiceNoteDispatcher
+from deployments.dispatch import TranscriberThread
+from deployments.transcription_runs import DEPLOYMENT
 from deployments.webhook import WebhookConfig, create_app
 from flows.transcribe_voice_note import transcribe_voice_note
 from store.alerts import list_alerts
@@ -53,14 +53,14 @@ def wait_until(predicate: Callable[[], object], seconds: float, what: str):
 
 @dataclass
 class Platform:
-    """The receiver with its dispatcher, the fakes, and the store, as one test sees them."""
+    """The receiver, a transcriber, the fakes, and the store, as one test sees them."""
 
     url: str
     store_url: str
     home: Path
     evolution: FakeEvolution
     groq: FakeGroq
-    dispatcher: VoiceNoteDispatcher
+    transcriber: TranscriberThread
 
     def send(self, envelope: dict) -> int:
         [attempt] = WebhookSender(f"{self.url}/webhooks/evolution", headers={"X-Vigia-Token": TOKEN}).deliver(envelope)
@@ -72,7 +72,9 @@ class Platform:
             return get_voice_note(session, voice_note_id)
 
     def wait_for(self, voice_note_id: int, *statuses: str, seconds: float = 20) -> VoiceNote:
-        return wait_until(lambda: (n := self.note(voice_note_id)).status in statuses and n, seconds, f"voice note {voice_note_id} {statuses}")
+        return wait_until(
+            lambda: (n := self.note(voice_note_id)).status in statuses and n, seconds, f"voice note {voice_note_id} {statuses}"
+        )
 
 
 def save_settings(**changes) -> None:
@@ -94,17 +96,18 @@ def blocks(sqlite_store_url, tmp_path, evolution_url, groq_url) -> Iterator[None
     yield
 
 
-def start_platform(store_url, home, fake_evolution, fake_groq, sweep_every_seconds: float = 0.3) -> tuple[Platform, Callable[[], None]]:
-    dispatcher = VoiceNoteDispatcher(store_url, sweep_every_seconds=sweep_every_seconds)
-    dispatcher.start()
-    server = serve_app(create_app(store_url, WebhookConfig(token=TOKEN, spool_dir=home / "spool" / "voice-notes"), dispatcher))
+def start_platform(store_url, home, fake_evolution, fake_groq, poll_seconds: float = 0.05) -> tuple[Platform, Callable[[], None]]:
+    """The receiver alone in its app (it only stores), and a transcriber on a thread polling the store as a separate process would."""
+    transcriber = TranscriberThread(store_url, poll_seconds=poll_seconds)
+    transcriber.start()
+    server = serve_app(create_app(store_url, WebhookConfig(token=TOKEN, spool_dir=home / "spool" / "voice-notes")))
     url = server.__enter__()
 
     def stop() -> None:
-        dispatcher.stop()
+        transcriber.stop()
         server.__exit__(None, None, None)
 
-    return Platform(url, store_url, home, fake_evolution, fake_groq, dispatcher), stop
+    return Platform(url, store_url, home, fake_evolution, fake_groq, transcriber), stop
 
 
 @pytest.fixture
@@ -126,8 +129,12 @@ async def run_again(voice_note_id: int):
     """What the served runner does for "Run" in the UI: a new run of the deployment, executed to its end."""
     async with get_client() as client:
         deployment = await client.read_deployment_by_name(DEPLOYMENT)
-        flow_run = await client.create_flow_run_from_deployment(deployment.id, parameters={"voice_note_id": voice_note_id}, state=Pending())
-    return await run_flow_async(transcribe_voice_note, flow_run=flow_run, parameters={"voice_note_id": voice_note_id}, return_type="state")
+        flow_run = await client.create_flow_run_from_deployment(
+            deployment.id, parameters={"voice_note_ids": [voice_note_id]}, state=Pending()
+        )
+    return await run_flow_async(
+        transcribe_voice_note, flow_run=flow_run, parameters={"voice_note_ids": [voice_note_id]}, return_type="state"
+    )
 
 
 def test_a_voice_note_comes_back_as_a_quoted_transcript_and_a_rerun_never_replies_twice(platform, clips: Clips):
@@ -141,12 +148,26 @@ def test_a_voice_note_comes_back_as_a_quoted_transcript_and_a_rerun_never_replie
     assert list((platform.home / "spool" / "voice-notes").iterdir()) == []
     [request] = platform.groq.transcriptions
     assert (request.filename, request.content_type, request.response_format, request.model, request.language, request.temperature) == (
-        "voice.ogg", "audio/ogg", "verbose_json", "whisper-large-v3-turbo", "pt", "0.0")
-    flow_run, deployment = wait_until(lambda: (run := asyncio.run(read_flow_run(note.flow_run_id)))[0].state.is_final() and run, 20, "the run to end")
-    assert (deployment.name, flow_run.parameters, flow_run.state.type.value) == ("on-webhook", {"voice_note_id": voice_note_id}, "COMPLETED")
+        "voice.ogg",
+        "audio/ogg",
+        "verbose_json",
+        "whisper-large-v3-turbo",
+        "pt",
+        "0.0",
+    )
+    flow_run, deployment = wait_until(
+        lambda: (run := asyncio.run(read_flow_run(note.flow_run_id)))[0].state.is_final() and run, 20, "the run to end"
+    )
+    assert (deployment.name, flow_run.parameters, flow_run.state.type.value) == (
+        "on-webhook",
+        {"voice_note_ids": [voice_note_id]},
+        "COMPLETED",
+    )
+    assert (flow_run.name, sorted(flow_run.tags)) == (f"voice-note-{voice_note_id}", ["vigia", f"voice-note-{voice_note_id}"])
+    assert (platform.note(voice_note_id).lease_token, platform.note(voice_note_id).lease_expires_at) == (None, None)  # let go once done
 
     rerun = asyncio.run(run_again(voice_note_id))
-    assert (rerun.is_completed(), rerun.result()) == (True, "replied")
+    assert (rerun.is_completed(), rerun.result()) == (True, {str(voice_note_id): "replied"})
     assert len(platform.evolution.sent) == 1 and len(platform.groq.transcriptions) == 1
 
 
@@ -175,13 +196,19 @@ def test_without_inline_audio_it_is_fetched_from_evolution_and_uploaded_as_ogg(p
 def test_media_evolution_cannot_fetch_gets_the_friendly_reply_once_and_a_warning(platform):
     voice_note_id = platform.send(voice_note_envelope(None, chat_jid=CHAT))  # Evolution has no media for it
     note = platform.wait_for(voice_note_id, "failed")
-    assert (note.error_reason, note.error) == ("media-unavailable", "Evolution API answered 400: Error: error:1C800064:Provider routines::bad decrypt")
+    assert (note.error_reason, note.error) == (
+        "media-unavailable",
+        "Evolution API answered 400: Error: error:1C800064:Provider routines::bad decrypt",
+    )
     assert [(s.text, s.quoted_id) for s in platform.evolution.sent] == [(FAILURE, note.message_id)]
     wait_until(lambda: asyncio.run(read_flow_run(note.flow_run_id))[0].state.type.value == "FAILED", 20, "the run to end Failed")
     with open_session(platform.store_url) as session:
         [alert] = list_alerts(session)
-    assert (alert.severity, alert.key, alert.title) == ("warning", "transcription:media-unavailable",
-                                                         "[WARNING] voice note transcription failed: media-unavailable")
+    assert (alert.severity, alert.key, alert.title) == (
+        "warning",
+        "transcription:media-unavailable",
+        "[WARNING] voice note transcription failed: media-unavailable",
+    )
     assert "5511987654321" not in alert.body and "5511*******21" in alert.body
 
 
@@ -224,7 +251,7 @@ def test_a_slow_groq_is_cut_at_the_budget_and_the_sender_still_hears_back_within
     assert note.error_reason == "groq-timeout"
     first_reply = platform.evolution.sent[0]
     assert first_reply.text == FAILURE
-    assert (note.run_started_at - note.received_at).total_seconds() < 2
+    assert (note.run_started_at - note.received_at).total_seconds() < 3  # the queue's poll and the batch's Groq admission come first
     platform.groq.delay_seconds = 0
 
 
@@ -245,8 +272,10 @@ def test_a_watched_word_raises_its_alert_once_without_the_transcript(platform, c
     assert (note.transcript, Path(note.audio_path).read_bytes()) == (SPOKEN, clips.speech)  # kept on request
     [alert] = _alerts(platform)
     assert (alert.severity, alert.key) == ("emergency", f"voice-note:{voice_note_id}:keywords")
-    assert alert.body == (f"Voice note {voice_note_id} (instance ops-bot, chat 5511*******21@s.whatsapp.net) contains "
-                          "'Tomorrow' (emergency), 'delivery' (warning).")
+    assert alert.body == (
+        f"Voice note {voice_note_id} (instance ops-bot, chat 5511*******21@s.whatsapp.net) contains "
+        "'Tomorrow' (emergency), 'delivery' (warning)."
+    )
     assert SPOKEN not in alert.body and "confirmed" not in alert.title
 
 
@@ -262,18 +291,15 @@ def test_audio_over_the_upload_limit_is_split_and_the_texts_joined(platform, cli
 def test_a_stopped_prefect_loses_nothing(blocks, deployment, prefect_server, sqlite_store_url, tmp_path, fake_evolution, fake_groq, clips):
     proxy = SwitchableProxy(urlsplit(prefect_server).port)
     with temporary_settings(updates={PREFECT_API_URL: f"{proxy.url}/api"}):
-        # The sweeper runs only when asked, so the test sees each step.
-        running, stop = start_platform(sqlite_store_url, tmp_path, fake_evolution, fake_groq, sweep_every_seconds=3600)
+        running, stop = start_platform(sqlite_store_url, tmp_path, fake_evolution, fake_groq)
     try:
         voice_note_id = running.send(voice_note_envelope(clips.speech, chat_jid=CHAT))
-        # The run could not be created: the note is given back to the sweeper, still stored.
-        wait_until(lambda: _dispatch_released(running, voice_note_id), 20, "the failed dispatch to be released")
-        assert running.dispatcher.sweep().result(timeout=30) == 1  # Prefect still down: claimed, failed, released again
-        wait_until(lambda: _dispatch_released(running, voice_note_id), 20, "the second failed dispatch to be released")
-        assert running.note(voice_note_id).status == "received" and fake_evolution.sent == []
+        # No run can be created: the claim is given back and the note waits in the queue, untouched.
+        wait_until(lambda: running.transcriber.transcriber.failures >= 2, 30, "two attempts to reach Prefect")
+        note = running.note(voice_note_id)
+        assert (note.status, note.attempts, note.flow_run_id, fake_evolution.sent) == ("received", 0, None, [])
         proxy.open()
-        assert running.dispatcher.sweep().result(timeout=30) == 1
-        note = running.wait_for(voice_note_id, "replied")
+        note = running.wait_for(voice_note_id, "replied", seconds=40)
         assert [s.text for s in fake_evolution.sent] == [REPLY]
         assert note.attempts == 1
     finally:
@@ -284,10 +310,3 @@ def test_a_stopped_prefect_loses_nothing(blocks, deployment, prefect_server, sql
 def _alerts(platform: Platform) -> list:
     with open_session(platform.store_url) as session:
         return list_alerts(session)
-
-
-def _dispatch_released(platform: Platform, voice_note_id: int) -> bool:
-    from store.models import VoiceNoteRow
-
-    with open_session(platform.store_url) as session:
-        return session.get(VoiceNoteRow, voice_note_id).dispatched_at is None

@@ -1,0 +1,237 @@
+"""Run the platform's parts as child processes: start each once what it needs is ready, restart one that dies
+(with backoff), and stop them all in order. Imports no Prefect, pandas or Streamlit: it must stay small and up."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from deployments.log_files import rotate_if_large
+
+logger = logging.getLogger(__name__)
+BACKOFF_SECONDS = (1, 2, 4, 8, 15, 30, 60)  # the wait before each successive restart of a part that keeps dying
+STREAK_WINDOW_SECONDS = 600  # deaths this close together count as one streak; a part up this long starts afresh
+ALERT_AFTER_DEATHS = 4  # a streak this long raises the `critical` alert (once per streak)
+STOP_GRACE_SECONDS = 20
+START_ATTEMPTS = 3  # a part that dies this many times before it was ever ready fails the start
+
+
+class PartFailed(Exception):
+    """A part could not start: a one-shot step failed, or a service died or stayed silent before it was ever ready."""
+
+
+@dataclass(frozen=True)
+class Part:
+    """One process of the platform and how to tell it is ready."""
+
+    name: str
+    argv: tuple[str, ...]
+    needs: tuple[str, ...] = ()  # parts that must be ready before this one starts
+    ready_url: str | None = None  # a service is ready once this answers one of `accept`; None: once started
+    accept: tuple[int, ...] = (200,)
+    headers: Mapping[str, str] = field(default_factory=dict)  # sent with the readiness check (Prefect's basic auth)
+    one_shot: bool = False  # runs to completion once; exit 0 is ready, anything else fails the start
+    start_seconds: float = 180  # how long the first start may take to be ready
+    nice: int = 0  # added to the part's niceness: background work yields the CPU to what people open
+    env: Mapping[str, str] = field(default_factory=dict)  # on top of the supervisor's environment for children
+    restart_env: Mapping[str, str] = field(default_factory=dict)  # on top of `env` once it has been ready
+
+
+@dataclass
+class Child:
+    """What the supervisor knows of one part: its process, whether it was ever ready, its recent deaths."""
+
+    part: Part
+    log_path: Path
+    process: subprocess.Popen | None = None
+    started_at: float = 0.0
+    ready: bool = False
+    ever_ready: bool = False
+    deaths: list[float] = field(default_factory=list)
+    restart_at: float | None = None
+    alerted: bool = False
+    stamped: bool = False  # `vigia up` recorded what this part's first readiness means (a migrated database)
+
+
+class Supervisor:
+    """Starts parts as their needs are met, restarts the ones that die, and stops all of them in reverse order."""
+
+    def __init__(
+        self,
+        parts: list[Part],
+        env: Mapping[str, str],
+        logs: Path,
+        say: Callable[[str], None],
+        alert: Callable[[Child], None],
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.children = {part.name: Child(part, logs / f"{part.name}.log") for part in parts}
+        self.env = dict(env)
+        self.logs = logs
+        self.say = say
+        self.alert = alert
+        self.clock = clock
+
+    def is_ready(self, name: str) -> bool:
+        """Whether the part is running and ready now (a one-shot: it finished well)."""
+        return name in self.children and self.children[name].ready
+
+    def pids(self) -> dict[str, int]:
+        """The pid of every part running now, by name."""
+        return {name: c.process.pid for name, c in self.children.items() if c.process is not None and c.process.poll() is None}
+
+    def step(self) -> None:
+        """One pass: notice deaths, restart the due ones, start what can start, and check readiness.
+
+        Raises:
+            PartFailed: when a one-shot step fails, or a service fails before it was ever ready.
+        """
+        now = self.clock()
+        for child in self.children.values():
+            if child.process is None:
+                if child.restart_at is not None and now >= child.restart_at:
+                    self._spawn(child)
+                elif child.restart_at is None and not child.deaths and self._needs_met(child.part):
+                    self._spawn(child)
+            elif child.process.poll() is not None:
+                self._exited(child, now)
+            elif not child.ready:
+                self._check_ready(child, now)
+            else:
+                if child.deaths and now - child.started_at > STREAK_WINDOW_SECONDS:
+                    child.deaths, child.alerted = [], False  # up long enough: the streak is over
+                rotate_if_large(child.log_path)
+
+    def stop(self) -> None:
+        """Stop every part, those that need others first, with SIGINT (a Prefect runner ignores SIGTERM when idle),
+        then SIGKILL what is still there after the grace period."""
+        for layer in self._stop_layers():
+            started = self.clock()
+            running = [c for c in layer if c.process is not None and c.process.poll() is None]
+            for child in running:
+                # A one-shot step is simply ended (SIGTERM: no KeyboardInterrupt traceback on the terminal it shares).
+                signal_group(child.process.pid, signal.SIGTERM if child.part.one_shot else signal.SIGINT)
+            for child in running:
+                self._wait_or_kill(child, started + STOP_GRACE_SECONDS)
+                self.say(f"{child.part.name} stopped after {self.clock() - started:.1f} s")
+            for child in layer:
+                child.process, child.ready, child.restart_at = None, False, None
+
+    def _spawn(self, child: Child) -> None:
+        part = child.part
+        self.logs.mkdir(parents=True, exist_ok=True)
+        # One-shots print to the terminal (setup's summary, a bad setting's one line); services write a log.
+        output = None if part.one_shot else open(child.log_path, "ab")
+        try:
+            # A session of its own: a terminal's Ctrl-C reaches the supervisor only, which stops parts in order.
+            child.process = subprocess.Popen(
+                part.argv,
+                env={**self.env, **part.env, **(part.restart_env if child.ever_ready else {})},
+                stdout=output,
+                stderr=subprocess.STDOUT if output else None,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_niceness(part.nice),
+            )
+        finally:
+            if output is not None:
+                output.close()
+        child.started_at, child.ready, child.restart_at = self.clock(), False, None
+        if child.deaths:
+            self.say(f"{part.name} restarted (pid {child.process.pid})")
+
+    def _exited(self, child: Child, now: float) -> None:
+        part, code = child.part, child.process.returncode
+        if part.one_shot:
+            if code != 0:
+                raise PartFailed(f"{part.name} failed (exit {code}); see the lines above")
+            child.ready = True
+            return
+        child.process, child.ready = None, False
+        child.deaths = [t for t in child.deaths if now - t < STREAK_WINDOW_SECONDS] + [now]
+        if not child.ever_ready and len(child.deaths) >= START_ATTEMPTS:  # a port in use, a bad setting: not worth more
+            raise PartFailed(f"{part.name} exited with {code} while starting ({START_ATTEMPTS} tries): {tail(child.log_path)}")
+        wait = BACKOFF_SECONDS[min(len(child.deaths), len(BACKOFF_SECONDS)) - 1]
+        child.restart_at = now + wait
+        self.say(f"{part.name} died (exit {code}, {len(child.deaths)} in 10 min); restarting in {wait} s: {tail(child.log_path)}")
+        if len(child.deaths) >= ALERT_AFTER_DEATHS and not child.alerted:
+            child.alerted = True
+            self.alert(child)
+
+    def _check_ready(self, child: Child, now: float) -> None:
+        part = child.part
+        if part.one_shot:
+            return
+        if part.ready_url is None or answers(part.ready_url, part.accept, part.headers):
+            child.ready = child.ever_ready = True
+            return
+        if not child.ever_ready and now - child.started_at > part.start_seconds:
+            raise PartFailed(f"{part.name} did not answer at {part.ready_url} within {part.start_seconds:.0f} s; see {child.log_path}")
+
+    def _needs_met(self, part: Part) -> bool:
+        return all(self.children[name].ready or self.children[name].ever_ready for name in part.needs if name in self.children)
+
+    def _stop_layers(self) -> list[list[Child]]:
+        """Parts grouped by depth in the needs graph, deepest first: a part stops before what it needs."""
+        depth: dict[str, int] = {}
+
+        def depth_of(name: str) -> int:
+            if name not in depth:
+                needs = [n for n in self.children[name].part.needs if n in self.children]
+                depth[name] = 1 + max((depth_of(n) for n in needs), default=-1)
+            return depth[name]
+
+        layers: dict[int, list[Child]] = {}
+        for name, child in self.children.items():
+            layers.setdefault(depth_of(name), []).append(child)
+        return [layers[d] for d in sorted(layers, reverse=True)]
+
+    def _wait_or_kill(self, child: Child, deadline: float) -> None:
+        try:
+            child.process.wait(timeout=max(0.1, deadline - self.clock()))
+        except subprocess.TimeoutExpired:
+            self.say(f"{child.part.name} did not stop within {STOP_GRACE_SECONDS} s; killing it")
+            signal_group(child.process.pid, signal.SIGKILL)
+            child.process.wait()
+
+
+def _niceness(increment: int) -> Callable[[], None] | None:
+    if not increment:
+        return None
+    return lambda: os.nice(increment)
+
+
+def answers(url: str, accept: tuple[int, ...], headers: Mapping[str, str] | None = None) -> bool:
+    """Whether `url` answers with one of the `accept` statuses within a second."""
+    try:
+        return httpx.get(url, headers=headers, timeout=1).status_code in accept
+    except httpx.HTTPError:
+        return False
+
+
+def tail(path: Path, lines: int = 3) -> str:
+    """The last lines of a part's log, joined on one line."""
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return f"no log at {path}"
+    return " | ".join(text[-lines:]) or f"nothing in {path}"
+
+
+def signal_group(pid: int, signum: int, group: bool = True) -> None:
+    """Send `signum` to a process group (or one process); one already gone is fine."""
+    try:
+        if group:
+            os.killpg(pid, signum)
+        else:
+            os.kill(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
