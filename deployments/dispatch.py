@@ -11,7 +11,6 @@ import asyncio
 import contextvars
 import logging
 import threading
-from concurrent.futures import Future
 
 from prefect.context import SettingsContext, get_settings_context
 
@@ -23,9 +22,7 @@ logger = logging.getLogger(__name__)
 class TranscriberThread:
     """Runs a transcriber on a private event-loop thread: start(), submit(id) to wake it, stop()."""
 
-    def __init__(
-        self, database_url: str, *, max_in_flight: int = 4, poll_seconds: float | None = None, sla_seconds: float = 15.0, **_ignored
-    ):
+    def __init__(self, database_url: str, *, max_in_flight: int = 4, poll_seconds: float | None = None, sla_seconds: float = 15.0):
         self.config = TranscriberConfig(database_url, max_in_flight=max_in_flight, poll_seconds=poll_seconds, sla_seconds=sla_seconds)
         self.transcriber: Transcriber | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -52,11 +49,6 @@ class TranscriberThread:
         if self._loop is not None and self.transcriber is not None:
             self._loop.call_soon_threadsafe(self.transcriber.wake)
 
-    def sweep(self) -> Future:
-        """Wake the transcriber at once; the future is done when the wake is delivered."""
-        self.start()
-        return asyncio.run_coroutine_threadsafe(self._wake(), self._loop)
-
     def stop(self, grace_seconds: float = 30.0) -> None:
         """Stop taking notes, let the runs in flight finish, and end the thread."""
         with self._lock:
@@ -65,10 +57,6 @@ class TranscriberThread:
             self._loop.call_soon_threadsafe(self._stop.set)
             self._thread.join(timeout=grace_seconds)
             self._thread = None
-
-    async def _wake(self) -> int:
-        self.transcriber.wake()
-        return 1
 
     def _run(self, settings: SettingsContext, ready: threading.Event) -> None:
         with SettingsContext(profile=settings.profile, settings=settings.settings):
@@ -80,6 +68,3 @@ class TranscriberThread:
         self.transcriber = Transcriber(self.config)
         ready.set()
         await self.transcriber.run(self._stop)
-
-
-VoiceNoteDispatcher = TranscriberThread  # the name callers used before the queue

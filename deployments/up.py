@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 __all__ = ["PlatformError", "Ports", "run_up"]
 STEP_SECONDS = 0.25
 PRINTED_PARTS = ("prefect-server", "receiver", "dashboard")
+FIRST_CHECK_TRIES = 30  # a minute of tries, FIRST_CHECK_RETRY_SECONDS apart
+FIRST_CHECK_RETRY_SECONDS = 2.0
 
 
 class PlatformError(Exception):
@@ -110,7 +112,8 @@ def watch(
     Raises:
         PartFailed: when a part cannot start.
     """
-    printed = started_check = False
+    printed = False
+    check_tries, next_check_at = 0, 0.0  # the first health check: tried once serve is ready, again while Prefect's SQLite is busy
     while not stop:
         supervisor.step()
         if state.parts != (pids := supervisor.pids()):
@@ -120,9 +123,10 @@ def watch(
         if not printed and all(supervisor.is_ready(name) for name in PRINTED_PARTS if name in supervisor.children):
             printed = True
             show_urls(state, show)
-        if not started_check and supervisor.is_ready("serve"):
-            started_check = True
-            start_health_check(state.prefect_api_url, settings, say)
+        if check_tries < FIRST_CHECK_TRIES and time.monotonic() >= next_check_at and supervisor.is_ready("serve"):
+            check_tries, next_check_at = check_tries + 1, time.monotonic() + FIRST_CHECK_RETRY_SECONDS
+            if start_health_check(state, settings, say, last_try=check_tries == FIRST_CHECK_TRIES):
+                check_tries = FIRST_CHECK_TRIES
         time.sleep(STEP_SECONDS)
 
 
@@ -146,19 +150,36 @@ def show_urls(state: PlatformState, show: Callable[[str], None]) -> None:
     show("Vigia is up; Ctrl-C stops everything.")
 
 
-def start_health_check(api_url: str, settings: Settings, say: Callable[[str], None]) -> None:
+def start_health_check(state: PlatformState, settings: Settings, say: Callable[[str], None], last_try: bool) -> bool:
     """Create a run of health-check/every-5-min now (the served runner takes it), so /health, `vigia status` and
-    the dashboard have something real to say within a minute of the start, not at the next five-minute mark."""
+    the dashboard have something real to say within a minute of the start, not at the next five-minute mark.
+
+    Returns:
+        Whether the run was created; a refusal (Prefect's SQLite answers 503 while the runner writes its
+        schedules) is said only on the last try. One key per start: a try that did land is never doubled.
+    """
+    api_url = state.prefect_api_url
     headers = prefect_headers(settings)
     try:
         found = httpx.get(f"{api_url}/deployments/name/{HEALTH_CHECK_DEPLOYMENT}", headers=headers, timeout=10)
         found.raise_for_status()
-        created = httpx.post(f"{api_url}/deployments/{found.json()['id']}/create_flow_run", json={}, headers=headers, timeout=10)
+        created = httpx.post(
+            f"{api_url}/deployments/{found.json()['id']}/create_flow_run",
+            json={"idempotency_key": f"vigia-up-first-check-{state.marker}"},
+            headers=headers,
+            timeout=10,
+        )
         created.raise_for_status()
     except httpx.HTTPError as error:
-        say(f"the first health check was not started ({error}); it runs at the next five-minute mark")
-        return
+        if last_try:
+            say(f"the first health check was not started ({_first_line(error)}); it runs at the next five-minute mark")
+        return False
     say(f"first health check started: flow run {created.json()['name']}")
+    return True
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 class PartAlerts:

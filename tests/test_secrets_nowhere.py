@@ -20,7 +20,7 @@ import redis
 from sqlalchemy import inspect, text
 
 from blocks.health_targets import HealthTarget, HealthTargets
-from deployments.dispatch import VoiceNoteDispatcher
+from deployments.dispatch import TranscriberThread
 from deployments.settings import load_settings
 from deployments.setup import run_setup
 from deployments.webhook import WebhookConfig, create_app
@@ -192,7 +192,7 @@ def transcribe(cycle: Cycle, speech: bytes) -> None:
     """Voice notes through the receiver (the token as a header, a JWT's key and ?token=), replied through the fakes."""
     forget_blocks()
     transcribe_voice_note.to_deployment(name="on-webhook", tags=["vigia"]).apply()
-    dispatcher = VoiceNoteDispatcher(cycle.store_url, sweep_every_seconds=0.3)
+    dispatcher = TranscriberThread(cycle.store_url)
     dispatcher.start()
     config = WebhookConfig(token=SECRETS["webhook token"], spool_dir=cycle.home / "spool" / "voice-notes")
     try:

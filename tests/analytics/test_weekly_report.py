@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.sorting import ArtifactSort
 
 from blocks.alert_routes import AlertRoutes
 from blocks.vigia import VigiaSettings
@@ -28,9 +29,13 @@ def seeded_store(sqlite_store_url):
     return sqlite_store_url
 
 
-async def read_artifacts(key: str) -> list:
+async def read_newest_artifact(key: str):
+    """The newest artifact with this key: other tests of the session (the CLI's report run) make theirs too."""
     async with get_client() as client:
-        return await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+        [newest] = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])), sort=ArtifactSort.CREATED_DESC, limit=1
+        )
+        return newest
 
 
 def test_the_report_lands_as_artifacts_files_and_an_email_with_charts_and_csvs(seeded_store, tmp_path):
@@ -79,10 +84,10 @@ def test_the_report_lands_as_artifacts_files_and_an_email_with_charts_and_csvs(s
     html = mail.message.get_body(("html",)).get_content()
     assert expected["Response time"] in html and "smtp-secret" not in html
 
-    [markdown] = asyncio.run(read_artifacts("weekly-report"))
+    markdown = asyncio.run(read_newest_artifact("weekly-report"))
     assert f"# Vigia weekly report {WEEK}" in markdown.data and expected["Uptime"] in markdown.data
-    tables = asyncio.run(read_artifacts("weekly-targets"))
-    assert tables and '"target": "evolution-api"' in tables[0].data
+    table = asyncio.run(read_newest_artifact("weekly-targets"))
+    assert '"target": "evolution-api"' in table.data
 
 
 def test_re_running_a_week_replaces_its_report_and_a_bad_week_fails_clearly(seeded_store, tmp_path):

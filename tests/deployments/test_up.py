@@ -118,6 +118,7 @@ def platform(tmp_path):
             os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_up_runs_a_first_health_check_by_itself_resumes_after_a_kill_and_stops_cleanly(platform, tmp_path):
     first = platform.start()

@@ -104,6 +104,7 @@ class RunningPlatform:
             return get_voice_note(session, voice_note_id).status
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(420)
 def test_each_part_killed_in_turn_is_back_within_30_s_and_every_note_is_replied_once(
     tmp_path, evolution_url, groq_url, fake_evolution, clips
