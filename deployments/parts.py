@@ -172,12 +172,11 @@ def build_parts(settings: Settings, ports: Ports, urls: Urls, prefect_database: 
             nice=10,  # it waits for Prefect itself, loading Prefect meanwhile
         ),
         Part(
-            # The served runner and the transcriber share one process when this checkout has a transcriber: both
-            # load Prefect's client, and apart they take ~80 MB more. Not niced then: the transcriber keeps an SLA.
+            # The served runner and the transcriber share one process: both load Prefect's client, and apart
+            # they take ~80 MB more. Not niced: the transcriber keeps an SLA.
             "serve",
-            (PYTHON, "-m", "deployments.serve", *(("--with-transcriber",) if transcriber_available() else ())),
+            (PYTHON, "-m", "deployments.serve", "--with-transcriber"),
             needs=("setup",),
-            nice=0 if transcriber_available() else 10,
             ready_url=f"{urls.prefect_api}/deployments/name/{HEALTH_CHECK_DEPLOYMENT}",
             start_seconds=120,
             headers=prefect_headers(settings),
@@ -205,8 +204,3 @@ def prefect_server_part(settings: Settings, ports: Ports, urls: Urls, prefect_da
         headers=prefect_headers(settings),
         restart_env=skip_migrations,  # migrated by its first start
     )
-
-
-def transcriber_available() -> bool:
-    """Whether this checkout has the transcriber part (`python -m deployments.transcriber`)."""
-    return (Path(__file__).resolve().parent / "transcriber.py").exists()
