@@ -64,6 +64,7 @@ class StopRequest:
 
 def run_up(settings: Settings, ports: Ports, say: Callable[[str], None], show: Callable[[str], None]) -> int:
     """Run the platform until a stop signal; return the exit code (0 stopped on request, 1 failed, 2 bad setting)."""
+    say, show = _never_failing(say), _never_failing(show)
     if not settings.bind_is_loopback and not (settings.prefect_auth_string and settings.dashboard_password):
         say(f"VIGIA_BIND={settings.bind} is not loopback: set PREFECT_SERVER_API_AUTH_STRING and VIGIA_DASHBOARD_PASSWORD first")
         return 2
@@ -276,3 +277,16 @@ def is_vigia_process(pid: int) -> bool:
         return pid > 0 and pid != os.getpid() and ("vigia" in command or "deployments.cli" in command)
     except OSError:
         return False
+
+
+def _never_failing(write: Callable[[str], None]) -> Callable[[str], None]:
+    """A writer that drops what it cannot write: a terminal or pipe that went away (`make up | tee` and a Ctrl-C
+    that ends tee first) must never abandon the stop half-way."""
+
+    def write_or_drop(line: str) -> None:
+        try:
+            write(line)
+        except OSError:
+            pass
+
+    return write_or_drop

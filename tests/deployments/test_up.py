@@ -189,6 +189,30 @@ def test_one_ctrl_c_under_uv_run_stops_everything_even_with_the_second_sigint_uv
     assert stopped.index("serve") < stopped.index("prefect-server") and stopped.index("receiver") < stopped.index("prefect-server")
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_ctrl_c_after_the_terminal_pipe_went_away_still_stops_everything(platform, tmp_path):
+    # `make up | tee log` and a Ctrl-C: tee dies first, and every line vigia up writes after that fails.
+    process = platform.start(start_new_session=True)
+    try:
+        wait_for(
+            lambda: {"serve", "receiver", "dashboard", "prefect-server"} <= set((read_state(tmp_path) or NO_STATE).parts),
+            240,
+            "the platform",
+            process,
+        )
+        process.stdout.close()
+        process.stderr.close()
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=90)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 0
+    assert processes_tagged(platform.tag) == []
+    assert not (tmp_path / "up.json").exists()
+
+
 def test_up_with_a_broken_setting_stops_with_one_clear_line(tmp_path):
     env = {**os.environ, "VIGIA_HOME": str(tmp_path), "VIGIA_TIMEZONE": "Mars/Olympus"}
     result = subprocess.run(["vigia", "up"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
