@@ -16,7 +16,8 @@ transcribers woken by NOTIFY). The last line is
 over both transcriber counts. Goals on the default: overhead p95 ≤ 1 s, burst20 p95 ≤ 4 s,
 burst100 p95 ≤ 12 s, receiver p95 ≤ 50 ms, 0 lost, 0 double.
 Knobs: BENCH_STEADY_NOTES (default 30), BENCH_TRANSCRIBERS (default "1,2"), BENCH_GROQ_CONCURRENCY
-(default 16: the fake Groq's room, shared by the transcribers), BENCH_KEEP=1 (keep the store and logs).
+(default 16: the fake Groq's room, shared by the transcribers), BENCH_KEEP=1 (keep the store and logs),
+BENCH_STOCK_PREFECT=1 (plain `prefect server start` instead of `python -m deployments.prefect_server`).
 """
 
 import json  # noqa: E402
@@ -37,6 +38,7 @@ import psycopg  # noqa: E402
 from hermetic import PREFECT_HOME  # noqa: E402,I001 — first: sets up the environment before Prefect loads
 from starlette.types import ASGIApp, Message, Receive, Scope, Send  # noqa: E402
 
+from deployments.parts import UNUSED_SERVER_SERVICES  # noqa: E402
 from tests.fakes.evolution import FakeEvolution  # noqa: E402
 from tests.fakes.evolution_webhook import voice_note_envelope  # noqa: E402
 from tests.fakes.groq import FakeGroq  # noqa: E402
@@ -51,6 +53,8 @@ POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 PREFECT_DATABASE = "vigia_bench_prefect"
 STORE_DATABASE = "vigia_bench_store"
 REPLY_TIMEOUT_SECONDS = 60.0
+# The Prefect server as `vigia up` runs it; BENCH_STOCK_PREFECT=1 runs plain `prefect server start` instead, for comparison.
+SERVER_MODULE = ("prefect", "server", "start") if os.environ.get("BENCH_STOCK_PREFECT") else ("deployments.prefect_server",)
 TOKEN = "benchmark-webhook-token-0123456789"
 EVOLUTION_KEY = "evo-bench-key"
 GROQ_KEY = "gsk_bench_key"
@@ -126,7 +130,7 @@ def stop_process(process: subprocess.Popen) -> None:
 def start_prefect_server(stack: ExitStack, database: str, home: Path) -> str:
     """Start `prefect server start` as `vigia up` does, on SQLite or on a PostgreSQL database of its own; return its API URL."""
     port = free_port()
-    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false"}
+    env = {**os.environ, **UNUSED_SERVER_SERVICES, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false"}
     if database == "postgres":
         with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {PREFECT_DATABASE} WITH (FORCE)")
@@ -135,7 +139,7 @@ def start_prefect_server(stack: ExitStack, database: str, home: Path) -> str:
     else:
         env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = f"sqlite+aiosqlite:///{home}/prefect.db"
     process = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", *SERVER_MODULE, "--host", "127.0.0.1", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -1,8 +1,9 @@
-"""A transcriber hosted on a thread of another process (tests, and anything embedding one beside the receiver).
+"""A transcriber on a thread of its own: how every process hosts one (its own, the served runner's, a test's).
 
-The receiver no longer starts runs: it stores notes in the queue and transcribers take them
-(deployments/transcriber.py). This thread runs one transcriber on its own event loop with the
-caller's Prefect settings; `submit` only wakes it, so a note stored by anyone is taken the same way.
+Not the main thread: Prefect's flow engine installs its SIGTERM handler while a run executes in the
+main thread, and a stop would then crash the batches in flight instead of letting them finish. The
+thread runs one transcriber (deployments/transcriber.py) on its own event loop with the caller's
+Prefect settings; `submit` only wakes it, so a note stored by anyone is taken the same way.
 """
 
 from __future__ import annotations
@@ -30,6 +31,17 @@ class TranscriberThread:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
+    @classmethod
+    def from_config(cls, config: TranscriberConfig) -> TranscriberThread:
+        return cls(
+            config.database_url, max_in_flight=config.max_in_flight, poll_seconds=config.poll_seconds, sla_seconds=config.sla_seconds
+        )
+
+    def is_alive(self) -> bool:
+        """Whether the transcriber still runs (it ends on stop(), or when it broke)."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
     def start(self) -> None:
         """Start the thread (idempotent); Prefect settings are those of the caller's context."""
         with self._lock:
@@ -54,13 +66,17 @@ class TranscriberThread:
         with self._lock:
             if self._thread is None or self._loop is None:
                 return
-            self._loop.call_soon_threadsafe(self._stop.set)
+            if not self._loop.is_closed():  # closed: the transcriber broke and its thread ended
+                self._loop.call_soon_threadsafe(self._stop.set)
             self._thread.join(timeout=grace_seconds)
             self._thread = None
 
     def _run(self, settings: SettingsContext, ready: threading.Event) -> None:
-        with SettingsContext(profile=settings.profile, settings=settings.settings):
-            asyncio.run(self._main(ready))
+        try:
+            with SettingsContext(profile=settings.profile, settings=settings.settings):
+                asyncio.run(self._main(ready))
+        finally:
+            ready.set()  # start() must not wait forever for a transcriber that broke before it began
 
     async def _main(self, ready: threading.Event) -> None:
         self._loop = asyncio.get_running_loop()

@@ -197,7 +197,7 @@ def prefect_server_part(settings: Settings, ports: Ports, urls: Urls, prefect_da
         env.update(skip_migrations)  # this Prefect already migrated this database: no Alembic, a faster, smaller start
     return Part(
         "prefect-server",
-        (PYTHON, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(ports.prefect), "--analytics-off"),
+        (PYTHON, "-m", "deployments.prefect_server", "--host", "127.0.0.1", "--port", str(ports.prefect), "--analytics-off"),
         ready_url=f"{urls.prefect_api}/health",
         start_seconds=180,
         env=env,

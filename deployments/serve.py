@@ -100,49 +100,39 @@ def described_in_child() -> list[RunnerDeployment]:
 
 
 async def serve_with_transcriber(deployments: list[RunnerDeployment]) -> None:
-    """Serve the deployments and run a transcriber on one event loop until SIGINT or SIGTERM.
+    """Serve the deployments and run a transcriber beside them until SIGINT or SIGTERM.
 
     One process instead of two: both load Prefect's client, and the runner only polls (its flow runs are
-    subprocesses), so together they take ~80 MB less than apart (measured on the idle platform)."""
-    from deployments.transcriber import run_transcriber
+    subprocesses), so together they take ~80 MB less than apart (measured on the idle platform). The
+    transcriber has a thread of its own (deployments/dispatch.py), so a stop lets its batches finish.
+    """
+    from deployments.dispatch import TranscriberThread
+    from deployments.transcriber import DRAIN_SECONDS, configured
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     runner = Runner(pause_on_shutdown=False, limit=RUN_LIMIT)
     for deployment in deployments:
         await runner.add_deployment(deployment)
-    config = await transcriber_config()
+    transcriber = TranscriberThread.from_config(await configured())
     serving = asyncio.create_task(runner.start())
     for signum in (signal.SIGINT, signal.SIGTERM):  # after runner.start() has set its own SIGTERM handler
         loop.add_signal_handler(signum, stop.set)
-    transcribing = asyncio.create_task(run_transcriber(config, stop))
-    done, _ = await asyncio.wait({asyncio.create_task(stop.wait()), serving, transcribing}, return_when=asyncio.FIRST_COMPLETED)
-    stop.set()
-    await runner.astop()
-    for task in (serving, transcribing):
-        if task in done and task.exception() is not None:
-            raise task.exception()
-    await asyncio.gather(serving, transcribing, return_exceptions=True)
-
-
-async def transcriber_config():
-    """The transcriber's configuration from the settings, with Groq's shared limits ensured on Prefect (as its own main does)."""
-    from blocks.transcription import TranscriptionSettings
-    from deployments.settings import load_settings
-    from deployments.transcriber import TranscriberConfig
-    from tasks.groq_gate import GroqLimits, ensure_groq_limits
-
-    settings = load_settings()
+    await asyncio.to_thread(transcriber.start)
     try:
-        for line in await ensure_groq_limits(
-            GroqLimits(settings.groq_max_concurrency, settings.groq_rpm, settings.groq_audio_seconds_per_hour)
-        ):
-            logger.info(line)
-    except Exception as error:  # Prefect may come later; the process keeps its own bound meanwhile
-        logger.warning("Groq's shared limits could not be checked: %s", error)
-    return TranscriberConfig(
-        settings.database_url, max_in_flight=settings.groq_max_concurrency, sla_seconds=TranscriptionSettings().sla_seconds
-    )
+        while not stop.is_set() and not serving.done() and transcriber.is_alive():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=0.5)
+            except TimeoutError:
+                pass
+    finally:
+        await asyncio.to_thread(transcriber.stop, DRAIN_SECONDS + 10)
+        await runner.astop()
+    if serving.done() and not serving.cancelled() and serving.exception() is not None:
+        raise serving.exception()
+    await asyncio.gather(serving, return_exceptions=True)
+    if not stop.is_set():
+        raise RuntimeError("the runner or the transcriber stopped on its own (see above)")
 
 
 def main(argv: list[str] | None = None) -> None:

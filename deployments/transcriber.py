@@ -1,7 +1,7 @@
 """The transcriber: takes voice notes from the store's queue and answers them in batch runs, outside the receiver.
 
-`python -m deployments.transcriber` runs one (what `vigia up` supervises); `run_transcriber()` hosts
-one inside another process. Any number may run on any number of hosts: each claims the oldest
+`python -m deployments.transcriber` runs one; deployments/dispatch.py's thread hosts one inside
+another process (the served runner's, under `vigia up`). Any number may run on any number of hosts: each claims the oldest
 waiting notes with a lease it renews while it works (store/voice_note_queue.py), so a note is taken
 again only when its holder died, and the reply claim keeps every reply single.
 
@@ -51,12 +51,6 @@ class TranscriberConfig:
     max_in_flight: int = 4
     poll_seconds: float | None = None  # None: by the store's kind
     sla_seconds: float = 15.0
-
-
-async def run_transcriber(config: TranscriberConfig, stop: asyncio.Event) -> None:
-    """Answer queued voice notes until `stop` is set, then let the runs in flight finish (up to DRAIN_SECONDS)."""
-    transcriber = Transcriber(config)
-    await transcriber.run(stop)
 
 
 class Transcriber:
@@ -254,7 +248,8 @@ def _short(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
 
 
-async def _main() -> None:
+async def configured() -> TranscriberConfig:
+    """This host's transcriber from the settings, with Groq's shared limits ensured on Prefect (kept if edited in the UI)."""
     from blocks.transcription import TranscriptionSettings
     from deployments.settings import load_settings
     from tasks.groq_gate import GroqLimits, ensure_groq_limits
@@ -267,23 +262,36 @@ async def _main() -> None:
     except Exception as error:  # Prefect may come later; each process keeps its own bound meanwhile
         logger.warning("Groq's shared limits could not be checked: %s", _short(error))
     sla = TranscriptionSettings().sla_seconds
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    config = TranscriberConfig(settings.database_url, max_in_flight=settings.groq_max_concurrency, sla_seconds=sla)
-    await run_transcriber(config, stop)
+    return TranscriberConfig(settings.database_url, max_in_flight=settings.groq_max_concurrency, sla_seconds=sla)
 
 
 def main() -> None:
-    """`python -m deployments.transcriber`: one transcriber, stopped by SIGTERM or Ctrl-C; its lines go to stderr."""
+    """`python -m deployments.transcriber`: one transcriber until SIGTERM or Ctrl-C, which let the batches in flight finish.
+
+    The transcriber runs on a thread of its own (deployments/dispatch.py): Prefect's flow engine takes
+    SIGTERM over while a run executes in the main thread, and would crash the batch instead of letting
+    it finish. Its lines go to stderr.
+    """
+    from deployments.dispatch import TranscriberThread
+
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     for name in ("deployments", "store", "tasks"):
         logging.getLogger(name).setLevel(logging.INFO)
         logging.getLogger(name).addHandler(handler)
         logging.getLogger(name).propagate = False
-    asyncio.run(_main())
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    transcriber = TranscriberThread.from_config(asyncio.run(configured()))
+    transcriber.start()
+    while not stopping.wait(0.5) and transcriber.is_alive():
+        pass
+    broke = not transcriber.is_alive()
+    transcriber.stop(grace_seconds=DRAIN_SECONDS + 10)
+    if broke:
+        logger.error("the transcriber stopped on its own (see above)")
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

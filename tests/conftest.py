@@ -1,7 +1,11 @@
 """Shared fixtures: real PostgreSQL, Redis and a Prefect test server, all on 127.0.0.1."""
 
 import os
+import subprocess
+import sys
 import tempfile
+import time
+from pathlib import Path
 
 # Before Prefect is imported anywhere: a private home, no telemetry, no stray API URL.
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="vigia-prefect-home-")
@@ -38,16 +42,59 @@ TABLES = (
 
 
 @pytest.fixture(scope="session")
-def prefect_server():
-    """A real local Prefect server for the session, with flow heartbeats off (they add ~1 s per flow)."""
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
+def prefect_server(tmp_path_factory):
+    """A real Prefect server for the session, started as `vigia up` starts it (SQLite), with flow heartbeats off (~1 s per flow)."""
+    import prefect.context
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-    with prefect_test_harness(server_startup_timeout=120):
-        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-            from prefect.settings import PREFECT_API_URL
+    from deployments.parts import UNUSED_SERVER_SERVICES
+    from tests.fakes.server import free_port
 
-            yield PREFECT_API_URL.value()
+    home = tmp_path_factory.mktemp("prefect-server")
+    port = free_port()
+    env = {
+        **os.environ,
+        **UNUSED_SERVER_SERVICES,
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+        "PREFECT_SERVER_UI_ENABLED": "false",
+        "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
+    }
+    argv = [sys.executable, "-m", "deployments.prefect_server", "--host", "127.0.0.1", "--port", str(port), "--analytics-off"]
+    with open(home / "server.log", "wb") as log:
+        process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    api_url = f"http://127.0.0.1:{port}/api"
+    try:
+        _wait_for_prefect(api_url, process, home / "server.log")
+        with temporary_settings(updates={PREFECT_API_URL: api_url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            # Like prefect_test_harness: contexts copied before this point see the server too.
+            with prefect.context._temporary_global_settings_context(prefect.context.get_settings_context()):
+                yield api_url
+                APILogWorker.drain_all(timeout=10)
+                EventsWorker.drain_all(timeout=10)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _wait_for_prefect(api_url: str, process: subprocess.Popen, log: Path, seconds: float = 120) -> None:
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the Prefect server exited with {process.returncode}: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{api_url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the Prefect server did not answer within {seconds:.0f} s: {log.read_text()[-2000:]}")
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,61 @@
+"""A transcriber process stopped while a batch runs (what `vigia up` does on Ctrl-C): the batch finishes, the process exits 0.
+
+Prefect's flow engine installs its own SIGTERM handler while a run executes in the main thread; it
+raised TerminationSignal in the middle of the batch, the run ended Crashed and the process died with a
+traceback (seen in the transcription benchmark's logs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from prefect.client.orchestration import get_client
+
+from deployments.webhook import WebhookConfig, create_app
+from tests.fakes.evolution_webhook import voice_note_envelope
+from tests.fakes.server import serve_app
+
+from .conftest import TOKEN, Clips
+from .test_voice_notes_end_to_end import CHAT, Platform, blocks, deployment  # noqa: F401
+
+
+@pytest.mark.timeout(180)
+def test_a_sigterm_while_a_batch_runs_lets_the_batch_finish_and_the_process_exit_cleanly(
+    prefect_server, blocks, deployment, sqlite_store_url, tmp_path, fake_evolution, fake_groq, clips: Clips
+):
+    fake_groq.delay_seconds = 3.0
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": prefect_server,
+        "VIGIA_HOME": str(tmp_path),
+        "VIGIA_DATABASE_URL": sqlite_store_url,
+        "VIGIA_WEBHOOK_TOKEN": TOKEN,
+    }
+    transcriber = subprocess.Popen(
+        [sys.executable, "-m", "deployments.transcriber"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        with serve_app(create_app(sqlite_store_url, WebhookConfig(token=TOKEN, spool_dir=tmp_path / "spool" / "voice-notes"))) as url:
+            platform = Platform(url, sqlite_store_url, tmp_path, fake_evolution, fake_groq, None)
+            voice_note_id = platform.send(voice_note_envelope(clips.speech, chat_jid=CHAT))
+            note = platform.wait_for(voice_note_id, "running", "replied", seconds=60)
+            assert note.status == "running", "the batch finished before the stop: nothing was tested"
+            transcriber.send_signal(signal.SIGTERM)
+            output, _ = transcriber.communicate(timeout=60)
+    finally:
+        if transcriber.poll() is None:
+            transcriber.kill()
+    assert transcriber.returncode == 0, output
+    assert "TerminationSignal" not in output and "Traceback" not in output, output
+    assert platform.note(voice_note_id).status == "replied" and len(fake_evolution.sent) == 1
+
+    async def run_state() -> str:
+        async with get_client() as client:
+            return (await client.read_flow_run(note.flow_run_id)).state.type.value
+
+    assert asyncio.run(run_state()) == "COMPLETED"
