@@ -16,7 +16,7 @@ import time
 import httpx
 
 from deployments.parts import prefect_headers
-from deployments.settings import SettingsError, load_settings
+from deployments.settings import load_settings_or_exit
 
 PREFECT_WAIT_SECONDS = 180
 
@@ -30,12 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     setup.add_argument("--dashboard-url", required=True)
     setup.add_argument("--prefect-ui-url", required=True)
     args = parser.parse_args(argv)
-    try:
-        settings = load_settings()
-    except SettingsError as error:
-        for problem in error.problems:
-            print(f"vigia: {problem}", file=sys.stderr)
-        return 2
+    settings = load_settings_or_exit()
     if args.step == "migrate":
         return migrate_store(settings)
     return save_blocks(settings, args.dashboard_url, args.prefect_ui_url)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Annotated
@@ -10,12 +11,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from deployments import alerting_cli, analytics_cli, backup_cli
-from deployments.cli_support import fail, prefect_api, quiet_prefect, read_settings, run_deployment
+from deployments.cli_support import VigiaCommand, VigiaGroup, fail, prefect_api, quiet_prefect, read_settings, run_deployment
 
 if TYPE_CHECKING:
     from deployments.settings import Settings
 
 app = typer.Typer(
+    cls=VigiaGroup,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -44,24 +46,22 @@ def _before_every_command() -> None:
     quiet_prefect()
 
 
-@app.command()
+@app.command(cls=VigiaCommand)
 def up(
     prefect_port: Annotated[int, typer.Option(help="Port of the Prefect server and UI.")] = 4200,
     webhook_port: Annotated[int, typer.Option(help="Port of the webhook receiver.")] = 8787,
     dashboard_port: Annotated[int, typer.Option(help="Port of the SLA dashboard.")] = 8501,
 ) -> None:
     """Run the whole platform until Ctrl-C: Prefect server, store, Blocks, every deployment, the receiver, the dashboard."""
-    from deployments.parts import Ports
-    from deployments.up import run_up
-
-    settings = read_settings()
-    ports = Ports(prefect=prefect_port, webhook=webhook_port, dashboard=dashboard_port)
-    code = run_up(settings, ports, say=lambda line: typer.echo(f"vigia: {line}", err=True), show=typer.echo)
-    if code:
-        raise typer.Exit(code)
+    # The supervisor stays up as long as the platform: this process becomes it (`python -m deployments.up`, same pid,
+    # so `uv run`'s and a terminal's signals reach it as before), leaving Typer, pydantic and the CLI's imports behind.
+    ports = ("--prefect-port", str(prefect_port), "--webhook-port", str(webhook_port), "--dashboard-port", str(dashboard_port))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "deployments.up", *ports])
 
 
-@app.command()
+@app.command(cls=VigiaCommand)
 def dashboard(
     port: Annotated[int, typer.Option(help="Port of the dashboard (on VIGIA_BIND).")] = 8501,
 ) -> None:
@@ -75,7 +75,7 @@ def dashboard(
     run_dashboard(settings, port)
 
 
-@app.command()
+@app.command(cls=VigiaCommand)
 def setup() -> None:
     """Migrate the store and create or update the Block documents on the running platform (idempotent)."""
     from clients.notify import NotifyConfigError
@@ -90,7 +90,7 @@ def setup() -> None:
             raise fail(str(error)) from None
 
 
-@app.command()
+@app.command(cls=VigiaCommand)
 def check(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     confirm_after: Annotated[int, typer.Option(min=0, help="Seconds a failing target must keep failing to be DOWN.")] = 120,
@@ -137,7 +137,7 @@ def _check_rows(settings: Settings, artifact: list[dict]) -> list[dict]:
     return rows
 
 
-@app.command()
+@app.command(cls=VigiaCommand)
 def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
     """Show each target's state and uptime over 24 h, 7 d and 30 d (DESIGN §11)."""
     from store.database import StoreError, open_session
@@ -215,10 +215,10 @@ def _print_setup(settings: Settings, api_url: str) -> None:
         typer.echo(line)
 
 
-app.command()(alerting_cli.ack)
-app.command()(backup_cli.restore)
-app.command()(analytics_cli.report)
-app.command("demo-data")(analytics_cli.demo_data)
+app.command(cls=VigiaCommand)(alerting_cli.ack)
+app.command(cls=VigiaCommand)(backup_cli.restore)
+app.command(cls=VigiaCommand)(analytics_cli.report)
+app.command("demo-data", cls=VigiaCommand)(analytics_cli.demo_data)
 app.add_typer(backup_cli.backup_app, name="backup")
 app.add_typer(alerting_cli.silence_app, name="silence")
 app.add_typer(alerting_cli.alert_app, name="alert")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 if TYPE_CHECKING:
     from deployments.settings import Settings
@@ -24,6 +25,25 @@ QUIET_PREFECT = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE": "false",
 }
+
+
+class _HelpUnsetIsFalse:
+    """Typer (0.29) coerces an unset --help (None) through a pydantic TypeAdapter, and importing pydantic for it costs
+    `vigia status` about 0.2 s. Left False, the flag is a bool already and nothing is coerced; --help is unchanged."""
+
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.default = False
+        return option
+
+
+class VigiaGroup(_HelpUnsetIsFalse, TyperGroup):
+    """The `cls` of a `vigia` command group (typer.Typer(cls=…)): a command with only flags loads no pydantic."""
+
+
+class VigiaCommand(_HelpUnsetIsFalse, TyperCommand):
+    """The `cls` of a `vigia` command (app.command(cls=…)): a command with only flags loads no pydantic."""
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -49,15 +69,10 @@ def quiet_prefect(environ: dict[str, str] | None = None) -> None:
 
 
 def read_settings() -> Settings:
-    """Load the settings, or exit 2 with one line per invalid variable."""
-    from deployments.settings import SettingsError, load_settings
+    """Load the settings, or exit 2 with one line per invalid variable (deployments.settings.load_settings_or_exit)."""
+    from deployments.settings import load_settings_or_exit
 
-    try:
-        return load_settings()
-    except SettingsError as error:
-        for problem in error.problems:
-            typer.echo(f"vigia: {problem}", err=True)
-        raise typer.Exit(2) from None
+    return load_settings_or_exit()
 
 
 def platform_api_url(settings: Settings) -> str:

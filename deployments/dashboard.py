@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from deployments.settings import Settings, SettingsError, load_settings
+from deployments.settings import Settings, load_settings_or_exit
 
 # A sibling package: the same path in a checkout and in an installed wheel. Not imported: the
 # dashboard reads the store only, and Streamlit runs it as a script.
@@ -87,13 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deployments.dashboard")
     parser.add_argument("--port", type=int, default=8501)
     args = parser.parse_args(argv)
-    try:
-        settings = load_settings()
-    except SettingsError as error:
-        for problem in error.problems:
-            print(f"vigia: {problem}", file=sys.stderr)
-        return 2
-    run_dashboard(settings, args.port)
+    run_dashboard(load_settings_or_exit(), args.port)
     return 0
 
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 import ipaddress
 import os
 import string
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dotenv import dotenv_values
-
 from clients.redaction import mask_url
-from store.database import normalize_url
+from store.urls import normalize_url
 
 LOOPBACK_NAMES = ("localhost",)
 # Shown as *** by repr(Settings), so printing, logging or a traceback's locals never reveal them.
@@ -102,9 +101,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
     home = Path(reader.text("VIGIA_HOME") or "~/.vigia").expanduser()
     settings = Settings(
         home=home,
-        database_url=reader.parse(
-            "VIGIA_DATABASE_URL", normalize_url, "a SQLAlchemy URL: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
-        )
+        database_url=reader.parse("VIGIA_DATABASE_URL", normalize_url, "a SQLAlchemy URL: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
         or f"sqlite:///{home / 'vigia.db'}",
         timezone=reader.parse("VIGIA_TIMEZONE", _zone, "an IANA time zone such as America/Sao_Paulo or UTC") or "America/Sao_Paulo",
         bind=reader.parse("VIGIA_BIND", _address, "an IP address such as 127.0.0.1 or 0.0.0.0, or localhost") or "127.0.0.1",
@@ -156,9 +153,24 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
     return settings
 
 
+def load_settings_or_exit() -> Settings:
+    """Load the settings from the environment and `.env`, or print one `vigia: …` line per invalid variable and exit 2.
+
+    What every entry point does first: the `vigia` commands, `vigia up`'s supervisor and the parts it starts.
+    """
+    try:
+        return load_settings()
+    except SettingsError as error:
+        for problem in error.problems:
+            print(f"vigia: {problem}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def _merge(environ: Mapping[str, str], env_file: Path | None) -> dict[str, str]:
     values = {}
     if env_file is not None and env_file.is_file():
+        from dotenv import dotenv_values  # only with a .env: a command without one starts faster
+
         values.update({key: value for key, value in dotenv_values(env_file).items() if value is not None})
     values.update(environ)
     return values

@@ -1,18 +1,20 @@
 """Run the platform's parts as child processes: start each once what it needs is ready, restart one that dies
-(with backoff), and stop them all in order. Imports no Prefect, pandas or Streamlit: it must stay small and up."""
+(with backoff), and stop them all in order. Imports nothing but the standard library and our own light modules (no
+Prefect, pandas, Streamlit, httpx, Typer or SQLAlchemy): it stays up as long as the platform, and small."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import logging
 import os
 import signal
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import httpx
 
 from deployments.log_files import rotate_if_large
 
@@ -26,6 +28,10 @@ START_ATTEMPTS = 3  # a part that dies this many times before it was ever ready 
 
 class PartFailed(Exception):
     """A part could not start: a one-shot step failed, or a service died or stayed silent before it was ever ready."""
+
+
+class PartUnreachable(Exception):
+    """A call to a part on this machine got no answer: refused, reset or timed out."""
 
 
 @dataclass(frozen=True)
@@ -212,9 +218,42 @@ def _niceness(increment: int) -> Callable[[], None] | None:
 def answers(url: str, accept: tuple[int, ...], headers: Mapping[str, str] | None = None) -> bool:
     """Whether `url` answers with one of the `accept` statuses within a second."""
     try:
-        return httpx.get(url, headers=headers, timeout=1).status_code in accept
-    except httpx.HTTPError:
+        status, _ = call_part(url, headers, timeout=1)
+    except PartUnreachable:
         return False
+    return status in accept
+
+
+class _EveryStatus(urllib.request.HTTPErrorProcessor):
+    """Every status is an answer for the caller to judge: no HTTPError for a 503, and a redirect is not followed (as httpx)."""
+
+    def http_response(self, request, response):
+        return response
+
+    https_response = http_response
+
+
+# The parts listen on this machine: never through a proxy the environment names.
+_LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}), _EveryStatus())
+
+
+def call_part(url: str, headers: Mapping[str, str] | None = None, payload: dict | None = None, timeout: float = 10) -> tuple[int, bytes]:
+    """GET `url` (POST `payload` as JSON when given) and return the status and the body, whatever the status.
+
+    The standard library's client, not httpx: the supervisor must stay small.
+
+    Raises:
+        PartUnreachable: when nothing answers within `timeout` seconds, naming the URL and the reason.
+    """
+    data = None if payload is None else json.dumps(payload).encode()
+    request = urllib.request.Request(url, data=data, headers=dict(headers or {}))
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with _LOOPBACK.open(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except (OSError, http.client.HTTPException) as error:  # URLError is an OSError: refused, reset, timed out
+        raise PartUnreachable(f"{request.get_method()} {url}: {getattr(error, 'reason', None) or error}") from error
 
 
 def tail(path: Path, lines: int = 3) -> str:

@@ -1,10 +1,16 @@
 """`vigia up`: run the whole platform under a light supervisor until Ctrl-C (or SIGTERM, SIGHUP).
 
-The supervisor imports no Prefect: migrating the store and saving the Blocks run in short-lived children
-(deployments.bootstrap), and a part that keeps dying is reported by another (deployments.part_alert)."""
+    python -m deployments.up --prefect-port 4200 --webhook-port 8787 --dashboard-port 8501
+
+`vigia up` execs into this (same pid), so the process that stays up for days carries none of the CLI's imports: the
+supervisor loads the standard library and our own light modules only (no Prefect, httpx, Typer, pydantic or
+SQLAlchemy). Migrating the store and saving the Blocks run in short-lived children (deployments.bootstrap), and a part
+that keeps dying is reported by another (deployments.part_alert)."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import signal
 import subprocess
@@ -13,9 +19,6 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-import httpx
 
 from deployments.migration_stamps import prefect_stamp, record_migrated, store_stamp
 from deployments.parts import (
@@ -30,12 +33,10 @@ from deployments.parts import (
     prefect_headers,
 )
 from deployments.platform_state import PlatformState, read_state, remove_state, write_state
-from deployments.supervisor import Child, PartFailed, Supervisor, signal_group
+from deployments.settings import Settings, load_settings_or_exit
+from deployments.supervisor import Child, PartFailed, PartUnreachable, Supervisor, call_part, signal_group
 
-if TYPE_CHECKING:
-    from deployments.settings import Settings
-
-__all__ = ["PlatformError", "Ports", "run_up"]
+__all__ = ["PlatformError", "Ports", "main", "run_up"]
 STEP_SECONDS = 0.25
 PRINTED_PARTS = ("prefect-server", "receiver", "dashboard")
 FIRST_CHECK_TRIES = 30  # a minute of tries, FIRST_CHECK_RETRY_SECONDS apart
@@ -162,25 +163,31 @@ def start_health_check(state: PlatformState, settings: Settings, say: Callable[[
     api_url = state.prefect_api_url
     headers = prefect_headers(settings)
     try:
-        found = httpx.get(f"{api_url}/deployments/name/{HEALTH_CHECK_DEPLOYMENT}", headers=headers, timeout=10)
-        found.raise_for_status()
-        created = httpx.post(
-            f"{api_url}/deployments/{found.json()['id']}/create_flow_run",
-            json={"idempotency_key": f"vigia-up-first-check-{state.marker}"},
-            headers=headers,
-            timeout=10,
-        )
-        created.raise_for_status()
-    except httpx.HTTPError as error:
+        found = _prefect_json(f"{api_url}/deployments/name/{HEALTH_CHECK_DEPLOYMENT}", headers)
+        payload = {"idempotency_key": f"vigia-up-first-check-{state.marker}"}
+        created = _prefect_json(f"{api_url}/deployments/{found['id']}/create_flow_run", headers, payload)
+    except PartUnreachable as error:
         if last_try:
-            say(f"the first health check was not started ({_first_line(error)}); it runs at the next five-minute mark")
+            say(f"the first health check was not started ({error}); it runs at the next five-minute mark")
         return False
-    say(f"first health check started: flow run {created.json()['name']}")
+    say(f"first health check started: flow run {created['name']}")
     return True
 
 
-def _first_line(error: Exception) -> str:
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
+def _prefect_json(url: str, headers: dict[str, str], payload: dict | None = None) -> dict:
+    """Prefect's JSON answer to a GET (a POST of `payload`).
+
+    Raises:
+        PartUnreachable: when Prefect does not answer, refuses (any status but 2xx) or answers something else than JSON.
+    """
+    status, body = call_part(url, headers, payload, timeout=10)
+    method = "GET" if payload is None else "POST"
+    if not 200 <= status < 300:
+        raise PartUnreachable(f"{method} {url}: HTTP {status}")
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise PartUnreachable(f"{method} {url}: HTTP {status} with a body that is not JSON") from None
 
 
 class PartAlerts:
@@ -274,7 +281,7 @@ def is_vigia_process(pid: int) -> bool:
     """Whether `pid` is alive and a `vigia` process (not a pid reused by something else)."""
     try:
         command = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        return pid > 0 and pid != os.getpid() and ("vigia" in command or "deployments.cli" in command)
+        return pid > 0 and pid != os.getpid() and any(name in command for name in ("vigia", "deployments.cli", "deployments.up"))
     except OSError:
         return False
 
@@ -290,3 +297,24 @@ def _never_failing(write: Callable[[str], None]) -> Callable[[str], None]:
             pass
 
     return write_or_drop
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Read the settings (exit 2 naming each bad one) and run the platform; return the exit code."""
+    parser = argparse.ArgumentParser(
+        prog="python -m deployments.up",
+        description="Run the whole platform until Ctrl-C: Prefect server, store, Blocks, every deployment, the receiver, the dashboard.",
+    )
+    parser.add_argument("--prefect-port", type=int, default=Ports.prefect, help="Port of the Prefect server and UI.")
+    parser.add_argument("--webhook-port", type=int, default=Ports.webhook, help="Port of the webhook receiver.")
+    parser.add_argument("--dashboard-port", type=int, default=Ports.dashboard, help="Port of the SLA dashboard.")
+    args = parser.parse_args(argv)
+    settings = load_settings_or_exit()
+    ports = Ports(prefect=args.prefect_port, webhook=args.webhook_port, dashboard=args.dashboard_port)
+    return run_up(
+        settings, ports, say=lambda line: print(f"vigia: {line}", file=sys.stderr, flush=True), show=lambda line: print(line, flush=True)
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

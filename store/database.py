@@ -10,9 +10,11 @@ from pathlib import Path
 
 from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+from store.urls import normalize_url
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -36,23 +38,6 @@ class UtcDateTime(TypeDecorator):
 
     def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=timezone.utc)
-
-
-def normalize_url(url: str) -> str:
-    """Return the store URL with the psycopg 3 driver made explicit.
-
-    Raises:
-        ValueError: when the URL is not a SQLite or PostgreSQL SQLAlchemy URL.
-    """
-    try:
-        parsed = make_url(url)
-    except ArgumentError as error:
-        raise ValueError("not a SQLAlchemy URL (expected sqlite:///PATH or postgresql+psycopg://…)") from error
-    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg"):
-        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    if parsed.drivername == "sqlite":
-        return url
-    raise ValueError(f"unsupported driver {parsed.drivername!r} (expected sqlite or postgresql+psycopg)")
 
 
 def describe_url(url: str) -> str:

@@ -176,6 +176,10 @@ def test_one_ctrl_c_under_uv_run_stops_everything_even_with_the_second_sigint_uv
             "the platform",
             process,
         )
+        # `vigia up` became the lean supervisor in place: still uv's own child, the process uv forwards signals to.
+        supervisor = read_state(tmp_path).pid
+        assert Path(f"/proc/{supervisor}/cmdline").read_bytes().split(b"\0")[1:3] == [b"-m", b"deployments.up"]
+        assert Path(f"/proc/{supervisor}/stat").read_text().rpartition(")")[2].split()[1] == str(process.pid)
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C does: every process of the foreground group gets it
         _, stderr = process.communicate(timeout=90)
     finally:
