@@ -28,7 +28,7 @@ from datetime import datetime, timedelta, timezone
 from prefect.flow_engine import run_flow_async
 
 from deployments.transcription_runs import RunMaker
-from flows.transcribe_voice_note import transcribe_voice_note
+from flows.transcribe_voice_note import note_finished, transcribe_voice_note
 from store import voice_note_queue
 from store.database import StoreError, open_session
 from tasks.groq_gate import CONCURRENCY_LIMIT
@@ -140,7 +140,16 @@ class Transcriber:
 
     async def _run_batch(self, token: str, claimed: list[voice_note_queue.ClaimedNote]) -> None:
         ids = [note.id for note in claimed]
+        held = set(ids)
+
+        def finished(voice_note_id: int) -> None:  # a note's room is free as soon as its reply is out
+            if voice_note_id in held:
+                held.discard(voice_note_id)
+                self.in_flight -= 1
+                self._wake.set()
+
         started = time.perf_counter()
+        hook = note_finished.set(finished)
         try:
             flow_run = await self._start_run(token, claimed)
             if flow_run is None:
@@ -159,7 +168,9 @@ class Transcriber:
         except Exception as error:  # the engine itself broke: the leases run out and another claim closes this run as Crashed
             logger.error("voice notes %s: the run broke: %s", _listed(ids), _short(error))
         finally:
-            self.in_flight -= len(ids)
+            note_finished.reset(hook)
+            self.in_flight -= len(held)
+            held.clear()
             self._wake.set()
 
     async def _start_run(self, token: str, claimed: list[voice_note_queue.ClaimedNote]):

@@ -139,11 +139,7 @@ def create_app(database_url: str, webhook: WebhookConfig | None = None, dispatch
 
 
 def store_voice_note(database_url: str, spool_dir: Path, note: IncomingVoiceNote) -> tuple[int, bool]:
-    """Spool the audio and store the note; return its id and whether it was there already (instance, key.id)."""
-    with open_session(database_url) as session:
-        existing = find_voice_note_id(session, note.instance, note.message_id)
-    if existing is not None:
-        return existing, True
+    """Spool the audio and store the note in one transaction; return its id and whether it was there already (instance, key.id)."""
     received_at = datetime.now(timezone.utc)
     audio_path = None
     if note.audio is not None:
@@ -169,7 +165,7 @@ def store_voice_note(database_url: str, spool_dir: Path, note: IncomingVoiceNote
     try:
         with open_session(database_url) as session:
             voice_note_id = insert_voice_note(session, record)
-            if voice_note_id is None:  # a concurrent delivery of the same message won the insert
+            if voice_note_id is None:  # delivered before (Evolution retries), or a concurrent delivery won the insert
                 voice_note_id, duplicate = find_voice_note_id(session, note.instance, note.message_id), True
             else:
                 notify_stored(session)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -41,6 +43,9 @@ from tasks.transcripts import (
 )
 
 FAILURE_ALERT_COOLDOWN = timedelta(minutes=30)
+# Set by a transcriber around the run it executes: told of each note this run is done with, so the
+# note's room goes to the next waiting note at once rather than when the whole run has ended.
+note_finished: ContextVar[Callable[[int], None] | None] = ContextVar("note_finished", default=None)
 GROQ_PATIENCE_SECONDS = 30.0  # a note waits this long for room under Groq's limits, then goes back to the queue
 
 
@@ -145,6 +150,8 @@ async def _answer_note(context: _Context, gate, note: VoiceNote) -> NoteOutcome:
         return await _requeue(context, note.id, busy, started)
     finally:
         await _store(context.database_url, voice_note_queue.release_note, note.id, context.token)
+        if (tell := note_finished.get()) is not None:
+            tell(note.id)
 
 
 async def _requeue(context: _Context, voice_note_id: int, busy: GroqBusy, started: float) -> NoteOutcome:

@@ -8,7 +8,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 
 from sqlalchemy import String, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from store.models import VoiceNoteRow
@@ -79,27 +80,15 @@ def insert_voice_note(session: Session, note: NewVoiceNote) -> int | None:
         InvalidVoiceNote: naming the field that no store could hold.
     """
     check_storable(note)
-    row = VoiceNoteRow(
-        instance=note.instance,
-        message_id=note.message_id,
-        chat_jid=note.chat_jid,
-        sender_jid=note.sender_jid,
-        sent_at=note.sent_at,
-        received_at=note.received_at,
-        quoted=note.quoted,
-        mimetype=note.mimetype,
-        audio_path=note.audio_path,
-        audio_bytes=note.audio_bytes,
-        audio_seconds=note.audio_seconds,
-        status="received",
-        attempts=0,
-    )
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
-        return None
-    return row.id
+    values = {field.name: getattr(note, field.name) for field in fields(note)}
+    # One statement, no savepoint: a burst of webhooks waits on SQLite's single writer for as little as it can.
+    statement = _insert_for(session).values(**values, status="received", attempts=0)
+    statement = statement.on_conflict_do_nothing(index_elements=["instance", "message_id"]).returning(VoiceNoteRow.id)
+    return session.scalar(statement)
+
+
+def _insert_for(session: Session):
+    return postgresql_insert(VoiceNoteRow) if session.get_bind().dialect.name == "postgresql" else sqlite_insert(VoiceNoteRow)
 
 
 def check_storable(note: NewVoiceNote) -> None:

@@ -165,6 +165,30 @@ async def _state_names(run_ids: list) -> list[str]:
         return [(await client.read_flow_run(run_id)).state.type.value for run_id in run_ids]
 
 
+def test_a_notes_room_goes_to_the_next_note_when_its_reply_is_out_not_when_its_whole_run_ends(
+    blocks, deployment, sqlite_store_url, tmp_path, fake_evolution, monkeypatch, clips: Clips
+):
+    import flows.transcribe_voice_note as flow_module
+
+    publish = flow_module._publish
+
+    async def slow_publish(outcomes):  # a Prefect slow to take the run's artifact and final state
+        await asyncio.sleep(3)
+        await publish(outcomes)
+
+    monkeypatch.setattr(flow_module, "_publish", slow_publish)
+    platform, threads, server = start(sqlite_store_url, tmp_path, 1, max_in_flight=1, poll_seconds=0.05)
+    try:
+        first, second = (platform.send(voice_note_envelope(clips.speech, chat_jid=CHAT)) for _ in range(2))
+        replied = platform.wait_for(first, "replied", seconds=30).replied_at
+        started = platform.wait_for(second, "running", "replied", seconds=30).run_started_at
+        platform.wait_for(second, "replied", seconds=30)
+    finally:
+        stop(threads, server)
+    assert (started - replied).total_seconds() < 2, "the second note waited for the first note's run to end"
+    assert len(fake_evolution.sent) == 2
+
+
 def test_groqs_shared_concurrency_limit_holds_across_two_transcribers(
     blocks,
     deployment,
