@@ -101,7 +101,9 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
     home = Path(reader.text("VIGIA_HOME") or "~/.vigia").expanduser()
     settings = Settings(
         home=home,
-        database_url=reader.parse("VIGIA_DATABASE_URL", normalize_url, "a SQLAlchemy URL: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
+        database_url=reader.parse(
+            "VIGIA_DATABASE_URL", normalize_url, "a SQLAlchemy URL: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
+        )
         or f"sqlite:///{home / 'vigia.db'}",
         timezone=reader.parse("VIGIA_TIMEZONE", _zone, "an IANA time zone such as America/Sao_Paulo or UTC") or "America/Sao_Paulo",
         bind=reader.parse("VIGIA_BIND", _address, "an IP address such as 127.0.0.1 or 0.0.0.0, or localhost") or "127.0.0.1",

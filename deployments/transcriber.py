@@ -41,6 +41,11 @@ QUEUE_CHECK_SECONDS = 15.0
 BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)
 DRAIN_SECONDS = 20.0
 THREADS = 32
+# A long queue goes out in batches of a quarter of the room. At least that: a note's room frees as soon as its
+# reply is out, and claiming each freed room alone made one run per note (a burst of 100 took 61 runs and twice
+# as long). At most that: a batch takes its Groq slots all at once, and a batch of 16 on a shared limit of 16
+# waited 12 s behind another transcriber's batches of 4 (measured).
+BATCH_SHARE = 2
 
 
 @dataclass(frozen=True)
@@ -117,8 +122,9 @@ class Transcriber:
         self._wake.clear()
 
     async def _take_waiting(self) -> None:
-        """Claim as many of the oldest waiting notes as this transcriber has room for, as one batch run."""
-        free = min(self.config.max_in_flight, self.shared_limit or self.config.max_in_flight) - self.in_flight
+        """Claim the oldest waiting notes this transcriber has room for, up to a batch (BATCH_SHARE), as one run."""
+        room = min(self.config.max_in_flight, self.shared_limit or self.config.max_in_flight)
+        free = room - self.in_flight
         if free <= 0 or time.monotonic() < self._paused_until:
             return
         now = datetime.now(timezone.utc)
@@ -126,7 +132,11 @@ class Transcriber:
         try:
             if not self.postgres and not await _store(self.config.database_url, voice_note_queue.has_waiting, now):
                 return
-            claimed = await _store(self.config.database_url, voice_note_queue.claim_notes, self.holder, token, now, LEASE, free)
+            batch = max(1, room // BATCH_SHARE)
+            least = batch if self.in_flight else 1  # with notes in flight, more room comes soon: wait for a batch's worth
+            claimed = await _store(
+                self.config.database_url, voice_note_queue.claim_notes, self.holder, token, now, LEASE, min(free, batch), least
+            )
         except StoreError as error:
             self._pause(f"the store failed: {error}")
             return

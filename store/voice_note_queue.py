@@ -45,20 +45,27 @@ class QueueState:
     held: int
 
 
-def claim_notes(session: Session, holder: str, token: str, now: datetime, lease: timedelta, limit: int) -> list[ClaimedNote]:
-    """Claim up to `limit` of the oldest queued notes under `token` until now + `lease`; return them oldest first."""
+def claim_notes(
+    session: Session, holder: str, token: str, now: datetime, lease: timedelta, limit: int, least: int = 1
+) -> list[ClaimedNote]:
+    """Claim up to `limit` of the oldest queued notes under `token` until now + `lease`; return them oldest first.
+
+    With room for fewer than `least` notes while more than that wait, claim none: the caller waits for
+    more room, so a long queue goes out in batches of at least `least` rather than one note per run.
+    """
     if limit <= 0:
         return []
     candidates = (
         select(VoiceNoteRow.id, VoiceNoteRow.received_at, VoiceNoteRow.lease_token, VoiceNoteRow.flow_run_id)
         .where(_claimable(now))
         .order_by(VoiceNoteRow.received_at, VoiceNoteRow.id)
-        .limit(limit)
+        .limit(limit + 1)  # one more: does the queue go on beyond the room?
         .with_for_update(skip_locked=True)  # PostgreSQL: two transcribers pick disjoint rows; SQLite's BEGIN IMMEDIATE serialises
     )
     rows = session.execute(candidates).all()
-    if not rows:
+    if not rows or (limit < least and len(rows) > limit):
         return []
+    rows = rows[:limit]
     session.execute(
         update(VoiceNoteRow)
         .where(VoiceNoteRow.id.in_([row.id for row in rows]), _claimable(now))

@@ -29,6 +29,9 @@ REQUESTS_LIMIT = "groq-requests-per-minute"
 AUDIO_LIMIT = "groq-audio-seconds-per-hour"
 SHARED_LEASE_SECONDS = 120  # a batch's held slots free themselves this long after a holder died
 MIN_BILLED_SECONDS = 10  # Groq bills every Whisper request as at least 10 s of audio
+# A batch that finds the shared limits full asks again within this (jittered): slots a finished batch gave back
+# are taken within ~0.4 s, at a few cheap writes per second while transcribers wait on each other.
+SHARED_POLL_SECONDS = 0.5
 logger = logging.getLogger(__name__)
 
 
@@ -194,7 +197,7 @@ async def _increment(client, name: str, slots: int, mode: str, deadline: float) 
             return None
         except httpx.HTTPStatusError as error:
             if error.response.status_code == 423:
-                wait = min(float(error.response.headers.get("Retry-After") or 1.0), 1.0) * random.uniform(0.5, 1.0)
+                wait = min(float(error.response.headers.get("Retry-After") or 1.0), SHARED_POLL_SECONDS) * random.uniform(0.5, 1.0)
             else:
                 raise
             if time.monotonic() + wait > deadline:

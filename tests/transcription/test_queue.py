@@ -17,9 +17,9 @@ def store_notes(url: str, count: int) -> list[int]:
         return [voice_notes.insert_voice_note(session, new_note(f"M{i}", received_at=NOW + timedelta(seconds=i))) for i in range(count)]
 
 
-def claim(url: str, holder: str, token: str, at: datetime, limit: int) -> list[queue.ClaimedNote]:
+def claim(url: str, holder: str, token: str, at: datetime, limit: int, least: int = 1) -> list[queue.ClaimedNote]:
     with open_session(url) as session:
-        return queue.claim_notes(session, holder, token, at, LEASE, limit)
+        return queue.claim_notes(session, holder, token, at, LEASE, limit, least)
 
 
 def test_two_transcribers_claim_disjoint_notes_oldest_first(store_url):
@@ -28,6 +28,13 @@ def test_two_transcribers_claim_disjoint_notes_oldest_first(store_url):
     second = claim(store_url, "host-b/2", "token-b", NOW, 3)
     assert [note.id for note in first] == ids[:3] and [note.id for note in second] == ids[3:]
     assert claim(store_url, "host-c/3", "token-c", NOW, 3) == []
+
+
+def test_a_sliver_of_room_waits_for_a_batch_while_a_long_queue_waits_but_takes_a_short_queue_whole(store_url):
+    ids = store_notes(store_url, 6)
+    assert claim(store_url, "host-a/1", "token-a", NOW, 2, least=4) == []  # 6 wait, room for 2: one run per sliver
+    assert [note.id for note in claim(store_url, "host-a/1", "token-b", NOW, 4, least=4)] == ids[:4]
+    assert [note.id for note in claim(store_url, "host-a/1", "token-c", NOW, 2, least=4)] == ids[4:]  # all that waits
 
 
 def test_a_held_note_that_merely_waits_is_never_taken_while_its_holder_renews(store_url):
