@@ -277,11 +277,11 @@ def post_all(url: str, speech: bytes, count: int, every_seconds: float, acks: li
     return sent
 
 
-def run_phases(receiver: str, stamped: StampedEvolution, speech: bytes, acks: list) -> dict[str, dict[str, float]]:
-    """Steady one per second, then each burst; each phase waits for its replies before the next."""
+def run_phases(receiver: str, stamped: StampedEvolution, speech: bytes, acks: dict[str, list]) -> dict[str, dict[str, float]]:
+    """Steady one per second, then each burst; each phase waits for its replies before the next; the receiver's acks by phase."""
     phases = {}
     for name, count, every in (("steady", STEADY_NOTES, 1.0), *((f"burst{size}", size, 0.0) for size in BURSTS)):
-        phases[name] = post_all(receiver, speech, count, every, acks)
+        phases[name] = post_all(receiver, speech, count, every, acks.setdefault(name, []))
         wait_for_replies(stamped, phases[name])
     return phases
 
@@ -319,7 +319,7 @@ def main() -> None:
         "100000 per minute (the fake's room, set through VIGIA_GROQ_*)"
     )
     every_phase: dict[str, list[float]] = {}
-    acks: list[float] = []
+    acks: dict[str, list[float]] = {}
     lost = double = 0
     for transcribers in TRANSCRIBERS:
         found, run_lost, run_double = measure(database, transcribers, acks)
@@ -327,14 +327,15 @@ def main() -> None:
             every_phase.setdefault(name, []).extend(values)
         lost, double = lost + run_lost, double + run_double
     steady_p95 = p95(every_phase["steady"])
+    print("receiver p95 by phase: " + ", ".join(f"{name} {p95(values) * 1000:.0f} ms" for name, values in acks.items()))
     print(
         f"transcription: p95 {steady_p95:.2f} s webhook→reply (Groq floor {GROQ_FLOOR_SECONDS:.2f} s, overhead p95 "
         f"{steady_p95 - GROQ_FLOOR_SECONDS:.2f} s), burst20 p95 {p95(every_phase['burst20']):.2f} s, "
-        f"burst100 p95 {p95(every_phase['burst100']):.2f} s, receiver p95 {p95(acks) * 1000:.0f} ms, lost {lost}, double {double}"
+        f"burst100 p95 {p95(every_phase['burst100']):.2f} s, receiver p95 {p95([a for values in acks.values() for a in values]) * 1000:.0f} ms, lost {lost}, double {double}"
     )
 
 
-def measure(database: str, transcribers: int, acks: list) -> tuple[dict[str, list[float]], int, int]:
+def measure(database: str, transcribers: int, acks: dict[str, list[float]]) -> tuple[dict[str, list[float]], int, int]:
     """One whole set-up (Prefect, store, receiver, N transcribers, fakes) through every phase."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -360,11 +361,13 @@ def measure(database: str, transcribers: int, acks: list) -> tuple[dict[str, lis
             start_transcriber(stack, home, store_url, PREFECT_API_URL.value(), number + 1)
         warm_up = post_all(receiver, speech, 1, 0.0, [])  # the first run pays for imports and Block registration
         wait_for_replies(stamped, warm_up)
-        phase_acks: list[float] = []
+        phase_acks: dict[str, list[float]] = {}
         phases = run_phases(receiver, stamped, speech, phase_acks)
-        acks.extend(phase_acks)
+        for name, values in phase_acks.items():
+            acks.setdefault(name, []).extend(values)
+        every_ack = [a for values in phase_acks.values() for a in values]
         found = summarise(
-            f"Prefect and store on {database}, {transcribers} transcriber(s), receiver p95 {p95(phase_acks) * 1000:.0f} ms", stamped, phases
+            f"Prefect and store on {database}, {transcribers} transcriber(s), receiver p95 {p95(every_ack) * 1000:.0f} ms", stamped, phases
         )
         every = {message_id: at for sent in phases.values() for message_id, at in sent.items()}
         lost = sum(1 for message_id in every if message_id not in stamped.replies)
