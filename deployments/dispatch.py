@@ -12,6 +12,7 @@ import asyncio
 import contextvars
 import logging
 import threading
+from dataclasses import asdict
 
 from prefect.context import SettingsContext, get_settings_context
 
@@ -33,9 +34,7 @@ class TranscriberThread:
 
     @classmethod
     def from_config(cls, config: TranscriberConfig) -> TranscriberThread:
-        return cls(
-            config.database_url, max_in_flight=config.max_in_flight, poll_seconds=config.poll_seconds, sla_seconds=config.sla_seconds
-        )
+        return cls(**asdict(config))
 
     def is_alive(self) -> bool:
         """Whether the transcriber still runs (it ends on stop(), or when it broke)."""

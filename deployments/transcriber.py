@@ -30,7 +30,7 @@ from prefect.flow_engine import run_flow_async
 from deployments.transcription_runs import RunMaker
 from flows.transcribe_voice_note import note_finished, transcribe_voice_note
 from store import voice_note_queue
-from store.database import StoreError, open_session
+from store.database import StoreError, in_session
 from tasks.groq_gate import CONCURRENCY_LIMIT
 from tasks.leases import LEASE, holder_name
 
@@ -41,10 +41,11 @@ QUEUE_CHECK_SECONDS = 15.0
 BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)
 DRAIN_SECONDS = 20.0
 THREADS = 32
-# A long queue goes out in batches of a quarter of the room. At least that: a note's room frees as soon as its
+# A long queue goes out in batches of 1/BATCH_SHARE of the room. At least that: a note's room frees as soon as its
 # reply is out, and claiming each freed room alone made one run per note (a burst of 100 took 61 runs and twice
 # as long). At most that: a batch takes its Groq slots all at once, and a batch of 16 on a shared limit of 16
-# waited 12 s behind another transcriber's batches of 4 (measured).
+# waited 12 s behind another transcriber's batches of 4. A quarter made more runs than the burst could afford
+# (burst100 15.3 s against 12.4 s with half; measured).
 BATCH_SHARE = 2
 
 
@@ -130,11 +131,11 @@ class Transcriber:
         now = datetime.now(timezone.utc)
         token = uuid.uuid4().hex
         try:
-            if not self.postgres and not await _store(self.config.database_url, voice_note_queue.has_waiting, now):
+            if not self.postgres and not await in_session(self.config.database_url, voice_note_queue.has_waiting, now):
                 return
             batch = max(1, room // BATCH_SHARE)
             least = batch if self.in_flight else 1  # with notes in flight, more room comes soon: wait for a batch's worth
-            claimed = await _store(
+            claimed = await in_session(
                 self.config.database_url, voice_note_queue.claim_notes, self.holder, token, now, LEASE, min(free, batch), least
             )
         except StoreError as error:
@@ -189,10 +190,10 @@ class Transcriber:
         try:
             await self.runs.close_dead_runs(claimed)
             flow_run = await self.runs.create(token, ids)
-            await _store(self.config.database_url, voice_note_queue.rekey_claim, token, str(flow_run.id), str(flow_run.id))
+            await in_session(self.config.database_url, voice_note_queue.rekey_claim, token, str(flow_run.id), str(flow_run.id))
         except Exception as error:  # Prefect down, the deployment not served yet, or the store away: try again later
             try:
-                await _store(self.config.database_url, voice_note_queue.release_claim, token)
+                await in_session(self.config.database_url, voice_note_queue.release_claim, token)
             except StoreError:
                 pass  # the lease runs out by itself
             self._pause(f"voice notes {_listed(ids)} stay queued; their run could not be created ({_short(error)})")
@@ -221,7 +222,7 @@ class Transcriber:
         """A `warning` when the oldest waiting note has waited longer than the SLA (once per half hour); re-read the shared limit."""
         self.shared_limit = await self.runs.read_shared_concurrency(CONCURRENCY_LIMIT)
         try:
-            queue = await _store(self.config.database_url, voice_note_queue.read_queue, datetime.now(timezone.utc))
+            queue = await in_session(self.config.database_url, voice_note_queue.read_queue, datetime.now(timezone.utc))
         except StoreError:
             return
         if queue.oldest_waiting_seconds > self.config.sla_seconds:
@@ -250,14 +251,6 @@ async def raise_queue_age_alert(queue: voice_note_queue.QueueState, sla_seconds:
         key="transcription:queue-age",
         cooldown=timedelta(minutes=30),
     )
-
-
-async def _store(database_url: str, function, *args, **kwargs):
-    def call():
-        with open_session(database_url) as session:
-            return function(session, *args, **kwargs)
-
-    return await asyncio.to_thread(call)
 
 
 def _listed(ids: list[int]) -> str:

@@ -21,7 +21,7 @@ from blocks.groq import GroqApi
 from blocks.transcription import TranscriptionSettings
 from blocks.vigia import VigiaSettings
 from store import voice_note_queue, voice_notes
-from store.database import open_session
+from store.database import in_session
 from store.voice_notes import VoiceNote
 from tasks.alerts import raise_alert
 from tasks.block_cache import load_block
@@ -92,7 +92,7 @@ async def transcribe_voice_note(
     vigia = await load_block(VigiaSettings)
     database_url = vigia.database_url.get_secret_value()
     token = str(runtime.flow_run.id) if runtime.flow_run.id else f"local-{uuid.uuid4().hex}"
-    held = await _store(database_url, voice_note_queue.take_notes, ids, token, holder_name(), datetime.now(timezone.utc), LEASE)
+    held = await in_session(database_url, voice_note_queue.take_notes, ids, token, holder_name(), datetime.now(timezone.utc), LEASE)
     settings = await _load_optional(TranscriptionSettings) or TranscriptionSettings()
     evolution_api = await _load_optional(EvolutionApi)
     context = _Context(database_url, token, settings, evolution_api, Path(vigia.home))
@@ -123,7 +123,7 @@ class _Context:
 
 async def _answer_held(context: _Context, held: list[int]) -> list[NoteOutcome]:
     """Answer the held notes side by side, inside one admission to Groq's shared limits for the whole batch."""
-    notes = [await _store(context.database_url, voice_notes.get_voice_note, note_id) for note_id in held]
+    notes = [await in_session(context.database_url, voice_notes.get_voice_note, note_id) for note_id in held]
     if not notes:  # nothing to do: no call to Groq's limits either
         return []
     settings = context.settings
@@ -149,13 +149,13 @@ async def _answer_note(context: _Context, gate, note: VoiceNote) -> NoteOutcome:
     except GroqBusy as busy:
         return await _requeue(context, note.id, busy, started)
     finally:
-        await _store(context.database_url, voice_note_queue.release_note, note.id, context.token)
+        await in_session(context.database_url, voice_note_queue.release_note, note.id, context.token)
         if (tell := note_finished.get()) is not None:
             tell(note.id)
 
 
 async def _requeue(context: _Context, voice_note_id: int, busy: GroqBusy, started: float) -> NoteOutcome:
-    await _store(context.database_url, voice_note_queue.requeue_note, voice_note_id, context.token)
+    await in_session(context.database_url, voice_note_queue.requeue_note, voice_note_id, context.token)
     get_run_logger().info("voice note %d back in the queue: %s", voice_note_id, busy)
     return NoteOutcome(voice_note_id, "queued", "groq-limits", time.perf_counter() - started)
 
@@ -163,7 +163,7 @@ async def _requeue(context: _Context, voice_note_id: int, busy: GroqBusy, starte
 async def _run_note(context: _Context, note: VoiceNote, started: float) -> NoteOutcome:
     logger = get_run_logger()
     run_id = context.token if not context.token.startswith("local-") else None
-    note = await _store(context.database_url, voice_notes.start_run, note.id, run_id, datetime.now(timezone.utc))
+    note = await in_session(context.database_url, voice_notes.start_run, note.id, run_id, datetime.now(timezone.utc))
     if note.status in voice_notes.FINISHED:
         return NoteOutcome(note.id, note.status, "answered before", 0.0)
     deadline = budget_deadline(note.received_at, context.settings.sla_seconds, datetime.now(timezone.utc))
@@ -185,7 +185,7 @@ async def _run_note(context: _Context, note: VoiceNote, started: float) -> NoteO
 
 
 async def _not_held(database_url: str, voice_note_id: int) -> NoteOutcome:
-    note = await _store(database_url, voice_notes.get_voice_note, voice_note_id)
+    note = await in_session(database_url, voice_notes.get_voice_note, voice_note_id)
     if note is None:
         return NoteOutcome(voice_note_id, "missing", "not in the store", 0.0)
     if note.status in voice_notes.FINISHED:
@@ -225,7 +225,7 @@ async def _answer(
         spool = home / "spool" / "voice-notes"
         audio_file = await fetch_audio(evolution_api, note, spool, deadline)
         audio_path = audio_file.path
-        await _store(
+        await in_session(
             database_url,
             voice_notes.record_audio,
             note.id,
@@ -243,7 +243,7 @@ async def _answer(
         if not transcript.text:
             detail = f"Whisper heard no speech ({transcript.segments_dropped} segments dropped as silence)"
             return await _skip(note, settings, database_url, "no-speech", detail, audio_path)
-        await _store(
+        await in_session(
             database_url,
             voice_notes.record_transcript,
             note.id,
@@ -265,18 +265,18 @@ async def _reply(
 ) -> bool:
     """Claim the note's one reply, send it, drop the audio (unless kept), record it; False when another run has it."""
     logger = get_run_logger()
-    if not await _store(database_url, voice_notes.claim_reply, note.id, datetime.now(timezone.utc)):
+    if not await in_session(database_url, voice_notes.claim_reply, note.id, datetime.now(timezone.utc)):
         logger.info("voice note %d: the reply was sent or claimed by another run; not sending it again", note.id)
         return False
     try:
         message_id = await send_reply(evolution_api, note, text)
     except ReplyFailed as error:
         if not error.ambiguous:  # refused for sure: a re-run may send it; a timeout may have sent it, so keep the claim
-            await _store(database_url, voice_notes.release_reply, note.id)
+            await in_session(database_url, voice_notes.release_reply, note.id)
         raise VoiceNoteFailed("reply-failed", str(error), notify=False) from error
     if not settings.keep_transcripts and audio_path is not None:
         audio_path.unlink(missing_ok=True)
-    await _store(
+    await in_session(
         database_url, voice_notes.record_reply, note.id, datetime.now(timezone.utc), message_id, keep_transcript=settings.keep_transcripts
     )
     return True
@@ -291,7 +291,7 @@ async def _skip(
     path: Path,
 ) -> tuple[str, None]:
     get_run_logger().info("voice note %d skipped: %s", note.id, detail)
-    await _store(database_url, voice_notes.record_skip, note.id, reason, detail, keep_audio=settings.keep_transcripts)
+    await in_session(database_url, voice_notes.record_skip, note.id, reason, detail, keep_audio=settings.keep_transcripts)
     if not settings.keep_transcripts:
         path.unlink(missing_ok=True)
     return "skipped", None
@@ -308,14 +308,14 @@ async def _fail(
     logger = get_run_logger()
     logger.error("voice note %d failed (%s): %s", note.id, failure.reason, failure.detail)
     if failure.notify and settings.failure_reply and evolution_api is not None:
-        if await _store(database_url, voice_notes.claim_notice, note.id, datetime.now(timezone.utc)):
+        if await in_session(database_url, voice_notes.claim_notice, note.id, datetime.now(timezone.utc)):
             try:
                 notice_id = await send_reply(evolution_api, note, settings.failure_reply)
             except ReplyFailed as error:
                 notice_id = None
                 logger.warning("voice note %d: the failure reply could not be sent either: %s", note.id, error)
-            await _store(database_url, voice_notes.record_notice, note.id, notice_id)
-    await _store(database_url, voice_notes.record_failure, note.id, failure.reason, failure.detail)
+            await in_session(database_url, voice_notes.record_notice, note.id, notice_id)
+    await in_session(database_url, voice_notes.record_failure, note.id, failure.reason, failure.detail)
     await raise_alert(
         "warning",
         f"voice note transcription failed: {failure.reason}",
@@ -341,16 +341,6 @@ async def _watch(note: VoiceNote, transcript: str, settings: TranscriptionSettin
         key=f"voice-note:{note.id}:keywords",
         cooldown=None,
     )
-
-
-async def _store(database_url: str, function, *args, **kwargs):
-    """Run one store function in its own transaction, off the event loop (the receiver runs flows in-process)."""
-
-    def call():
-        with open_session(database_url) as session:
-            return function(session, *args, **kwargs)
-
-    return await asyncio.to_thread(call)
 
 
 async def _load_optional(block_type):

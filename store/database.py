@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -15,6 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from store.urls import normalize_url
+
+T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -87,12 +91,31 @@ def open_session(url: str) -> Iterator[Session]:
     Raises:
         StoreError: when the store cannot be reached, naming it without its password.
     """
-    factory = sessionmaker(get_engine(url), expire_on_commit=False)
     try:
-        with factory.begin() as session:
+        with _session_factory(get_engine(url)).begin() as session:
             yield session
     except SQLAlchemyError as error:
         raise StoreError(f"store {describe_url(url)} failed: {_first_line(error)}") from error
+
+
+async def in_session(url: str, function: Callable[..., T], *args, **kwargs) -> T:
+    """Run one store function in its own transaction (open_session), off the event loop; return what it returns.
+
+    Raises:
+        StoreError: as open_session.
+    """
+
+    def call() -> T:
+        with open_session(url) as session:
+            return function(session, *args, **kwargs)
+
+    return await asyncio.to_thread(call)
+
+
+@functools.lru_cache(maxsize=8)
+def _session_factory(engine: Engine) -> sessionmaker:
+    """One factory per engine: open_session runs for every store call, the receiver's included."""
+    return sessionmaker(engine, expire_on_commit=False)
 
 
 def migrate(url: str) -> None:

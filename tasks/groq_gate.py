@@ -218,10 +218,6 @@ def billed_seconds(audio_seconds: float | None) -> int:
     return max(MIN_BILLED_SECONDS, math.ceil(audio_seconds or 0))
 
 
-def _left(deadline: float) -> float:
-    return max(deadline - time.monotonic(), 0.1)
-
-
 _gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[GroqLimits, GroqGate]] = weakref.WeakKeyDictionary()
 
 

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 
 from store import voice_note_queue
-from store.database import StoreError, open_session
+from store.database import StoreError, in_session
 
 LEASE = timedelta(seconds=30)  # a holder that stops renewing loses its notes this long after its last renewal
 RENEW_EVERY_SECONDS = 10.0
@@ -27,15 +27,11 @@ def holder_name() -> str:
 async def renewing(database_url: str, token: str) -> AsyncIterator[None]:
     """Renew every lease held under `token` while the block runs, so no transcriber takes its notes as a dead holder's."""
 
-    def renew_once() -> int:
-        with open_session(database_url) as session:
-            return voice_note_queue.renew_lease(session, token, datetime.now(timezone.utc), LEASE)
-
     async def renew() -> None:
         while True:
             await asyncio.sleep(RENEW_EVERY_SECONDS)
             try:
-                await asyncio.to_thread(renew_once)
+                await in_session(database_url, voice_note_queue.renew_lease, token, datetime.now(timezone.utc), LEASE)
             except StoreError as error:  # the next renewal may get through before the lease runs out
                 logger.warning("renewing the voice notes' lease %s failed: %s", token, error)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 
 import psycopg
@@ -15,10 +14,11 @@ import pytest
 from deployments.migration_stamps import is_migrated, prefect_stamp, record_migrated, store_stamp
 from deployments.parts import PartsError, Ports, build_parts, platform_urls, prefect_database_url, prefect_server_part
 from deployments.settings import load_settings
-from deployments.supervisor import Supervisor
 from store.alerts import list_alerts
 from store.database import migrate, open_session
 from tests.fakes.server import free_port
+
+from .test_prefect_server import prefect_server_part_running
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -38,19 +38,8 @@ def scratch_database():
 def test_the_prefect_server_runs_on_the_postgresql_database_vigia_prefect_database_url_names(tmp_path, scratch_database):
     url = prefect_database_url({"VIGIA_PREFECT_DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{scratch_database}"}, None)
     assert url == f"postgresql+asyncpg://postgres@127.0.0.1:5432/{scratch_database}"
-    settings = load_settings({"VIGIA_HOME": str(tmp_path)}, env_file=None)
-    ports = Ports(prefect=free_port())
-    urls = platform_urls(settings, ports)
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "DO_NOT_TRACK": "1"}
-    supervisor = Supervisor([prefect_server_part(settings, ports, urls, url)], env, tmp_path / "logs", say=print, alert=print)
-    try:
-        deadline = time.monotonic() + 240
-        while not supervisor.is_ready("prefect-server"):
-            assert time.monotonic() < deadline, "the Prefect server did not answer within 240 s"
-            supervisor.step()
-            time.sleep(0.25)
-    finally:
-        supervisor.stop()
+    with prefect_server_part_running(tmp_path, url):
+        pass
     with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{scratch_database}") as connection:
         tables = {row[0] for row in connection.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
         block_types = connection.execute("SELECT count(*) FROM block_type").fetchone()[0]

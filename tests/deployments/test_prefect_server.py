@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -22,23 +25,29 @@ from tests.fakes.server import free_port
 WRITERS = 25
 
 
-@pytest.fixture
-def sqlite_prefect_server(tmp_path):
-    """The `prefect-server` part on a fresh SQLite database under a scratch VIGIA_HOME; yields its API URL."""
-    settings = load_settings({"VIGIA_HOME": str(tmp_path)}, env_file=None)
+@contextmanager
+def prefect_server_part_running(home: Path, database_url: str | None = None, seconds: float = 240) -> Iterator[str]:
+    """The `prefect-server` part as `vigia up` runs it, under a scratch VIGIA_HOME (SQLite there, or `database_url`); yields its API URL."""
+    settings = load_settings({"VIGIA_HOME": str(home)}, env_file=None)
     ports = Ports(prefect=free_port())
     urls = platform_urls(settings, ports)
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "DO_NOT_TRACK": "1", "PREFECT_SERVER_UI_ENABLED": "false"}
-    supervisor = Supervisor([prefect_server_part(settings, ports, urls, None)], env, tmp_path / "logs", say=print, alert=print)
+    env = {**os.environ, "PREFECT_HOME": str(home / "prefect"), "DO_NOT_TRACK": "1", "PREFECT_SERVER_UI_ENABLED": "false"}
+    supervisor = Supervisor([prefect_server_part(settings, ports, urls, database_url)], env, home / "logs", say=print, alert=print)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + seconds
         while not supervisor.is_ready("prefect-server"):
-            assert time.monotonic() < deadline, "the Prefect server did not answer within 120 s"
+            assert time.monotonic() < deadline, f"the Prefect server did not answer within {seconds:.0f} s"
             supervisor.step()
             time.sleep(0.25)
         yield urls.prefect_api
     finally:
         supervisor.stop()
+
+
+@pytest.fixture
+def sqlite_prefect_server(tmp_path):
+    with prefect_server_part_running(tmp_path, seconds=120) as api_url:
+        yield api_url
 
 
 async def _write_a_run(client: httpx.AsyncClient, flow_id: str, number: int) -> list[int]:
