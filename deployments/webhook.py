@@ -38,11 +38,16 @@ DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 
 @dataclass(frozen=True)
 class WebhookConfig:
-    """What the Evolution webhook needs: the token (None: not set up), where audio is spooled, the body limit."""
+    """What the Evolution webhook needs: the token (None: not set up), where audio is spooled, the body limit.
+
+    `token_home`: where `vigia setup` keeps the token it generates, read until one is there (no token set:
+    `vigia up` starts the receiver beside the setup that generates it on a fresh VIGIA_HOME).
+    """
 
     token: str | None
     spool_dir: Path
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    token_home: Path | None = None
 
 
 def create_app(database_url: str, webhook: WebhookConfig | None = None, dispatcher=None) -> FastAPI:
@@ -63,6 +68,16 @@ def create_app(database_url: str, webhook: WebhookConfig | None = None, dispatch
                 await run_in_threadpool(dispatcher.stop)
 
     app = FastAPI(title="Vigia receiver", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    generated: list[str] = []  # the token found under token_home, once there
+
+    def current_token() -> str | None:
+        if webhook is None:
+            return None
+        if webhook.token:
+            return webhook.token
+        if not generated and webhook.token_home is not None and (found := read_token_file(webhook.token_home)):
+            generated.append(found)
+        return generated[0] if generated else None
 
     @app.get("/health")
     def health() -> JSONResponse:
@@ -92,9 +107,10 @@ def create_app(database_url: str, webhook: WebhookConfig | None = None, dispatch
     async def evolution_webhook(request: Request, event: str | None = None) -> JSONResponse:
         """Store a voice note in the queue and answer 202; 200 for duplicates and ignored events."""
         started = time.perf_counter()
-        if webhook is None or webhook.token is None:
+        token = current_token()
+        if token is None:
             return _answer(503, "unavailable", "no webhook token is set up: set VIGIA_WEBHOOK_TOKEN or run `vigia setup`")
-        if not request_holds_token(webhook.token, request.headers, request.query_params):
+        if not request_holds_token(token, request.headers, request.query_params):
             return _answer(401, "unauthorized", "missing or wrong webhook token (X-Vigia-Token, Bearer JWT or ?token=)")
         body = await _read_body(request, webhook.max_body_bytes)
         if body is None:
@@ -200,9 +216,10 @@ def create_app_from_environment() -> FastAPI:
     """Build the receiver from the environment's settings (uvicorn's factory): webhook and spool included."""
     settings = load_settings()
     webhook = WebhookConfig(
-        token=settings.webhook_token or read_token_file(settings.home),
+        token=settings.webhook_token,
         spool_dir=settings.home / "spool" / "voice-notes",
         max_body_bytes=settings.webhook_max_bytes,
+        token_home=settings.home,
     )
     app = create_app(settings.database_url, webhook)
     limit_repeats()  # after uvicorn's logging set-up, whose handlers write to logs/receiver.log

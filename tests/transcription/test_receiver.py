@@ -151,6 +151,23 @@ def test_a_receiver_without_a_token_answers_503_so_evolution_keeps_the_message_f
     assert attempts[0].body["reason"] == "no webhook token is set up: set VIGIA_WEBHOOK_TOKEN or run `vigia setup`"
 
 
+def test_a_token_vigia_up_generates_after_the_receiver_started_is_honoured_without_a_restart(sqlite_store_url, tmp_path, monkeypatch):
+    # `vigia up` starts the receiver beside setup, which generates the token on a fresh VIGIA_HOME: the receiver
+    # read the token file once, at start, and answered 503 until someone restarted it.
+    from deployments.tokens import create_token_file
+    from deployments.webhook import create_app_from_environment
+
+    monkeypatch.setenv("VIGIA_HOME", str(tmp_path))
+    monkeypatch.setenv("VIGIA_DATABASE_URL", sqlite_store_url)
+    monkeypatch.delenv("VIGIA_WEBHOOK_TOKEN", raising=False)
+    with serve_app(create_app_from_environment()) as url:
+        before = WebhookSender(f"{url}/webhooks/evolution", rules=RetryRules(max_attempts=1)).deliver(voice_note_envelope(AUDIO))
+        token = create_token_file(tmp_path)
+        sender = WebhookSender(f"{url}/webhooks/evolution", headers={"X-Vigia-Token": token}, rules=RetryRules(max_attempts=1))
+        after = sender.deliver(voice_note_envelope(AUDIO))
+    assert [a.status for a in before] == [503] and [a.status for a in after] == [202]
+
+
 def deep(depth: int) -> str:
     return "[" * depth + "]" * depth
 
