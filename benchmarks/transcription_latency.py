@@ -29,7 +29,6 @@ import sys
 import tempfile
 import threading  # noqa: E402
 import time  # noqa: E402
-from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 from contextlib import ExitStack  # noqa: E402
 from pathlib import Path
 
@@ -182,7 +181,7 @@ def start_receiver(stack: ExitStack, home: Path, store_url: str, api_url: str) -
             "--port",
             str(port),
             "--log-level",
-            "warning",
+            os.environ.get("BENCH_RECEIVER_LOG_LEVEL", "warning"),
         ],
         cwd=home,
         env=env,
@@ -203,23 +202,6 @@ def start_receiver(stack: ExitStack, home: Path, store_url: str, api_url: str) -
         if process.poll() is not None:
             raise SystemExit(f"the receiver exited: {(home / 'receiver.log').read_text()[-2000:]}")
     raise SystemExit("the receiver did not answer within 60 s")
-
-
-# Like Evolution's HTTP agent, one client keeps its connections alive; a client per POST (an SSL context
-# each) measured the sender's own set-up, under the GIL of 32 sending threads, as the receiver's time.
-SENDER = httpx.Client(timeout=30, limits=httpx.Limits(max_connections=32, max_keepalive_connections=32))
-
-
-def post_note(url: str, speech: bytes, sent: dict, acks: list) -> None:
-    envelope = voice_note_envelope(speech, instance=INSTANCE, seconds=3)
-    message_id = envelope["data"]["key"]["id"]
-    body = json.dumps(envelope).encode()
-    started = time.monotonic()
-    response = SENDER.post(f"{url}/webhooks/evolution", content=body, headers={"X-Vigia-Token": TOKEN, "Content-Type": "application/json"})
-    acks.append(time.monotonic() - started)
-    if response.status_code != 202:
-        raise SystemExit(f"the receiver answered {response.status_code}: {response.text}")
-    sent[message_id] = started
 
 
 def wait_for_replies(evolution: StampedEvolution, sent: dict) -> None:
@@ -266,14 +248,36 @@ def start_transcriber(stack: ExitStack, home: Path, store_url: str, api_url: str
 
 
 def post_all(url: str, speech: bytes, count: int, every_seconds: float, acks: list) -> dict[str, float]:
-    """Post `count` notes, one per `every_seconds` (0: all at once), and wait for their replies; return their send times."""
+    """Post `count` notes, one per `every_seconds` (0: all at once), from webhook_sender.py; return their send times.
+
+    Like Evolution's HTTP agent, the sender keeps 32 connections alive and runs in a process of its own:
+    32 httpx threads in this process (which also serves the fake Groq and Evolution) measured their
+    own time under the GIL as the receiver's.
+    """
+    notes = []
+    for _ in range(count):
+        envelope = voice_note_envelope(speech, instance=INSTANCE, seconds=3)
+        notes.append([envelope["data"]["key"]["id"], json.dumps(envelope)])
+    spec = {
+        "url": f"{url}/webhooks/evolution",
+        "headers": {"X-Vigia-Token": TOKEN, "Content-Type": "application/json"},
+        "connections": 32,
+        "every_seconds": every_seconds,
+        "notes": notes,
+    }
+    sender = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("webhook_sender.py"))],
+        input=json.dumps(spec),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     sent: dict[str, float] = {}
-    with ThreadPoolExecutor(max_workers=min(count, 32)) as pool:
-        for _ in range(count):
-            due = time.monotonic() + every_seconds
-            pool.submit(post_note, url, speech, sent, acks)
-            if every_seconds:
-                time.sleep(max(due - time.monotonic(), 0))
+    for message_id, started, ack_seconds, status in json.loads(sender.stdout):
+        if status != 202:
+            raise SystemExit(f"the receiver answered {status} to voice note {message_id}")
+        sent[message_id] = started
+        acks.append(ack_seconds)
     return sent
 
 

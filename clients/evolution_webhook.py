@@ -238,8 +238,8 @@ def to_integer(value: Any) -> int:
 def canonical(value: Any) -> Any:
     """Return a message with the byte and Long objects of ≥ 2.3.3 turned into ≤ 2.3.2's base64 and digit strings."""
     if isinstance(value, dict):
-        if _is_byte_object(value):
-            return base64.b64encode(bytes(value[str(i)] for i in range(len(value)))).decode()
+        if (content := _byte_object_content(value)) is not None:
+            return base64.b64encode(content).decode()
         if _is_long(value):
             return str(to_integer(value))
         return {name: canonical(item) for name, item in value.items()}
@@ -257,11 +257,20 @@ def _validate(model: type[BaseModel], document: dict[str, Any], prefix: str) -> 
         raise WebhookPayloadError(f"{location}: {first['msg'].lower()}") from error
 
 
-def _is_byte_object(value: dict[str, Any]) -> bool:
-    return bool(value) and all(
-        name == str(index) and isinstance(item, int) and not isinstance(item, bool) and 0 <= item <= 255
-        for index, (name, item) in enumerate(value.items())
-    )
+def _byte_object_content(value: dict[str, Any]) -> bytes | None:
+    """The bytes of a Buffer serialised as {"0": 12, "1": 255, …} (keys in order, ints 0–255, no booleans), else None.
+
+    Built-ins do the per-byte work: a voice note carries several such objects (keys, hashes, waveform)
+    and the receiver parses every webhook of a burst.
+    """
+    if not value or "0" not in value or list(value) != list(map(str, range(len(value)))):
+        return None
+    if set(map(type, value.values())) != {int}:
+        return None
+    try:
+        return bytes(value.values())
+    except ValueError:  # an int outside 0–255
+        return None
 
 
 def _is_long(value: Any) -> bool:

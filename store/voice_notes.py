@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, fields
 from datetime import datetime
 
-from sqlalchemy import String, func, select, update
+from sqlalchemy import String, and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -79,16 +80,52 @@ def insert_voice_note(session: Session, note: NewVoiceNote) -> int | None:
     Raises:
         InvalidVoiceNote: naming the field that no store could hold.
     """
-    check_storable(note)
-    values = {field.name: getattr(note, field.name) for field in fields(note)}
-    # One statement, no savepoint: a burst of webhooks waits on SQLite's single writer for as little as it can.
-    statement = _insert_for(session).values(**values, status="received", attempts=0)
-    statement = statement.on_conflict_do_nothing(index_elements=["instance", "message_id"]).returning(VoiceNoteRow.id)
-    return session.scalar(statement)
+    [(voice_note_id, duplicate)] = insert_voice_notes(session, [note])
+    return None if duplicate else voice_note_id
 
 
-def _insert_for(session: Session):
-    return postgresql_insert(VoiceNoteRow) if session.get_bind().dialect.name == "postgresql" else sqlite_insert(VoiceNoteRow)
+def insert_voice_notes(session: Session, notes: list[NewVoiceNote]) -> list[tuple[int, bool]]:
+    """Store new voice notes, queued for transcribers; return each one's id and whether it was stored before.
+
+    A note stored before (Evolution delivers again) or earlier in the same list keeps its first id.
+    One multi-row INSERT and at most one SELECT: a burst waits on SQLite's single writer for as
+    little as it can, and builds no statement per note.
+
+    Raises:
+        InvalidVoiceNote: naming the field that no store could hold (nothing is stored).
+    """
+    for note in notes:
+        check_storable(note)
+    if not notes:
+        return []
+    rows = [{field.name: getattr(note, field.name) for field in fields(note)} | {"status": "received", "attempts": 0} for note in notes]
+    inserted = {
+        (instance, message_id): voice_note_id
+        for voice_note_id, instance, message_id in session.execute(_insert_statement(session.get_bind().dialect.name), rows)
+    }
+    missing = {(note.instance, note.message_id) for note in notes} - inserted.keys()
+    existing = dict(_existing_ids(session, missing)) if missing else {}
+    results, seen = [], set()
+    for note in notes:
+        key = (note.instance, note.message_id)
+        results.append((inserted[key], key in seen) if key in inserted else (existing[key], True))
+        seen.add(key)
+    return results
+
+
+@functools.cache
+def _insert_statement(dialect: str):
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(VoiceNoteRow).on_conflict_do_nothing(index_elements=["instance", "message_id"])
+    return statement.returning(VoiceNoteRow.id, VoiceNoteRow.instance, VoiceNoteRow.message_id)
+
+
+def _existing_ids(session: Session, keys: set[tuple[str, str]]):
+    condition = or_(*(and_(VoiceNoteRow.instance == instance, VoiceNoteRow.message_id == message_id) for instance, message_id in keys))
+    for voice_note_id, instance, message_id in session.execute(
+        select(VoiceNoteRow.id, VoiceNoteRow.instance, VoiceNoteRow.message_id).where(condition)
+    ):
+        yield (instance, message_id), voice_note_id
 
 
 def check_storable(note: NewVoiceNote) -> None:

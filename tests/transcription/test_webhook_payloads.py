@@ -6,6 +6,8 @@ import base64
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from clients.evolution_webhook import Ignored, IncomingVoiceNote, WebhookPayloadError, canonical, parse_webhook, to_integer
 from tests.fakes.evolution_webhook import text_envelope, voice_note_envelope
@@ -115,3 +117,21 @@ def test_the_by_events_path_must_agree_with_the_body():
     assert isinstance(parse(envelope, "messages-upsert"), IncomingVoiceNote)
     with pytest.raises(WebhookPayloadError, match="the path says event 'send-message'"):
         parse(envelope, "send-message")
+
+
+def index_keyed(values: list) -> dict:
+    return {str(index): value for index, value in enumerate(values)}
+
+
+BYTE_LIKE = st.lists(st.one_of(st.integers(-2, 258), st.booleans(), st.just("7")), max_size=40).map(index_keyed)
+OTHER_OBJECTS = st.dictionaries(st.sampled_from(["0", "1", "2", "01", "x"]), st.one_of(st.integers(0, 255), st.booleans()), max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(BYTE_LIKE, OTHER_OBJECTS))
+def test_only_an_index_keyed_object_of_integers_0_to_255_is_read_as_bytes(value):
+    keys_in_order = list(value) == [str(index) for index in range(len(value))]
+    bytes_only = all(type(item) is int and 0 <= item <= 255 for item in value.values())
+    expected = base64.b64encode(bytes(value.values())).decode() if value and keys_in_order and bytes_only else None
+    found = canonical({"field": value})["field"]
+    assert found == expected if expected is not None else found == {name: item for name, item in value.items()}
