@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
@@ -15,6 +17,7 @@ from clients.http import tls_context
 # What Groq says, with or without an error `code`, about audio it will not take.
 UNSUPPORTED_FORMAT_MESSAGE = "file must be one of the following types"
 UNDECODABLE_MESSAGE = "is it a valid media file"
+DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?")
 
 
 class GroqError(ClientError):
@@ -56,8 +59,16 @@ class Segment(BaseModel):
     no_speech_prob: float = 0.0
 
 
+@dataclass(frozen=True)
+class RequestQuota:
+    """Groq's `x-ratelimit-*-requests` headers: the organisation's requests left today, and when that count resets."""
+
+    remaining: int | None
+    reset_seconds: float | None
+
+
 class TranscriptionReply(BaseModel):
-    """Groq's `verbose_json` transcription."""
+    """Groq's `verbose_json` transcription, and the request quota its headers told."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -65,6 +76,7 @@ class TranscriptionReply(BaseModel):
     duration: float | None = None
     language: str | None = None
     segments: list[Segment] = Field(default_factory=list)
+    quota: RequestQuota | None = Field(default=None, exclude=True)
 
 
 def create_client(api_key: str, base_url: str, *, timeout: float, max_retries: int = 0) -> groq.AsyncGroq:
@@ -110,7 +122,7 @@ async def transcribe(
     """
     content_type = "audio/ogg" if file_name.endswith((".ogg", ".opus")) else "application/octet-stream"
     try:
-        reply = await client.audio.transcriptions.create(
+        raw = await client.audio.transcriptions.with_raw_response.create(
             model=model,
             file=(file_name, audio, content_type),
             language=language or groq.omit,
@@ -118,6 +130,7 @@ async def transcribe(
             temperature=0.0,
             timeout=timeout,
         )
+        reply = await raw.parse()
     except groq.RateLimitError as error:
         retry_after = retry_after_seconds(error.response.headers)
         hint = f", retry after {retry_after:g} s" if retry_after is not None else ""
@@ -132,7 +145,24 @@ async def transcribe(
         raise TranscriptionUnavailable(f"Groq did not answer within {timeout:.1f} s", "groq-timeout") from error
     except groq.APIConnectionError as error:
         raise TranscriptionUnavailable(f"cannot reach Groq: {error.__cause__ or error}", "groq-unreachable") from error
-    return TranscriptionReply.model_validate(reply.model_dump() if hasattr(reply, "model_dump") else {"text": str(reply)})
+    parsed = TranscriptionReply.model_validate(reply.model_dump() if hasattr(reply, "model_dump") else {"text": str(reply)})
+    return parsed.model_copy(update={"quota": read_request_quota(raw.headers)})
+
+
+def read_request_quota(headers) -> RequestQuota:
+    """Read `x-ratelimit-remaining-requests` and `x-ratelimit-reset-requests` ("43.2s", "2m59.56s", "1h2m3s", "250ms")."""
+    remaining = headers.get("x-ratelimit-remaining-requests")
+    return RequestQuota(
+        int(remaining) if remaining and remaining.isdigit() else None, duration_seconds(headers.get("x-ratelimit-reset-requests"))
+    )
+
+
+def duration_seconds(text: str | None) -> float | None:
+    """Seconds in a Go-style duration as Groq writes its resets; None when absent or unreadable."""
+    if not text or not (found := DURATION.fullmatch(text.strip())) or not any(found.groups()):
+        return None
+    hours, minutes, seconds, milliseconds = (float(part or 0) for part in found.groups())
+    return hours * 3600 + minutes * 60 + seconds + milliseconds / 1000
 
 
 def retry_after_seconds(headers) -> float | None:

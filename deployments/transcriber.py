@@ -31,6 +31,7 @@ from deployments.transcription_runs import RunMaker
 from flows.transcribe_voice_note import note_finished, transcribe_voice_note
 from store import voice_note_queue
 from store.database import StoreError, in_session
+from tasks import groq_gate
 from tasks.groq_gate import CONCURRENCY_LIMIT
 from tasks.leases import LEASE, holder_name
 
@@ -74,6 +75,7 @@ class Transcriber:
         self._tasks: set[asyncio.Task] = set()
         self.failures = 0
         self._paused_until = 0.0
+        self._hold_wake: asyncio.TimerHandle | None = None  # wakes the claims when Groq's hold ends
 
     def wake(self) -> None:
         """Look at the queue now (a note was stored)."""
@@ -127,6 +129,10 @@ class Transcriber:
         room = min(self.config.max_in_flight, self.shared_limit or self.config.max_in_flight)
         free = room - self.in_flight
         if free <= 0 or time.monotonic() < self._paused_until:
+            return
+        if held := groq_gate.held_seconds():  # a note claimed while Groq asks to wait would only go back to the queue
+            if self._hold_wake is None or self._hold_wake.when() < asyncio.get_running_loop().time():
+                self._hold_wake = asyncio.get_running_loop().call_later(held, self._wake.set)
             return
         now = datetime.now(timezone.utc)
         token = uuid.uuid4().hex

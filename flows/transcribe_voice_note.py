@@ -6,6 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -25,7 +26,7 @@ from store.database import in_session
 from store.voice_notes import VoiceNote
 from tasks.alerts import raise_alert
 from tasks.block_cache import load_block
-from tasks.groq_gate import GroqBusy, GroqLimits, billed_seconds, gate_for
+from tasks.groq_gate import GroqBusy, GroqGate, GroqLimits, billed_seconds, gate_for
 from tasks.leases import LEASE, holder_name, renewing
 from tasks.transcripts import (
     ReplyFailed,
@@ -122,29 +123,41 @@ class _Context:
 
 
 async def _answer_held(context: _Context, held: list[int]) -> list[NoteOutcome]:
-    """Answer the held notes side by side, inside one admission to Groq's shared limits for the whole batch."""
+    """Answer the held notes side by side; those that will call Groq inside one admission to its shared limits.
+
+    Notes answered before, transcribed before (only the reply is left) or that cannot reach Groq
+    (not configured) take no room: they must not spend the limits, nor wait on them to fail.
+    """
     notes = [await in_session(context.database_url, voice_notes.get_voice_note, note_id) for note_id in held]
-    if not notes:  # nothing to do: no call to Groq's limits either
-        return []
+    groq_configured = await _load_optional(GroqApi) is not None
+    calling = [note for note in notes if groq_configured and _calls_groq(note, context.evolution_api)]
+    others = [note for note in notes if note not in calling]
+    outcomes = list(await asyncio.gather(*(_answer_note(context, None, note) for note in others)))
+    if not calling:  # nothing for Groq: no call to its limits either
+        return outcomes
     settings = context.settings
     gate = gate_for(GroqLimits(settings.groq_max_concurrency, settings.groq_requests_per_minute, settings.groq_audio_seconds_per_hour))
-    billed = sum(billed_seconds(note.audio_seconds) for note in notes)
+    billed = sum(billed_seconds(note.audio_seconds) for note in calling)
     started = time.perf_counter()
     try:
-        async with gate.admit_shared(len(notes), billed, GROQ_PATIENCE_SECONDS):
-            get_run_logger().info("%d voice notes admitted by Groq's shared limits in %.2f s", len(notes), time.perf_counter() - started)
-            return list(await asyncio.gather(*(_answer_note(context, gate, note) for note in notes)))
+        async with gate.admit_shared(len(calling), billed, GROQ_PATIENCE_SECONDS):
+            get_run_logger().info("%d voice notes admitted by Groq's shared limits in %.2f s", len(calling), time.perf_counter() - started)
+            return outcomes + list(await asyncio.gather(*(_answer_note(context, gate, note) for note in calling)))
     except GroqBusy as busy:
-        return [await _requeue(context, note.id, busy, time.perf_counter()) for note in notes]
+        return outcomes + [await _requeue(context, note.id, busy, time.perf_counter()) for note in calling]
 
 
-async def _answer_note(context: _Context, gate, note: VoiceNote) -> NoteOutcome:
-    """Answer one held note within this process's Groq bound, record its outcome, and let go of it."""
+def _calls_groq(note: VoiceNote, evolution_api: EvolutionApi | None) -> bool:
+    return note.status not in voice_notes.FINISHED and note.transcript is None and evolution_api is not None
+
+
+async def _answer_note(context: _Context, gate: GroqGate | None, note: VoiceNote) -> NoteOutcome:
+    """Answer one held note (within this process's Groq bound when it calls Groq), record its outcome, and let go of it."""
     started = time.perf_counter()
     try:
         if note.status in voice_notes.FINISHED:
             return NoteOutcome(note.id, note.status, "answered before", 0.0)
-        async with gate.admit(note.audio_seconds, GROQ_PATIENCE_SECONDS):
+        async with gate.admit(note.audio_seconds, GROQ_PATIENCE_SECONDS) if gate is not None else nullcontext():
             return await _run_note(context, note, started)
     except GroqBusy as busy:
         return await _requeue(context, note.id, busy, started)

@@ -3,7 +3,9 @@
 The shared bound is three Prefect global concurrency limits (`vigia setup` creates them; the UI's
 Concurrency page edits them): one held (under a lease) while a batch runs, two with slot decay
 used as rate limits, each taken once per batch. A local bound with the same numbers holds when Prefect is away. A note that finds no room
-before its patience runs out is put back in the queue (oldest first) instead of meeting a 429.
+before its patience runs out is put back in the queue (oldest first) instead of meeting a 429. Groq's own
+word steers the local bound: a 429's retry-after, or `x-ratelimit-remaining-requests: 0` until its reset,
+holds admissions (and a transcriber's claims) until then.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -32,7 +35,9 @@ MIN_BILLED_SECONDS = 10  # Groq bills every Whisper request as at least 10 s of 
 # A batch that finds the shared limits full asks again within this (jittered): slots a finished batch gave back
 # are taken within ~0.4 s, at a few cheap writes per second while transcribers wait on each other.
 SHARED_POLL_SECONDS = 0.5
+DEFAULT_HOLD_SECONDS = 1.0  # a 429 that named no retry-after
 logger = logging.getLogger(__name__)
+_admitted: ContextVar[GroqGate | None] = ContextVar("groq_admitted", default=None)  # the gate whose room this request holds
 
 
 class GroqBusy(Exception):
@@ -110,6 +115,18 @@ class GroqGate:
         self._requests = _LocalRate(limits.requests_per_minute, 60)
         self._audio = _LocalRate(limits.audio_seconds_per_hour, 3600)
         self._shared_failing = False
+        self._held_until = 0.0  # time.monotonic(): Groq asked to wait (a 429's retry-after, or the day's requests spent)
+
+    def hold_off(self, seconds: float, why: str) -> None:
+        """Admit nobody for `seconds`: Groq told us to wait, and every note that asked now would meet a 429."""
+        until = time.monotonic() + seconds
+        if until > self._held_until + 0.5:
+            logger.warning("Groq asked to wait %.1f s (%s): voice notes wait in the queue meanwhile", seconds, why)
+        self._held_until = max(self._held_until, until)
+
+    def held_seconds(self) -> float:
+        """How long admissions still wait for Groq's say-so (0: not held)."""
+        return max(self._held_until - time.monotonic(), 0.0)
 
     @asynccontextmanager
     async def admit(self, audio_seconds: float | None, patience_seconds: float) -> AsyncIterator[None]:
@@ -119,15 +136,21 @@ class GroqGate:
             GroqBusy: when there was no room within `patience_seconds`.
         """
         deadline = time.monotonic() + patience_seconds
+        while held := self.held_seconds():
+            if time.monotonic() + held > deadline:
+                raise GroqBusy(f"Groq asked to wait {held:.0f} s more")
+            await asyncio.sleep(held)
         try:
             await asyncio.wait_for(self._running.acquire(), timeout=patience_seconds)
         except TimeoutError as error:
             raise GroqBusy(f"{self.limits.max_concurrency} Groq requests already run in this process") from error
+        admitted = _admitted.set(self)
         try:
             await self._requests.take(1, deadline)
             await self._audio.take(billed_seconds(audio_seconds), deadline)
             yield
         finally:
+            _admitted.reset(admitted)
             self._running.release()
 
     @asynccontextmanager
@@ -211,6 +234,23 @@ async def _release(lease_id: str) -> None:
             await client.release_concurrency_slots_with_lease(lease_id=UUID(lease_id))
     except (httpx.HTTPError, OSError) as error:  # the lease runs out by itself
         logger.warning("releasing Groq's shared slots failed (they free themselves within %d s): %s", SHARED_LEASE_SECONDS, error)
+
+
+def report_rate_limited(retry_after_seconds: float | None) -> None:
+    """Groq answered 429 to the admitted request: hold this gate for its retry-after, so the next notes wait instead."""
+    if (gate := _admitted.get()) is not None:
+        gate.hold_off(retry_after_seconds if retry_after_seconds is not None else DEFAULT_HOLD_SECONDS, "429")
+
+
+def report_requests_left(remaining: int | None, reset_seconds: float | None) -> None:
+    """Groq's headers on a reply: with none of the day's requests left, hold this gate until the count resets."""
+    if remaining == 0 and reset_seconds and (gate := _admitted.get()) is not None:
+        gate.hold_off(reset_seconds, "the day's requests are spent")
+
+
+def held_seconds() -> float:
+    """The longest hold of this event loop's gates: a transcriber claims no notes meanwhile."""
+    return max((gate.held_seconds() for gate in _gates.get(asyncio.get_running_loop(), {}).values()), default=0.0)
 
 
 def billed_seconds(audio_seconds: float | None) -> int:

@@ -25,6 +25,7 @@ from clients import audio, evolution, groq
 from clients.errors import ClientError
 from clients.redaction import mask_jid
 from store.voice_notes import VoiceNote
+from tasks.groq_gate import report_rate_limited, report_requests_left
 
 REPLY_RESERVE_SECONDS = 1.0  # kept out of Groq's budget for sendText
 MIN_ATTEMPT_SECONDS = 1.0  # no Groq request is started with less time left than this
@@ -237,8 +238,12 @@ async def _transcribe_within_budget(
                 timeout=min(groq_api.timeout_seconds, remaining),
                 file_name=file_name,
             )
+            if reply.quota is not None:
+                report_requests_left(reply.quota.remaining, reply.quota.reset_seconds)
             return reply, attempt
         except groq.TranscriptionUnavailable as error:
+            if error.reason == "groq-rate-limited":
+                report_rate_limited(error.retry_after_seconds)
             took = time.perf_counter() - attempt_started
             wait = (
                 error.retry_after_seconds

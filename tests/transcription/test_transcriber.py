@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -17,6 +18,7 @@ from sqlalchemy import text, update
 from blocks.alert_routes import AlertRoutes
 from blocks.evolution import EvolutionApi
 from blocks.groq import GroqApi
+from blocks.transcription import TranscriptionSettings
 from blocks.vigia import VigiaSettings
 from deployments.dispatch import TranscriberThread
 from deployments.transcription_runs import RunMaker
@@ -258,3 +260,60 @@ def test_the_runaway_burst_is_answered_once_each_with_only_the_queue_age_warning
     with open_session(sqlite_store_url) as session:
         alerts = list_alerts(session)
     assert [(alert.severity, alert.key) for alert in alerts] == [("warning", "transcription:queue-age")]
+
+
+def test_notes_that_cannot_call_groq_fail_at_once_and_take_none_of_its_shared_room(
+    blocks, deployment, sqlite_store_url, tmp_path, fake_evolution, clips: Clips
+):
+    """Groq not set up yet: the notes fail "not-configured" without spending the requests-per-minute limit on calls never made."""
+    asyncio.run(_forget_block("groq", "default"))
+    save_settings(groq_max_concurrency=1, groq_requests_per_minute=2, groq_audio_seconds_per_hour=100_000_000)
+    asyncio.run(_set_shared_limits(GroqLimits(1, 2, 100_000_000)))
+    platform, threads, server = start(sqlite_store_url, tmp_path, 1, max_in_flight=6, poll_seconds=0.05)
+    try:
+        ids = [platform.send(voice_note_envelope(clips.speech, chat_jid=CHAT)) for _ in range(6)]
+        notes = [platform.wait_for(voice_note_id, "failed", seconds=60) for voice_note_id in ids]
+        requests_taken = asyncio.run(_active_slots("groq-requests-per-minute"))
+    finally:
+        stop(threads, server)
+        asyncio.run(_delete_shared_limits())
+    assert {(note.error_reason, note.attempts) for note in notes} == {("not-configured", 1)}
+    assert requests_taken == 0
+    assert [sent.text for sent in fake_evolution.sent] == [TranscriptionSettings().failure_reply] * 6  # the friendly reply, once each
+
+
+async def _forget_block(block_type_slug: str, name: str) -> None:
+    from prefect.exceptions import ObjectNotFound
+
+    from tasks.block_cache import forget_blocks
+
+    forget_blocks()
+    async with get_client() as client:
+        try:
+            document = await client.read_block_document_by_name(name, block_type_slug)
+        except ObjectNotFound:
+            return
+        await client.delete_block_document(document.id)
+
+
+async def _active_slots(name: str) -> float:
+    async with get_client() as client:
+        return (await client.read_global_concurrency_limit_by_name(name)).active_slots
+
+
+def test_when_groq_says_the_days_requests_are_spent_the_next_note_waits_in_the_queue_instead_of_meeting_a_429(
+    blocks, deployment, sqlite_store_url, tmp_path, fake_evolution, fake_groq, clips: Clips
+):
+    save_settings(**ROOMY)
+    fake_groq.requests_per_day = 2  # the second reply says `x-ratelimit-remaining-requests: 0`, reset in 43.2 s
+    platform, threads, server = start(sqlite_store_url, tmp_path, 1, max_in_flight=4, poll_seconds=0.05)
+    try:
+        for _ in range(2):
+            platform.wait_for(platform.send(voice_note_envelope(clips.speech, chat_jid=CHAT)), "replied", seconds=30)
+        waiting = platform.send(voice_note_envelope(clips.speech, chat_jid=CHAT))
+        time.sleep(3)  # 15 polls of the queue: none may claim it while Groq's hold lasts
+        note = platform.note(waiting)
+    finally:
+        stop(threads, server)
+    assert (note.status, note.attempts, note.flow_run_id) == ("received", 0, None)
+    assert len(fake_groq.transcriptions) == 2 and len(fake_evolution.sent) == 2

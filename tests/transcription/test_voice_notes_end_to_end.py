@@ -229,19 +229,26 @@ def test_a_rejected_groq_key_fails_the_run_and_a_rerun_after_the_fix_replies_onc
     assert platform.note(voice_note_id).status == "replied"
 
 
-def test_a_429_whose_retry_after_does_not_fit_fails_fast_and_one_that_fits_is_retried(platform, clips: Clips):
+def test_a_429_whose_retry_after_does_not_fit_fails_fast_and_the_next_note_waits_it_out_in_the_queue(platform, clips: Clips):
     platform.groq.fail_next(429, {"retry-after": "30"})
     started = time.monotonic()
     note = platform.wait_for(platform.send(voice_note_envelope(clips.speech, chat_jid=CHAT)), "failed")
     assert time.monotonic() - started < 5  # the SDK would have slept 30 s
     assert note.error_reason == "groq-rate-limited" and "retry after 30 s" in note.error
+    waiting = platform.send(voice_note_envelope(clips.speech, chat_jid=CHAT))
+    time.sleep(2)  # ten polls of the queue: Groq said 30 s, so nobody takes the note to meet another 429
+    assert (platform.note(waiting).status, platform.note(waiting).attempts) == ("received", 0)
+    assert len([r for r in platform.groq.requests if r.path.endswith("/audio/transcriptions")]) == 1
+    assert [s.text for s in platform.evolution.sent] == [FAILURE]
 
+
+def test_a_429_whose_retry_after_fits_and_a_500_are_retried_within_the_budget(platform, clips: Clips):
     platform.groq.fail_next(429, {"retry-after": "1"})
     platform.groq.fail_next(500)
     platform.wait_for(platform.send(voice_note_envelope(clips.speech, chat_jid=CHAT)), "replied")
     transcription_calls = [r for r in platform.groq.requests if r.path.endswith("/audio/transcriptions")]
-    assert len(transcription_calls) == 4  # 1 + (429, 500, success)
-    assert [s.text for s in platform.evolution.sent] == [FAILURE, REPLY]
+    assert len(transcription_calls) == 3  # 429, 500, success
+    assert [s.text for s in platform.evolution.sent] == [REPLY]
 
 
 def test_a_slow_groq_is_cut_at_the_budget_and_the_sender_still_hears_back_within_the_sla(platform, clips: Clips):
