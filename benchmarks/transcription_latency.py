@@ -226,6 +226,7 @@ def child_env(home: Path, store_url: str, api_url: str) -> dict[str, str]:
         "VIGIA_DATABASE_URL": store_url,
         "VIGIA_WEBHOOK_TOKEN": TOKEN,
         "PREFECT_LOGGING_EXTRA_LOGGERS": "clients,store,deployments,tasks",
+        "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
         "VIGIA_GROQ_MAX_CONCURRENCY": str(GROQ_CONCURRENCY),
         "VIGIA_GROQ_RPM": "100000",
         "VIGIA_GROQ_AUDIO_SECONDS_PER_HOUR": "100000000",

@@ -88,6 +88,9 @@ def child_environment(settings: Settings, urls: Urls, marker: str, environ: Mapp
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "DO_NOT_TRACK": "1",
             "PREFECT_LOGGING_EXTRA_LOGGERS": "clients,store,deployments,flows,tasks",
+            # Our loggers also speak outside runs (the transcriber, the receiver): those lines stay in the log files
+            # instead of a UserWarning each that they could not go to a run's logs.
+            "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
         }
     )
     if settings.prefect_auth_string:

@@ -41,6 +41,7 @@ def serving(api_url: str, **environ: str) -> Iterator[subprocess.Popen]:
         "PREFECT_RUNNER_POLL_FREQUENCY": "1",
         "PREFECT_LOGGING_LEVEL": "INFO",
         "PREFECT_LOGGING_EXTRA_LOGGERS": "clients,store,deployments",
+        "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
         "VIGIA_TIMEZONE": "UTC",
         **environ,
     }

@@ -12,10 +12,13 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 from prefect.client.orchestration import get_client
 
+from deployments.parts import Ports, child_environment, platform_urls
+from deployments.settings import load_settings
 from deployments.webhook import WebhookConfig, create_app
 from tests.fakes.evolution_webhook import voice_note_envelope
 from tests.fakes.server import serve_app
@@ -29,13 +32,10 @@ def test_a_sigterm_while_a_batch_runs_lets_the_batch_finish_and_the_process_exit
     prefect_server, blocks, deployment, sqlite_store_url, tmp_path, fake_evolution, fake_groq, clips: Clips
 ):
     fake_groq.delay_seconds = 3.0
-    env = {
-        **os.environ,
-        "PREFECT_API_URL": prefect_server,
-        "VIGIA_HOME": str(tmp_path),
-        "VIGIA_DATABASE_URL": sqlite_store_url,
-        "VIGIA_WEBHOOK_TOKEN": TOKEN,
-    }
+    environ = {**os.environ, "VIGIA_HOME": str(tmp_path), "VIGIA_DATABASE_URL": sqlite_store_url, "VIGIA_WEBHOOK_TOKEN": TOKEN}
+    settings = load_settings(environ, env_file=None)
+    urls = replace(platform_urls(settings, Ports()), prefect_api=prefect_server)
+    env = child_environment(settings, urls, "test-marker", environ)  # what `vigia up` gives its parts
     transcriber = subprocess.Popen(
         [sys.executable, "-m", "deployments.transcriber"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -52,6 +52,7 @@ def test_a_sigterm_while_a_batch_runs_lets_the_batch_finish_and_the_process_exit
             transcriber.kill()
     assert transcriber.returncode == 0, output
     assert "TerminationSignal" not in output and "Traceback" not in output, output
+    assert "Warning" not in output, output  # e.g. Prefect's "attempted to send logs to the API without a flow run id"
     assert platform.note(voice_note_id).status == "replied" and len(fake_evolution.sent) == 1
 
     async def run_state() -> str:
