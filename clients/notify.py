@@ -97,7 +97,8 @@ class Router:
         """Send to every channel the tag reaches, skipping those whose gateway is DOWN.
 
         With `html` the body is HTML (channels that cannot show it get it converted by Apprise);
-        `attachments` go to the channels that take files (email, Discord, Telegram).
+        `attachments` go to the channels that take files (email, Discord, Telegram); an HTML body's
+        `cid:<file name>` images are shown inside the email rather than attached.
         A channel that fails or hangs never delays the others (Apprise sends in parallel) nor raises.
         """
         usable, skipped = apprise.Apprise(), []
@@ -115,6 +116,8 @@ class Router:
                     )
                 )
             else:
+                if html and "cid:" in body and hasattr(service, "inline"):
+                    service.inline = True  # email: images the HTML names by cid: travel as inline parts (RFC 2387)
                 usable.add(service)
         if len(usable) == 0:
             return skipped

@@ -32,6 +32,7 @@ from store.sla import (
     sla_rows,
     uptime,
 )
+from store.sla.freshness import installed_at
 from tasks.workflow_runs import WorkflowRunCount, total_runs
 
 
@@ -56,6 +57,24 @@ class WeeklyReport:
     week: Week
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     sla_rows: list[SlaRow] = field(default_factory=list)  # this week's five SLA figures, for the headline
+    sla_rows_before: list[SlaRow] = field(default_factory=list)
+    monitored_since: datetime | None = None  # the store's first row, when before the week's end; None: not monitored yet
+    worst_incident: Recovery | None = None  # the longest incident opened this week
+
+    @property
+    def monitored(self) -> bool:
+        """Whether Vigia watched any of this week."""
+        return self.monitored_since is not None
+
+    @property
+    def before_monitored(self) -> bool:
+        """Whether Vigia watched any of the week before."""
+        return self.monitored_since is not None and self.monitored_since < self.week.before().end
+
+    @property
+    def started_this_week(self) -> bool:
+        """Whether Vigia's history begins inside this week (a young install)."""
+        return self.monitored_since is not None and self.monitored_since > self.week.start
 
 
 def week_of(day: date, zone: str) -> Week:
@@ -93,10 +112,12 @@ def collect_weekly_data(
     before = week.before()
     report = WeeklyReport(week)
     with open_session(database_url) as session:
+        installed = installed_at(session, min(now, week.end))
+        report.monitored_since = installed if installed < min(now, week.end) else None
         this = _read_figures(session, week, total_runs(workflows), min(now, week.end))
         last = _read_figures(session, before, total_runs(workflows_before), before.end)
         this_sla, last_sla = sla_rows(*this), sla_rows(*last)
-        report.tables["sla"] = _sla_table(this_sla, last_sla)
+        report.tables["sla"] = _sla_table(this_sla, last_sla, report.monitored, report.before_monitored)
         report.tables["targets"] = _targets_table(this.uptimes, last.uptimes, this.recoveries.incidents)
         report.tables["transcriptions"] = pd.DataFrame(
             [
@@ -160,24 +181,35 @@ def collect_weekly_data(
         )
         report.tables["response-times"] = pd.DataFrame(_response_samples(session, week), columns=["seconds"])
     report.tables["workflows"] = _workflows_table(workflows, workflows_before)
-    report.sla_rows = this_sla
+    report.sla_rows, report.sla_rows_before = this_sla, last_sla
+    report.worst_incident = max(this.recoveries.incidents, key=lambda item: item.seconds, default=None)
     return report
 
 
-def _sla_table(this_week, last_week) -> pd.DataFrame:
+NOT_MONITORED = "not monitored yet"
+
+
+def verdict(row: SlaRow, monitored: bool) -> str:
+    """How an SLA row reads: met, missed, no data, or not monitored yet (a week before Vigia existed is no failure)."""
+    if not monitored:
+        return NOT_MONITORED
+    return {True: "met", False: "missed", None: "no data"}[row.meets]
+
+
+def _sla_table(this_week: list[SlaRow], last_week: list[SlaRow], monitored: bool, before_monitored: bool) -> pd.DataFrame:
     rows = []
     for now_row, last_row in zip(this_week, last_week):
         rows.append(
             {
                 "sla": now_row.name,
-                "this week": now_row.display,
+                "this week": now_row.display if monitored else NOT_MONITORED,
                 "target": now_row.target,
-                "result": {True: "pass", False: "FAIL", None: "no data"}[now_row.meets],
-                "week before": last_row.display,
-                "week before result": {True: "pass", False: "FAIL", None: "no data"}[last_row.meets],
+                "result": verdict(now_row, monitored),
+                "week before": last_row.display if before_monitored else NOT_MONITORED,
+                "week before result": verdict(last_row, before_monitored),
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["sla", "this week", "target", "result", "week before", "week before result"])
 
 
 def _targets_table(current: list[Uptime], before: list[Uptime], recoveries: tuple[Recovery, ...]) -> pd.DataFrame:

@@ -62,7 +62,7 @@ def test_the_report_lands_as_artifacts_files_and_an_email_with_charts_and_csvs(s
     assert page.count("data:image/png;base64,") == 4
 
     assert mail.message["Subject"] == f"[REPORT] Vigia weekly report {WEEK}"
-    names = sorted(part.get_filename() for part in mail.message.iter_attachments())
+    names = sorted(part.get_filename() for part in mail.message.walk() if part.get_filename())
     assert names == sorted(
         ["uptime.png", "response-times.png", "busiest-hours.png", "backup-sizes.png"]
         + [
@@ -83,6 +83,12 @@ def test_the_report_lands_as_artifacts_files_and_an_email_with_charts_and_csvs(s
     )
     html = mail.message.get_body(("html",)).get_content()
     assert expected["Response time"] in html and "smtp-secret" not in html
+    # The charts show inside the email (cid: parts of a multipart/related, as Gmail and Outlook read), not as downloads.
+    inline = {part.get_filename(): part for part in mail.message.walk() if part.get("Content-ID")}
+    assert sorted(inline) == ["backup-sizes.png", "busiest-hours.png", "response-times.png", "uptime.png"]
+    for name, part in inline.items():
+        assert part["Content-ID"] == f"<{name}>" and part.get_content_disposition() == "inline" and f"cid:{name}" in html
+    assert "data:image" not in html
 
     markdown = asyncio.run(read_newest_artifact("weekly-report"))
     assert f"# Vigia weekly report {WEEK}" in markdown.data and expected["Uptime"] in markdown.data
