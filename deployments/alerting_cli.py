@@ -55,6 +55,7 @@ def silence_target(settings: Settings, target: str, length: timedelta, reason: s
     """
     from store.database import open_session
     from store.silences import add_silence
+    from store.sla.freshness import format_local
     from store.states import read_states
 
     now = datetime.now(timezone.utc)
@@ -63,7 +64,7 @@ def silence_target(settings: Settings, target: str, length: timedelta, reason: s
         if target not in known:
             raise LookupError(f"unknown target {target!r}; known: {', '.join(known) or 'none yet'}")
         silence = add_silence(session, target, now, now + length, reason)
-    return f"silence {silence.id}: {target} held until {silence.ends_at:%Y-%m-%d %H:%M} UTC ({reason})"
+    return f"silence {silence.id}: {target} held until {format_local(silence.ends_at, settings.timezone)} ({reason})"
 
 
 def send_test_alert(settings: Settings, severity: str) -> list[tuple[str, str, str]]:
@@ -78,6 +79,7 @@ def send_test_alert(settings: Settings, severity: str) -> list[tuple[str, str, s
     from clients.notify import NotifyConfigError, Router, read_config
     from store.alerts import list_deliveries
     from store.database import open_session
+    from store.sla.freshness import format_local
     from store.states import down_kinds
     from tasks.alerts import AlertContext, AlertSpec, deliver_alert
     from tasks.messages import Links
@@ -96,6 +98,7 @@ def send_test_alert(settings: Settings, severity: str) -> list[tuple[str, str, s
         Links(None, None),
         None,
         down,
+        settings.timezone,
     )
     now = datetime.now(timezone.utc)
     spec = AlertSpec(
@@ -103,7 +106,7 @@ def send_test_alert(settings: Settings, severity: str) -> list[tuple[str, str, s
         kind="test",
         severity=severity,
         title=f"[{severity.upper()}] Vigia test alert",
-        body=f"A test of the {severity!r} route, sent by `vigia alert test` at {now:%Y-%m-%d %H:%M:%S} UTC.",
+        body=f"A test of the {severity!r} route, sent by `vigia alert test` at {format_local(now, settings.timezone)}.",
     )
     alert = asyncio.run(deliver_alert(context, spec, now))
     with open_session(settings.database_url) as session:
@@ -141,12 +144,13 @@ def silence_list() -> None:
     """List the silences in force."""
     from store.database import open_session
     from store.silences import active_silences
+    from store.sla.freshness import format_local
 
     settings = read_settings()
     with open_session(settings.database_url) as session:
         silences = active_silences(session, datetime.now(timezone.utc))
     for silence in silences:
-        typer.echo(f"{silence.id:>4}  {silence.target:<24} until {silence.ends_at:%Y-%m-%d %H:%M} UTC  {silence.reason}")
+        typer.echo(f"{silence.id:>4}  {silence.target:<24} until {format_local(silence.ends_at, settings.timezone)}  {silence.reason}")
     if not silences:
         typer.echo("no silence in force")
 

@@ -50,7 +50,7 @@ def send_part_alert(part: str, deaths: int, log_path: Path) -> str:
     spec = AlertSpec(
         key=f"platform:{part}:keeps-dying", kind="custom", severity="critical", title=title, body=body, cooldown=COOLDOWN, target=part
     )
-    context = AlertContext(settings.database_url, router, routes, Links(None, None), None)
+    context = AlertContext(settings.database_url, router, routes, Links(None, None), None, zone=settings.timezone)
     alert = asyncio.run(deliver_alert(context, spec))
     return "cooling down" if alert is None else alert.status
 

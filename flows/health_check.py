@@ -14,6 +14,7 @@ from blocks.groq import GroqApi
 from blocks.health_targets import HealthTargets
 from blocks.vigia import VigiaSettings
 from store.health_runs import CHECK_INTERVAL
+from store.sla.freshness import format_local
 from store.states import TargetState
 from tasks.alerts import load_alert_context
 from tasks.heartbeat import ping_heartbeat
@@ -65,7 +66,7 @@ async def health_check(
     record_run(database_url, run_id, started_at, datetime.now(timezone.utc), states)
     alert_context = await load_alert_context(run_id, settings)
     await notify_changes(alert_context, targets, claimer=run_id or f"health-check-{started_at:%Y%m%dT%H%M%S}")
-    await _publish_summary(states, latest)
+    await _publish_summary(states, latest, settings.timezone)
     if settings.heartbeat_url is not None:
         await ping_heartbeat(settings.heartbeat_url)
     down = sorted(name for name, state in states.items() if state.state == "DOWN")
@@ -99,7 +100,7 @@ async def _load_optional(block_type):
         return None  # the probe reports the target as "not configured"
 
 
-async def _publish_summary(states: dict[str, TargetState], latest: dict) -> None:
+async def _publish_summary(states: dict[str, TargetState], latest: dict, zone: str) -> None:
     rows = []
     for name, state in sorted(states.items()):
         result = latest.get(name)
@@ -108,7 +109,7 @@ async def _publish_summary(states: dict[str, TargetState], latest: dict) -> None
                 "target": name,
                 "state": state.state,
                 "level": state.level,
-                "since": f"{state.since:%Y-%m-%d %H:%M:%S} UTC",
+                "since": format_local(state.since, zone),
                 "latency_ms": round(result.latency_ms) if result and result.latency_ms is not None else None,
                 "reason": state.reason or "",
             }

@@ -35,6 +35,7 @@ class AlertContext:
     links: Links
     run_id: str | None = None
     down_kinds: frozenset[str] = field(default_factory=frozenset)
+    zone: str = "UTC"  # VIGIA_TIMEZONE: the times alerts show
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ async def load_alert_context(run_id: str | None = None, settings: VigiaSettings 
     run_link = f"{settings.prefect_ui_url}/runs/flow-run/{run_id}" if run_id else None
     with open_session(database_url) as session:
         down = down_kinds(session)
-    return AlertContext(database_url, router, routes, Links(run_link, settings.dashboard_url), run_id, down)
+    return AlertContext(database_url, router, routes, Links(run_link, settings.dashboard_url), run_id, down, settings.timezone)
 
 
 def build_router(routes: AlertRoutes) -> Router | None:

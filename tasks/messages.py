@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from store.sla.freshness import format_local
+
 
 @dataclass(frozen=True)
 class Links:
@@ -30,7 +32,10 @@ def format_duration(length: timedelta) -> str:
 
 
 def compose(severity: str, headline: str, lines: list[str], links: Links) -> tuple[str, str]:
-    """Return (title, body): `[SEVERITY] headline`, then the lines and the links."""
+    """Return (title, body): `[SEVERITY] headline` (`[RESOLVED]` for a recovery), then the lines and the links.
+
+    Times in the lines are in VIGIA_TIMEZONE, labelled (`format_local`): 2026-12-05 10:45 -03.
+    """
     body = [line for line in lines if line]
     if links.prefect_run:
         body.append(f"Prefect run: {links.prefect_run}")
@@ -40,14 +45,14 @@ def compose(severity: str, headline: str, lines: list[str], links: Links) -> tup
 
 
 def down_text(
-    severity: str, target: str, since: datetime, now: datetime, reason: str, children: list[str], links: Links
+    severity: str, target: str, since: datetime, now: datetime, reason: str, children: list[str], links: Links, zone: str
 ) -> tuple[str, str]:
     """The DOWN alert."""
     return compose(
         severity,
         f"{target} is DOWN",
         [
-            f"{target} is DOWN since {since:%Y-%m-%d %H:%M} UTC ({format_duration(now - since)}).",
+            f"{target} is DOWN since {format_local(since, zone)} ({format_duration(now - since)}).",
             f"Reason: {reason}",
             f"Also affected (alerts held while {target} is DOWN): {', '.join(children)}" if children else "",
         ],
@@ -55,27 +60,26 @@ def down_text(
     )
 
 
-def resolved_text(severity: str, target: str, opened: datetime, resolved: datetime, links: Links) -> tuple[str, str]:
-    """The RESOLVED alert, with the outage length."""
+def resolved_text(target: str, opened: datetime, resolved: datetime, links: Links, zone: str) -> tuple[str, str]:
+    """The recovery, titled as one (`[RESOLVED] api is UP after 2 h 10 min`), with the outage length."""
+    outage = format_duration(resolved - opened)
     return compose(
-        severity,
-        f"{target} is UP again",
-        [
-            f"{target} RESOLVED at {resolved:%Y-%m-%d %H:%M} UTC after an outage of {format_duration(resolved - opened)}.",
-        ],
+        "resolved",
+        f"{target} is UP after {outage}",
+        [f"{target} RESOLVED at {format_local(resolved, zone)} after an outage of {outage}."],
         links,
     )
 
 
 def reminder_text(
-    severity: str, target: str, since: datetime, now: datetime, reason: str, incident_id: int, links: Links
+    severity: str, target: str, since: datetime, now: datetime, reason: str, incident_id: int, links: Links, zone: str
 ) -> tuple[str, str]:
     """The reminder while a target stays DOWN unacknowledged."""
     return compose(
         severity,
         f"{target} is still DOWN",
         [
-            f"{target} is still DOWN since {since:%Y-%m-%d %H:%M} UTC ({format_duration(now - since)}), not acknowledged.",
+            f"{target} is still DOWN since {format_local(since, zone)} ({format_duration(now - since)}), not acknowledged.",
             f"Reason: {reason}",
             f"Acknowledge: vigia ack {incident_id} --reason '…'",
         ],
@@ -83,13 +87,13 @@ def reminder_text(
     )
 
 
-def escalation_text(target: str, since: datetime, now: datetime, reason: str, incident_id: int, links: Links) -> tuple[str, str]:
+def escalation_text(target: str, since: datetime, now: datetime, reason: str, incident_id: int, links: Links, zone: str) -> tuple[str, str]:
     """The emergency for a critical incident left unacknowledged past the recovery-time SLA."""
     return compose(
         "emergency",
         f"{target} DOWN for {format_duration(now - since)}, nobody has acknowledged",
         [
-            f"{target} is DOWN since {since:%Y-%m-%d %H:%M} UTC; the 30 min recovery-time SLA is broken.",
+            f"{target} is DOWN since {format_local(since, zone)}; the 30 min recovery-time SLA is broken.",
             f"Reason: {reason}",
             f"Acknowledge: vigia ack {incident_id} --reason '…'",
         ],
@@ -97,13 +101,13 @@ def escalation_text(target: str, since: datetime, now: datetime, reason: str, in
     )
 
 
-def total_outage_text(targets: list[str], since: datetime, now: datetime, links: Links) -> tuple[str, str]:
+def total_outage_text(targets: list[str], since: datetime, now: datetime, links: Links, zone: str) -> tuple[str, str]:
     """The emergency when every critical target is DOWN at once."""
     return compose(
         "emergency",
         "every critical target is DOWN",
         [
-            f"All critical targets are DOWN: {', '.join(targets)} (the first since {since:%Y-%m-%d %H:%M} UTC, {format_duration(now - since)}).",
+            f"All critical targets are DOWN: {', '.join(targets)} (the first since {format_local(since, zone)}, {format_duration(now - since)}).",
         ],
         links,
     )

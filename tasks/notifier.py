@@ -14,6 +14,7 @@ from store.alerts import Alert, claim_alert_key, down_alert_sent
 from store.database import open_session
 from store.incidents import Incident, list_incidents, read_incident
 from store.silences import active_silences
+from store.sla.freshness import format_local
 from store.states import FAILING_STATES, StateChange, TargetState, claim_state_changes, read_states
 from tasks import messages
 from tasks.alerts import AlertContext, AlertSpec, claim_alert, run_logger, send_alert
@@ -28,6 +29,7 @@ class Situation:
     incidents: dict[int, Incident]
     silenced_until: dict[str, datetime]
     targets: HealthTargets
+    zone: str = "UTC"
 
     def severity_of(self, target: str) -> str:
         """critical for a critical target, warning otherwise."""
@@ -37,7 +39,7 @@ class Situation:
     def held_reason(self, target: str) -> str | None:
         """Why the target's new alerts are held back now (a silence, a failing parent), or None."""
         if target in self.silenced_until:
-            return f"silenced until {self.silenced_until[target]:%Y-%m-%d %H:%M} UTC"
+            return f"silenced until {format_local(self.silenced_until[target], self.zone)}"
         for parent in self.targets.ancestors(target):
             state = self.states.get(parent)
             if state is not None and state.state in FAILING_STATES:
@@ -64,6 +66,7 @@ async def notify_changes(context: AlertContext, targets: HealthTargets, claimer:
             incidents={incident.id: incident for incident in list_incidents(session, open_only=True)},
             silenced_until={silence.target: silence.ends_at for silence in active_silences(session, now)},
             targets=targets,
+            zone=context.zone,
         )
         claimed = _claim_all(session, context, [a for c in changes if (a := alert_for_change(session, context, situation, c))], now)
     alerts = await _send_all(context, claimed, now)
@@ -99,7 +102,14 @@ def alert_for_change(session, context: AlertContext, situation: Situation, chang
         incident = situation.incidents.get(change.incident_id)
         since = incident.opened_at if incident else change.at
         title, body = messages.down_text(
-            severity, change.target, since, situation.now, change.reason or "failed", situation.failing_children(change.target), links
+            severity,
+            change.target,
+            since,
+            situation.now,
+            change.reason or "failed",
+            situation.failing_children(change.target),
+            links,
+            context.zone,
         )
         return AlertSpec(
             key=f"down:{change.incident_id}",
@@ -116,7 +126,7 @@ def alert_for_change(session, context: AlertContext, situation: Situation, chang
             return None  # nobody was told it was down: a held alert needs no resolution
         incident = read_incident(session, change.incident_id)
         opened = incident.opened_at if incident else change.at
-        title, body = messages.resolved_text(severity, change.target, opened, change.at, links)
+        title, body = messages.resolved_text(change.target, opened, change.at, links, context.zone)
         # A resolution for an alert that went out is never held back, whatever silences or parents say.
         return AlertSpec(
             key=f"resolved:{change.incident_id}",
@@ -162,6 +172,7 @@ def incident_alerts(session, context: AlertContext, situation: Situation) -> lis
                 state.reason or incident.reason,
                 situation.failing_children(incident.target),
                 links,
+                situation.zone,
             )
             specs.append(
                 AlertSpec(
@@ -178,7 +189,7 @@ def incident_alerts(session, context: AlertContext, situation: Situation) -> lis
         if incident.acknowledged_at is not None:
             continue
         title, body = messages.reminder_text(
-            severity, incident.target, incident.opened_at, now, state.reason or incident.reason, incident.id, links
+            severity, incident.target, incident.opened_at, now, state.reason or incident.reason, incident.id, links, situation.zone
         )
         specs.append(
             AlertSpec(
@@ -195,7 +206,7 @@ def incident_alerts(session, context: AlertContext, situation: Situation) -> lis
         )
         if incident.critical and now - incident.opened_at >= timedelta(minutes=routes.escalate_after_minutes):
             title, body = messages.escalation_text(
-                incident.target, incident.opened_at, now, state.reason or incident.reason, incident.id, links
+                incident.target, incident.opened_at, now, state.reason or incident.reason, incident.id, links, situation.zone
             )
             specs.append(
                 AlertSpec(
@@ -219,7 +230,7 @@ def _total_outage(situation: Situation, links: messages.Links) -> list[AlertSpec
         return []
     first = min(critical, key=lambda state: state.failing_since or state.since)
     since = first.failing_since or first.since
-    title, body = messages.total_outage_text(sorted(state.target for state in critical), since, situation.now, links)
+    title, body = messages.total_outage_text(sorted(state.target for state in critical), since, situation.now, links, situation.zone)
     # One emergency per outage: the key names the incidents, so a new outage gets a new key.
     incidents = "-".join(str(state.incident_id) for state in sorted(critical, key=lambda s: s.target))
     return [AlertSpec(key=f"all-critical-down:{incidents}", kind="escalation", severity="emergency", title=title, body=body)]

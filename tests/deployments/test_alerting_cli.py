@@ -56,11 +56,11 @@ def test_ack_stops_reminders_and_refuses_a_second_time(sqlite_store_url, tmp_pat
 
 def test_silence_add_list_remove(sqlite_store_url, tmp_path):
     down(sqlite_store_url, "db")
-    env = {"VIGIA_DATABASE_URL": sqlite_store_url, "VIGIA_HOME": str(tmp_path)}
+    env = {"VIGIA_DATABASE_URL": sqlite_store_url, "VIGIA_HOME": str(tmp_path), "VIGIA_TIMEZONE": "America/Sao_Paulo"}
     added = vigia("silence", "add", "db", "--for", "2h", "--reason", "vacuum full", env=env)
-    assert added.returncode == 0 and added.stdout.startswith("silence 1: db held until ")
+    assert added.returncode == 0 and re.fullmatch(r"silence 1: db held until \d{4}-\d\d-\d\d \d\d:\d\d -03 \(vacuum full\)\n", added.stdout)
     listed = vigia("silence", "list", env=env)
-    assert "db" in listed.stdout and "vacuum full" in listed.stdout
+    assert "db" in listed.stdout and "vacuum full" in listed.stdout and " -03 " in listed.stdout
     status = vigia("status", "--json", env=env)
     assert '"state": "MAINTENANCE"' in status.stdout
     assert vigia("silence", "remove", "1", env=env).stdout == "silence 1 removed\n"

@@ -1,6 +1,8 @@
 """The health-check flow run for real against a local Prefect server, real services and loopback servers."""
 
 import asyncio
+import json
+import re
 import uuid
 
 import pytest
@@ -141,3 +143,24 @@ def test_a_down_found_by_the_health_check_is_alerted_through_the_saved_routes(sq
             AlertRoutes().save("default", overwrite=True)
     assert message.json["title"] == "[CRITICAL] gone is DOWN"
     assert "Prefect run: http://127.0.0.1:4200/runs/flow-run/" in message.json["message"]
+
+
+def test_the_runs_summary_artifact_shows_since_in_vigia_timezone(sqlite_store_url, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    VigiaSettings(home=str(tmp_path), database_url=sqlite_store_url, timezone="America/Sao_Paulo").save("default", overwrite=True)
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    HealthTargets(targets=[HealthTarget(name="disk", kind="disk", url=str(tmp_path))]).save(name, overwrite=True)
+    asyncio.run(health_check(targets_block=name))
+
+    async def newest_summary():
+        async with get_client() as client:
+            [artifact] = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["health-check"])), sort=ArtifactSort.CREATED_DESC, limit=1
+            )
+            return artifact.data
+
+    [row] = json.loads(asyncio.run(newest_summary()))
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d -03", row["since"]), row

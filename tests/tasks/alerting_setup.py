@@ -44,8 +44,8 @@ def routes_yaml(capture: str, evolution: str | None = None, smtp_port: int | Non
     return "\n".join(lines) + "\n"
 
 
-def alert_context(store_url: str, config: str | None, down_kinds=(), **routes) -> AlertContext:
-    """An alert context on the store, with the given Apprise config (None: log only)."""
+def alert_context(store_url: str, config: str | None, down_kinds=(), zone: str = "America/Sao_Paulo", **routes) -> AlertContext:
+    """An alert context on the store, with the given Apprise config (None: log only), showing times in `zone`."""
     router = Router(config, "test routes", "yaml") if config else None
     return AlertContext(
         store_url,
@@ -54,6 +54,7 @@ def alert_context(store_url: str, config: str | None, down_kinds=(), **routes) -
         Links(RUN_LINK, DASHBOARD),
         "run-1",
         frozenset(down_kinds),
+        zone,
     )
 
 

@@ -58,6 +58,7 @@ def test_a_down_reaches_the_critical_channels_with_title_reason_since_and_links(
     assert telegram["title"] == "[CRITICAL] api is DOWN"
     lines = telegram["message"].splitlines()
     assert lines[0].startswith("api is DOWN since ") and lines[0].endswith("(3 min).")
+    assert re.fullmatch(r"api is DOWN since \d{4}-\d\d-\d\d \d\d:\d\d -03 \(3 min\)\.", lines[0])  # VIGIA_TIMEZONE, labelled
     assert lines[1:] == ["Reason: connection refused", f"Prefect run: {RUN_LINK}", f"Dashboard: {DASHBOARD}"]
     assert [m["title"] for m in messages_at(capture, "discord")] == ["[CRITICAL] api is DOWN"]
     with open_session(store_url) as session:
@@ -76,8 +77,8 @@ def test_recovery_sends_resolved_with_the_outage_length_to_the_same_route(store_
     notify(context, health)
     capture.wait_for(lambda c: c.path.endswith("/telegram"), count=2)
     resolved = messages_at(capture, "telegram")[1]
-    assert resolved["title"] == "[CRITICAL] api is UP again"
-    assert "after an outage of 20 min." in resolved["message"]
+    assert resolved["title"] == "[RESOLVED] api is UP after 20 min"  # a recovery reads as one, not as a critical
+    assert re.match(r"api RESOLVED at \d{4}-\d\d-\d\d \d\d:\d\d -03 after an outage of 20 min\.", resolved["message"])
     assert resolved["type"] == "success"
 
 
@@ -170,7 +171,7 @@ def test_a_child_is_held_while_its_parent_is_down_and_the_parent_names_it(store_
     notify(context, health)
     notify(context, health)
     titles = [m["title"] for m in messages_at(capture, "telegram")]
-    assert titles == ["[CRITICAL] gateway is DOWN", "[CRITICAL] gateway is UP again", "[CRITICAL] bot is DOWN"]
+    assert titles == ["[CRITICAL] gateway is DOWN", "[RESOLVED] gateway is UP after 2 min", "[CRITICAL] bot is DOWN"]
 
 
 def test_a_resolution_of_an_alert_that_went_out_is_never_held(store_url, capture):
@@ -184,7 +185,7 @@ def test_a_resolution_of_an_alert_that_went_out_is_never_held(store_url, capture
     titles = [m["title"] for m in messages_at(capture, "telegram")]
     # The last two come from one run and go out at once, in either order.
     assert titles[0] == "[CRITICAL] bot is DOWN"
-    assert sorted(titles[1:]) == ["[CRITICAL] bot is UP again", "[CRITICAL] gateway is DOWN"]
+    assert sorted(titles[1:]) == ["[CRITICAL] gateway is DOWN", "[RESOLVED] bot is UP after 9 min"]
 
 
 def test_a_silenced_target_alerts_nobody_until_the_silence_ends(store_url, capture):
