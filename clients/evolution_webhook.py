@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
@@ -29,6 +29,29 @@ from pydantic_core import PydanticCustomError
 from clients.errors import ClientError
 
 UPSERT_EVENT = "messages.upsert"
+SEND_EVENT = "send.message"  # what Evolution posts after a message is sent through its API (the bot's replies)
+# WhatsApp message types as Evolution names them (data.messageType, or the content's key), by the kind we count.
+MESSAGE_KINDS = {
+    "conversation": "text",
+    "extendedTextMessage": "text",
+    "audioMessage": "audio",
+    "imageMessage": "image",
+    "videoMessage": "video",
+    "ptvMessage": "video",
+    "documentMessage": "document",
+    "documentWithCaptionMessage": "document",
+    "stickerMessage": "sticker",
+    "reactionMessage": "reaction",
+    "locationMessage": "location",
+    "liveLocationMessage": "location",
+    "contactMessage": "contact",
+    "contactsArrayMessage": "contact",
+    "pollCreationMessage": "poll",
+    "pollCreationMessageV3": "poll",
+    "buttonsResponseMessage": "text",
+    "listResponseMessage": "text",
+    "templateButtonReplyMessage": "text",
+}
 STATUS_BROADCAST = "status@broadcast"
 # Wrappers Evolution does not unwrap in the webhook; getBase64FromMediaMessage unwraps all but viewOnceMessageV2Extension.
 WRAPPERS = ("ephemeralMessage", "viewOnceMessage", "viewOnceMessageV2", "viewOnceMessageV2Extension")
@@ -129,8 +152,37 @@ class IncomingVoiceNote:
     quoted: dict[str, Any]  # {key, message} without the base64, for quoting and the media fallback
 
 
+@dataclass(frozen=True)
+class ChatMessage:
+    """A message of a chat, without its content: what conversation analytics records (store/conversations.py)."""
+
+    instance: str
+    message_id: str
+    chat_jid: str  # hashed before it is stored
+    direction: str  # customer, bot (sent through the API: send.message), agent (typed on the bot's phone: fromMe upsert)
+    kind: str  # text, audio, image, …, other
+    sent_at: datetime | None
+    reply_to: str | None  # the id of the message it quotes
+
+
+class ParsedWebhook(NamedTuple):
+    """What one webhook holds: a voice note to store or why not, and the chat message it is, if any."""
+
+    outcome: IncomingVoiceNote | Ignored
+    message: ChatMessage | None
+
+
 def parse_webhook(body: bytes, path_event: str | None = None) -> IncomingVoiceNote | Ignored:
     """Parse one webhook body into a voice note to store, or the reason it is ignored.
+
+    Raises:
+        WebhookPayloadError: when the body is not JSON or lacks what every upsert carries.
+    """
+    return parse_event(body, path_event).outcome
+
+
+def parse_event(body: bytes, path_event: str | None = None) -> ParsedWebhook:
+    """Parse one webhook body: the voice note (or why none) and the chat message's metadata (upsert and send.message).
 
     Raises:
         WebhookPayloadError: when the body is not JSON or lacks what every upsert carries.
@@ -139,34 +191,80 @@ def parse_webhook(body: bytes, path_event: str | None = None) -> IncomingVoiceNo
     event = normalize_event(envelope.event)
     if path_event and normalize_event(path_event) != event:
         raise WebhookPayloadError(f"the path says event {path_event!r} but the body says {envelope.event!r}")
+    if event == SEND_EVENT:
+        return ParsedWebhook(Ignored(f"event {envelope.event} is not messages.upsert"), _sent_message(envelope))
     if event != UPSERT_EVENT:
-        return Ignored(f"event {envelope.event} is not messages.upsert")
+        return ParsedWebhook(Ignored(f"event {envelope.event} is not messages.upsert"), None)
     if not isinstance(envelope.data, dict):
         raise WebhookPayloadError("data: must be an object for messages.upsert")
     data = _validate(UpsertData, envelope.data, "data.")
     key = data.key
     if key.remoteJid == STATUS_BROADCAST:
-        return Ignored("status broadcast")
+        return ParsedWebhook(Ignored("status broadcast"), None)
+    message = chat_message(envelope.instance, data, "agent" if key.fromMe else "customer")
     if key.fromMe:
-        return Ignored("fromMe: sent from this WhatsApp number")
-    message = data.message or {}
-    audio_message = find_audio(message)
+        return ParsedWebhook(Ignored("fromMe: sent from this WhatsApp number"), message)
+    content = data.message or {}
+    audio_message = find_audio(content)
     if audio_message is None:
-        return Ignored(f"not audio ({data.messageType or 'no messageType'})")
-    audio, problem = _inline_audio(message.get("base64"))
-    content = {name: value for name, value in message.items() if name not in ("base64", "mediaUrl")}
-    return IncomingVoiceNote(
+        return ParsedWebhook(Ignored(f"not audio ({data.messageType or 'no messageType'})"), message)
+    audio, problem = _inline_audio(content.get("base64"))
+    quoted = {name: value for name, value in content.items() if name not in ("base64", "mediaUrl")}
+    note = IncomingVoiceNote(
         instance=envelope.instance,
         message_id=key.id,
         chat_jid=_reply_jid(key),
         sender_jid=_sender_jid(key),
-        sent_at=datetime.fromtimestamp(data.messageTimestamp, tz=timezone.utc) if data.messageTimestamp else None,
+        sent_at=_sent_at(data),
         mimetype=_mimetype(audio_message.get("mimetype")),
         seconds=_seconds(audio_message.get("seconds")),
         audio=audio,
         audio_problem=problem,
-        quoted={"key": key.model_dump(exclude_none=True), "message": canonical(content)},
+        quoted={"key": key.model_dump(exclude_none=True), "message": canonical(quoted)},
     )
+    return ParsedWebhook(note, message)
+
+
+def chat_message(instance: str, data: UpsertData, direction: str) -> ChatMessage:
+    """The metadata of one message: its chat, who spoke, its kind (from messageType, else its content), what it quotes."""
+    content = data.message or {}
+    inner = innermost_message(content, lambda candidate: any(name in MESSAGE_KINDS for name in candidate)) or {}
+    kind = MESSAGE_KINDS.get(data.messageType or "") or next((MESSAGE_KINDS[name] for name in inner if name in MESSAGE_KINDS), "other")
+    return ChatMessage(
+        instance=instance,
+        message_id=data.key.id,
+        chat_jid=_reply_jid(data.key),
+        direction=direction,
+        kind=kind,
+        sent_at=_sent_at(data),
+        reply_to=_quoted_id(inner),
+    )
+
+
+def _sent_message(envelope: Envelope) -> ChatMessage | None:
+    # send.message: the message the bot sent through Evolution's API, shaped like an upsert's data.
+    if not isinstance(envelope.data, dict):
+        return None
+    try:
+        data = UpsertData.model_validate(envelope.data)
+    except ValidationError:
+        return None  # nothing to record; the event was never a voice note either
+    if data.key.remoteJid == STATUS_BROADCAST:
+        return None
+    return chat_message(envelope.instance, data, "bot")
+
+
+def _sent_at(data: UpsertData) -> datetime | None:
+    return datetime.fromtimestamp(data.messageTimestamp, tz=timezone.utc) if data.messageTimestamp else None
+
+
+def _quoted_id(inner: dict[str, Any]) -> str | None:
+    for value in inner.values():
+        if isinstance(value, dict) and isinstance(context := value.get("contextInfo"), dict):
+            stanza = context.get("stanzaId")
+            if isinstance(stanza, str) and 0 < len(stanza) <= 128 and not UNSTORABLE.search(stanza):
+                return stanza
+    return None
 
 
 def read_document(body: bytes) -> dict[str, Any]:

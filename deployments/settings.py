@@ -63,6 +63,7 @@ class Settings:
     groq_max_concurrency: int = 4
     groq_rpm: int = 20
     groq_audio_seconds_per_hour: int = 7200
+    conversations: bool = True  # record every chat message's metadata (store/conversations.py)
 
     @property
     def bind_is_loopback(self) -> bool:
@@ -124,6 +125,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         heartbeat_url=reader.parse("VIGIA_HEARTBEAT_URL", _http_url, "an http:// or https:// URL"),
         dashboard_password=reader.text("VIGIA_DASHBOARD_PASSWORD"),
         keep_transcripts=reader.parse("VIGIA_KEEP_TRANSCRIPTS", _boolean, "true or false") or False,
+        conversations=reader.parse("VIGIA_CONVERSATIONS", _boolean, "true or false") is not False,
         prefect_api_url=reader.parse("PREFECT_API_URL", _http_url, "the Prefect API URL, e.g. http://127.0.0.1:4200/api"),
         prefect_auth_string=reader.text("PREFECT_SERVER_API_AUTH_STRING"),
         keywords=reader.parse_list(

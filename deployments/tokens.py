@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 TOKEN_FILE = "webhook-token"
+CONVERSATION_KEY_FILE = "conversation-key"  # the key chats are hashed with (store/conversations.py chat_key)
 HEADER = "x-vigia-token"
 LITERAL_JWT_KEY_HEADER = "jwt_key"
 # Evolution's JWT is ~190 characters; anything far longer is refused before it is decoded.
@@ -44,6 +45,27 @@ def create_token_file(home: Path) -> str:
     with os.fdopen(descriptor, "w") as file:
         file.write(token + "\n")
     return token
+
+
+def conversation_key(home: Path) -> bytes:
+    """Return the key chats are hashed with, generating it under VIGIA_HOME (this user only) on first use.
+
+    Kept apart from the webhook token: rotating the token must not split every chat's history in two.
+    """
+    path = home / CONVERSATION_KEY_FILE
+    if not path.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        partial = home / f".{CONVERSATION_KEY_FILE}.{os.getpid()}"
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_hex(32) + "\n")
+        try:
+            os.link(partial, path)  # whole or not at all; a process that lost the race reads the winner's key
+        except FileExistsError:
+            pass
+        finally:
+            partial.unlink()
+    return bytes.fromhex(path.read_text().strip())
 
 
 def request_holds_token(token: str, headers: Mapping[str, str], query: Mapping[str, str], now: float | None = None) -> bool:

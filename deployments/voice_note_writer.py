@@ -1,4 +1,4 @@
-"""The receiver's one writer: a burst of voice notes stored in a few transactions, not one thread per note in a lock queue.
+"""The receiver's one writer: a burst of voice notes (and chat messages' metadata) stored in a few transactions, not one thread per note in a lock queue.
 
 Each webhook hands its note to one writer thread, which takes every note waiting at that moment,
 spools their audio and stores them in one transaction (a group commit), then answers each webhook.
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from clients.audio import extension_for
+from store.conversations import NewMessage, insert_messages
 from store.database import open_session
 from store.voice_note_queue import notify_stored
 from store.voice_notes import NewVoiceNote, insert_voice_notes
@@ -27,8 +28,9 @@ MAX_BATCH = 100
 
 @dataclass
 class _Pending:
-    record: NewVoiceNote
+    record: NewVoiceNote | None  # None: a chat message alone
     audio: bytes | None
+    message: NewMessage | None
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future = field(repr=False)
 
@@ -49,11 +51,18 @@ class VoiceNoteWriter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    async def store(self, record: NewVoiceNote, audio: bytes | None) -> tuple[int, bool]:
-        """Spool `audio` (when given) and store `record` with it; return the note's id and whether it was stored before."""
+    async def store(self, record: NewVoiceNote, audio: bytes | None, message: NewMessage | None = None) -> tuple[int, bool]:
+        """Spool `audio` (when given) and store `record` with it (and its chat message); return the note's id and whether it was stored before."""
+        return await self._submit(record, audio, message)
+
+    async def record_message(self, message: NewMessage) -> None:
+        """Store a chat message's metadata in the next batch; return once it is committed."""
+        await self._submit(None, None, message)
+
+    async def _submit(self, record: NewVoiceNote | None, audio: bytes | None, message: NewMessage | None):
         self._start()
         loop = asyncio.get_running_loop()
-        pending = _Pending(record, audio, loop, loop.create_future())
+        pending = _Pending(record, audio, message, loop, loop.create_future())
         self._queue.put(pending)
         return await pending.future
 
@@ -88,8 +97,10 @@ class VoiceNoteWriter:
                 return
 
     def _write(self, batch: list[_Pending]) -> None:
+        notes = [(p.record, p.audio) for p in batch if p.record is not None]
+        messages = [p.message for p in batch if p.message is not None]
         try:
-            results = store_voice_notes(self.database_url, self.spool_dir, [(p.record, p.audio) for p in batch])
+            results = iter(store_voice_notes(self.database_url, self.spool_dir, notes, messages))
         except Exception as error:
             if len(batch) > 1:
                 for pending in batch:
@@ -97,8 +108,8 @@ class VoiceNoteWriter:
                 return
             _settle(batch[0], None, error)
             return
-        for pending, result in zip(batch, results, strict=True):
-            _settle(pending, result, None)
+        for pending in batch:
+            _settle(pending, next(results) if pending.record is not None else None, None)
 
 
 def _settle(pending: _Pending, result: tuple[int, bool] | None, error: Exception | None) -> None:
@@ -113,11 +124,14 @@ def _settle(pending: _Pending, result: tuple[int, bool] | None, error: Exception
     try:
         pending.loop.call_soon_threadsafe(settle)
     except RuntimeError:  # the receiver's loop closed while the note was written
-        logger.warning("voice note %s stored after the receiver stopped", pending.record.message_id)
+        what = pending.record or pending.message
+        logger.warning("message %s stored after the receiver stopped", what.message_id if what else "?")
 
 
-def store_voice_notes(database_url: str, spool_dir: Path, notes: list[tuple[NewVoiceNote, bytes | None]]) -> list[tuple[int, bool]]:
-    """Spool each note's audio and store the notes in one transaction; return each id and whether it was there already.
+def store_voice_notes(
+    database_url: str, spool_dir: Path, notes: list[tuple[NewVoiceNote, bytes | None]], messages: list[NewMessage] = ()
+) -> list[tuple[int, bool]]:
+    """Spool each note's audio and store the notes (and chat messages) in one transaction; return each note's id and whether it was there already.
 
     On an error nothing is stored and no spooled file is left behind.
     """
@@ -128,9 +142,10 @@ def store_voice_notes(database_url: str, spool_dir: Path, notes: list[tuple[NewV
             for record, audio in notes
         ]
         with open_session(database_url) as session:
-            results = insert_voice_notes(session, records)
+            results = insert_voice_notes(session, records) if records else []
             if not all(duplicate for _, duplicate in results):
                 notify_stored(session)
+            insert_messages(session, list(messages))
     except BaseException:
         for path in spooled:
             if path is not None:

@@ -21,12 +21,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from clients.evolution_webhook import Ignored, IncomingVoiceNote, WebhookPayloadError, parse_webhook
+from clients.evolution_webhook import ChatMessage, Ignored, IncomingVoiceNote, WebhookPayloadError, parse_event
 from clients.redaction import mask_jid
 from deployments.log_files import limit_repeats
 from deployments.settings import load_settings
-from deployments.tokens import read_token_file, request_holds_token
+from deployments.tokens import conversation_key, read_token_file, request_holds_token
 from deployments.voice_note_writer import VoiceNoteWriter
+from store.conversations import NewMessage, chat_key
 from store.database import StoreError, open_session
 from store.health_runs import CHECK_INTERVAL, last_health_run_finished_at
 from store.states import read_states
@@ -48,6 +49,7 @@ class WebhookConfig:
     spool_dir: Path
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     token_home: Path | None = None
+    conversation_key: bytes | None = None  # None: chat messages are not recorded (VIGIA_CONVERSATIONS=false)
 
 
 def create_app(database_url: str, webhook: WebhookConfig | None = None, dispatcher=None) -> Starlette:
@@ -117,21 +119,29 @@ def create_app(database_url: str, webhook: WebhookConfig | None = None, dispatch
         if body is None:
             return _answer(413, "too-large", f"body over {webhook.max_body_bytes} bytes")
         try:
-            parsed = parse_webhook(body, event)
+            parsed, message = parse_event(body, event)
         except WebhookPayloadError as error:
             return _answer(400, "rejected", str(error))
         except Exception as error:  # a parser bug on an odd body: Evolution would retry a 500 ten times to no avail
             # Only the type: the message may quote the body, phone numbers included.
             logger.error("webhook body could not be parsed: %s (a parser bug; answered 400)", type(error).__name__)
             return _answer(400, "rejected", f"body could not be read ({type(error).__name__})")
+        received_at = datetime.now(timezone.utc)
+        metadata = message_record(message, received_at, webhook.conversation_key) if message and webhook.conversation_key else None
         if isinstance(parsed, Ignored):
+            if metadata is not None:
+                try:
+                    await writer.record_message(metadata)
+                except (StoreError, OSError) as error:
+                    logger.error("message %s of instance %s not recorded: %s", metadata.message_id, metadata.instance, error)
+                    return _answer(503, "unavailable", "the message could not be recorded; retry later")
             return _answer(200, "ignored", parsed.reason)
         try:
-            record = voice_note_record(parsed, datetime.now(timezone.utc))
+            record = voice_note_record(parsed, received_at)
         except InvalidVoiceNote as error:  # permanent: a 503 would have Evolution retry it forever
             return _answer(400, "rejected", str(error))
         try:
-            voice_note_id, duplicate = await writer.store(record, parsed.audio)
+            voice_note_id, duplicate = await writer.store(record, parsed.audio, metadata)
         except (StoreError, OSError) as error:  # Evolution retries anything but 4xx: nothing is lost
             logger.error("voice note %s from %s not stored: %s", parsed.message_id, mask_jid(parsed.chat_jid), error)
             return _answer(503, "unavailable", "the voice note could not be stored; retry later")
@@ -161,6 +171,19 @@ def create_app(database_url: str, webhook: WebhookConfig | None = None, dispatch
         Route("/webhooks/evolution/{event}", evolution_webhook, methods=["POST"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+def message_record(message: ChatMessage, received_at: datetime, key: bytes) -> NewMessage:
+    """The row a chat message is recorded as: its chat hashed with `key`, its time the sender's (else when it arrived)."""
+    return NewMessage(
+        instance=message.instance,
+        message_id=message.message_id,
+        chat=chat_key(message.chat_jid, key),
+        direction=message.direction,
+        kind=message.kind,
+        at=message.sent_at or received_at,
+        reply_to=message.reply_to,
+    )
 
 
 def voice_note_record(note: IncomingVoiceNote, received_at: datetime) -> NewVoiceNote:
@@ -212,6 +235,7 @@ def create_app_from_environment() -> Starlette:
         spool_dir=settings.home / "spool" / "voice-notes",
         max_body_bytes=settings.webhook_max_bytes,
         token_home=settings.home,
+        conversation_key=conversation_key(settings.home) if settings.conversations else None,
     )
     app = create_app(settings.database_url, webhook)
     limit_repeats()  # after uvicorn's logging set-up, whose handlers write to logs/receiver.log

@@ -269,3 +269,26 @@ class VoiceNoteRow(Base):
     reply_claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # the transcript reply is being sent
     notice_claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # the failure notice is being sent
     notice_message_id: Mapped[str | None] = mapped_column(String(128))  # the failure notice sent, at most once
+
+
+class ConversationMessageRow(Base):
+    """One message of a bot's chats, without its content: who spoke (customer, bot, human agent), what kind, when.
+
+    The chat is a keyed hash (HMAC-SHA256 with VIGIA_HOME's conversation key), never the phone number.
+    """
+
+    __tablename__ = "conversation_messages"
+    __table_args__ = (
+        UniqueConstraint("instance", "message_id", name="uq_conversation_messages_instance_message"),
+        Index("ix_conversation_messages_at", "at"),
+        Index("ix_conversation_messages_chat_at", "instance", "chat", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    instance: Mapped[str] = mapped_column(String(100))
+    message_id: Mapped[str] = mapped_column(String(128))
+    chat: Mapped[str] = mapped_column(String(32))  # keyed hash of the chat JID
+    direction: Mapped[str] = mapped_column(String(8))  # customer, bot, agent
+    kind: Mapped[str] = mapped_column(String(16))  # text, audio, image, video, document, sticker, reaction, other
+    at: Mapped[datetime] = mapped_column(UtcDateTime())  # data.messageTimestamp, else when it arrived
+    reply_to: Mapped[str | None] = mapped_column(String(128))  # contextInfo.stanzaId: the message it quotes

@@ -20,25 +20,12 @@ import redis  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from store.database import get_engine, migrate  # noqa: E402
+from store.models import Base  # noqa: E402
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 # VIGIA_TEST_REDIS_DB lets two suites share one Redis without flushing each other's keys.
 REDIS_TEST_DB = int(os.environ.get("VIGIA_TEST_REDIS_DB", "9"))
-TABLES = (
-    "voice_notes",
-    "restores",
-    "backup_items",
-    "backup_runs",
-    "deliveries",
-    "alerts",
-    "alert_keys",
-    "silences",
-    "state_changes",
-    "target_states",
-    "incidents",
-    "probe_results",
-    "health_runs",
-)
+TABLES = tuple(Base.metadata.tables)  # every table of the store, truncated between PostgreSQL tests
 
 
 @pytest.fixture(scope="session")

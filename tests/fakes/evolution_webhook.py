@@ -239,6 +239,41 @@ def text_envelope(
     )
 
 
+def sent_message_envelope(
+    text: str, *, instance: str = "ops-bot", chat_jid: str = "5511987654321@s.whatsapp.net", quoted_id: str | None = None
+) -> dict[str, Any]:
+    """A `send.message` envelope: what Evolution posts after `sendText` (it never posts an upsert for it).
+
+    `data` is the sent message as `sendText` returns it; quoting a message makes it an extendedTextMessage
+    whose contextInfo names the quoted id (stanzaId).
+    """
+    if quoted_id:
+        message: dict[str, Any] = {
+            "extendedTextMessage": {
+                "text": text,
+                "contextInfo": {"stanzaId": quoted_id, "participant": chat_jid, "quotedMessage": {"conversation": ""}},
+            }
+        }
+        kind = "extendedTextMessage"
+    else:
+        message, kind = {"conversation": text}, "conversation"
+    envelope = _envelope(
+        instance,
+        {
+            "key": {"remoteJid": chat_jid, "fromMe": True, "id": "3EB0" + secrets.token_hex(8).upper()},
+            "pushName": "",
+            "status": "PENDING",
+            "message": message,
+            "messageType": kind,
+            "messageTimestamp": int(time.time()),
+            "instanceId": str(uuid.uuid5(uuid.NAMESPACE_URL, instance)),
+            "source": "unknown",
+        },
+    )
+    envelope["event"] = "send.message"
+    return envelope
+
+
 def new_incoming_id() -> str:
     """An incoming WhatsApp message id: 20 upper-case hex digits."""
     return secrets.token_hex(10).upper()

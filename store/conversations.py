@@ -1,0 +1,218 @@
+"""How the bot itself is doing, from the metadata of every chat message: volume, its reply time, unanswered customers.
+
+One definition each, used by the report, the dashboard, the CLI and the alert rule:
+- A **customer message** is answered by the next message the bot or a human agent sends in that chat;
+  its **response time** runs from the customer's message to that answer.
+- A **conversation** starts at a customer message after `gap` (default 24 h) without any message in
+  the chat; its **first-response time** runs to the first answer after that start.
+- A customer message is **unanswered** when no answer came within the target (default 60 s).
+- A chat is **waiting** when its last message is the customer's and older than the target.
+
+Chats are keyed hashes (`chat_key`): the same chat always gives the same key, and a key gives no number back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from store.models import ConversationMessageRow
+from store.sla.transcriptions import percentile
+
+DIRECTIONS = ("customer", "bot", "agent")
+ANSWERS = ("bot", "agent")
+RESPONSE_TARGET = timedelta(seconds=60)
+CONVERSATION_GAP = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A message as the receiver records it: no text, no number."""
+
+    instance: str
+    message_id: str
+    chat: str  # chat_key(jid)
+    direction: str
+    kind: str
+    at: datetime
+    reply_to: str | None
+
+
+@dataclass(frozen=True)
+class ConversationFigures:
+    """The bot's service over a window."""
+
+    messages_in: int  # from customers
+    messages_out: int  # from the bot and human agents
+    by_agent: int  # of messages_out, typed by a person on the bot's phone
+    active_chats: int  # chats with a customer message
+    new_conversations: int
+    first_response_p50: float | None  # seconds, per conversation
+    first_response_p95: float | None
+    response_p50: float | None  # seconds, per customer message answered
+    response_p95: float | None
+    unanswered: int  # customer messages with no answer within the target
+    voice_notes: int  # customer messages that are audio
+    target_seconds: float
+
+    @property
+    def unanswered_percent(self) -> float | None:
+        """Share of customer messages left without an answer within the target."""
+        return 100 * self.unanswered / self.messages_in if self.messages_in else None
+
+    @property
+    def voice_note_percent(self) -> float | None:
+        """Share of customer messages that are voice notes."""
+        return 100 * self.voice_notes / self.messages_in if self.messages_in else None
+
+
+def chat_key(jid: str, key: bytes) -> str:
+    """Return the keyed hash a chat is stored under (32 hex characters): stable per key, no way back to the number."""
+    return hmac.new(key, jid.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def insert_messages(session: Session, messages: list[NewMessage]) -> int:
+    """Store messages, skipping any (instance, message id) already stored (Evolution retries); return how many were new."""
+    if not messages:
+        return 0
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        insert(ConversationMessageRow)
+        .values([vars(message) for message in messages])
+        .on_conflict_do_nothing(index_elements=["instance", "message_id"])
+        .returning(ConversationMessageRow.id)
+    )
+    return len(session.execute(statement).all())
+
+
+def conversation_figures(
+    session: Session,
+    start: datetime,
+    end: datetime,
+    *,
+    target: timedelta = RESPONSE_TARGET,
+    gap: timedelta = CONVERSATION_GAP,
+    now: datetime | None = None,
+) -> ConversationFigures:
+    """Return the bot's service in [start, end): volume, new conversations, reply times and unanswered messages.
+
+    Answers up to `target` after `end` still count for messages near the end; a message whose target
+    has not passed by `now` is not yet unanswered.
+    """
+    now = now or end
+    chats = _chats(session, start - gap, end + target)
+    inbound = outbound = by_agent = voice = unanswered = new = 0
+    active: set[tuple[str, str]] = set()
+    first_responses: list[float] = []
+    responses: list[float] = []
+    for chat, messages in chats.items():
+        previous_at: datetime | None = None
+        opened: datetime | None = None  # the start of a conversation still waiting for its first answer
+        waiting: list[datetime] = []  # customer messages since the last answer
+        for at, direction, kind in messages:
+            inside = start <= at < end
+            if direction == "customer":
+                if inside:
+                    inbound += 1
+                    active.add(chat)
+                    voice += kind == "audio"
+                    if previous_at is None or at - previous_at >= gap:
+                        new += 1
+                        opened = at
+                waiting.append(at)
+            else:
+                if inside:
+                    outbound += 1
+                    by_agent += direction == "agent"
+                for asked in waiting:
+                    if start <= asked < end:
+                        responses.append((at - asked).total_seconds())
+                        unanswered += at - asked > target
+                if opened is not None:
+                    first_responses.append((at - opened).total_seconds())
+                    opened = None
+                waiting = []
+            previous_at = at
+        unanswered += sum(1 for asked in waiting if start <= asked < end and asked + target <= now)
+    return ConversationFigures(
+        messages_in=inbound,
+        messages_out=outbound,
+        by_agent=by_agent,
+        active_chats=len(active),
+        new_conversations=new,
+        first_response_p50=_quantile(first_responses, 0.50),
+        first_response_p95=_quantile(first_responses, 0.95),
+        response_p50=_quantile(responses, 0.50),
+        response_p95=_quantile(responses, 0.95),
+        unanswered=unanswered,
+        voice_notes=voice,
+        target_seconds=target.total_seconds(),
+    )
+
+
+def chats_waiting(session: Session, now: datetime, *, target: timedelta = RESPONSE_TARGET, gap: timedelta = CONVERSATION_GAP) -> int:
+    """Return how many chats wait for an answer now: their last message (within `gap`) is the customer's, older than `target`."""
+    last: dict[tuple[str, str], tuple[datetime, str]] = {}
+    for chat, messages in _chats(session, now - gap, now).items():
+        last[chat] = messages[-1][:2]
+    return sum(1 for at, direction in last.values() if direction == "customer" and at + target <= now)
+
+
+def messages_per_hour(session: Session, start: datetime, end: datetime) -> dict[tuple[datetime, str], int]:
+    """Return messages of [start, end) counted per UTC hour and direction (the caller turns hours into local time)."""
+    counts: dict[tuple[datetime, str], int] = defaultdict(int)
+    rows = session.execute(
+        select(ConversationMessageRow.at, ConversationMessageRow.direction).where(
+            ConversationMessageRow.at >= start, ConversationMessageRow.at < end
+        )
+    )
+    for at, direction in rows:
+        counts[(at.replace(minute=0, second=0, microsecond=0), direction)] += 1
+    return dict(counts)
+
+
+def last_answer_gap(session: Session, now: datetime, window: timedelta) -> tuple[int, datetime | None]:
+    """Return (customer messages in the last `window`, the newest answer's time): the silent-bot rule's two inputs."""
+    since = now - window
+    asked = session.execute(
+        select(ConversationMessageRow.id).where(
+            ConversationMessageRow.direction == "customer", ConversationMessageRow.at >= since, ConversationMessageRow.at <= now
+        )
+    ).all()
+    answered = session.scalar(
+        select(ConversationMessageRow.at)
+        .where(ConversationMessageRow.direction.in_(ANSWERS), ConversationMessageRow.at <= now)
+        .order_by(ConversationMessageRow.at.desc())
+        .limit(1)
+    )
+    return len(asked), answered
+
+
+def _chats(session: Session, start: datetime, end: datetime) -> dict[tuple[str, str], list[tuple[datetime, str, str]]]:
+    rows = session.execute(
+        select(
+            ConversationMessageRow.instance,
+            ConversationMessageRow.chat,
+            ConversationMessageRow.at,
+            ConversationMessageRow.direction,
+            ConversationMessageRow.kind,
+        )
+        .where(ConversationMessageRow.at >= start, ConversationMessageRow.at < end)
+        .order_by(ConversationMessageRow.instance, ConversationMessageRow.chat, ConversationMessageRow.at, ConversationMessageRow.id)
+    )
+    chats: dict[tuple[str, str], list[tuple[datetime, str, str]]] = defaultdict(list)
+    for instance, chat, at, direction, kind in rows:
+        chats[(instance, chat)].append((at, direction, kind))
+    return chats
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    return percentile(sorted(values), q) if values else None
