@@ -23,3 +23,15 @@ vigia_settings = VigiaSettings.load("BLOCK_NAME")
     heartbeat_url: SecretStr | None = Field(default=None, description="VIGIA_HEARTBEAT_URL: pinged after every completed health check.")
     dashboard_url: str = Field(default="http://127.0.0.1:8501", description="Where the dashboard answers, for links.")
     prefect_ui_url: str = Field(default="http://127.0.0.1:4200", description="Where the Prefect UI answers, for links.")
+    response_target_seconds: float = Field(
+        default=60, gt=0, description="VIGIA_RESPONSE_TARGET_SECONDS: a customer message without an answer this long is unanswered."
+    )
+    bot_silent_minutes: float = Field(
+        default=15, gt=0, description="VIGIA_BOT_SILENT_MINUTES: a warning when the bot answers nobody this long while customers write."
+    )
+    unanswered_alert_percent: float = Field(
+        default=20,
+        gt=0,
+        le=100,
+        description="VIGIA_UNANSWERED_ALERT_PERCENT: a warning when more of the last hour's messages go unanswered.",
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import string
 import sys
@@ -64,6 +65,9 @@ class Settings:
     groq_rpm: int = 20
     groq_audio_seconds_per_hour: int = 7200
     conversations: bool = True  # record every chat message's metadata (store/conversations.py)
+    response_target_seconds: float = 60.0
+    bot_silent_minutes: float = 15.0
+    unanswered_alert_percent: float = 20.0
 
     @property
     def bind_is_loopback(self) -> bool:
@@ -126,6 +130,11 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         dashboard_password=reader.text("VIGIA_DASHBOARD_PASSWORD"),
         keep_transcripts=reader.parse("VIGIA_KEEP_TRANSCRIPTS", _boolean, "true or false") or False,
         conversations=reader.parse("VIGIA_CONVERSATIONS", _boolean, "true or false") is not False,
+        response_target_seconds=reader.parse("VIGIA_RESPONSE_TARGET_SECONDS", _positive_number, "a number of seconds above 0, e.g. 60")
+        or 60.0,
+        bot_silent_minutes=reader.parse("VIGIA_BOT_SILENT_MINUTES", _positive_number, "a number of minutes above 0, e.g. 15") or 15.0,
+        unanswered_alert_percent=reader.parse("VIGIA_UNANSWERED_ALERT_PERCENT", _percent, "a percentage above 0 up to 100, e.g. 20")
+        or 20.0,
         prefect_api_url=reader.parse("PREFECT_API_URL", _http_url, "the Prefect API URL, e.g. http://127.0.0.1:4200/api"),
         prefect_auth_string=reader.text("PREFECT_SERVER_API_AUTH_STRING"),
         keywords=reader.parse_list(
@@ -318,6 +327,23 @@ def _positive_int(value: str) -> int:
     if not value.isdigit() or int(value) <= 0:
         raise ValueError(f"{value!r} is not a whole number above 0")
     return int(value)
+
+
+def _positive_number(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a number") from None
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(f"{value!r} is not a number above 0")
+    return number
+
+
+def _percent(value: str) -> float:
+    number = _positive_number(value)
+    if number > 100:
+        raise ValueError(f"{value!r} is over 100")
+    return number
 
 
 def _boolean(value: str) -> bool:

@@ -42,6 +42,9 @@ def run_setup(settings: Settings, *, dashboard_url: str, prefect_ui_url: str) ->
         heartbeat_url=settings.heartbeat_url,
         dashboard_url=dashboard_url,
         prefect_ui_url=prefect_ui_url,
+        response_target_seconds=settings.response_target_seconds,
+        bot_silent_minutes=settings.bot_silent_minutes,
+        unanswered_alert_percent=settings.unanswered_alert_percent,
     ).save(BLOCK_NAME, overwrite=True)
     lines.append(f"vigia-settings/{BLOCK_NAME}: store, home {settings.home}, time zone {settings.timezone}")
     if settings.evolution_url:

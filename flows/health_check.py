@@ -17,6 +17,7 @@ from store.health_runs import CHECK_INTERVAL
 from store.sla.freshness import format_local
 from store.states import TargetState
 from tasks.alerts import load_alert_context
+from tasks.bot_service import check_bot_service
 from tasks.heartbeat import ping_heartbeat
 from tasks.notifier import notify_changes
 from tasks.probes import ProbeContext, probe_targets
@@ -67,6 +68,7 @@ async def health_check(
     alert_context = await load_alert_context(run_id, settings)
     await notify_changes(alert_context, targets, claimer=run_id or f"health-check-{started_at:%Y%m%dT%H%M%S}")
     await _publish_summary(states, latest, settings.timezone)
+    await check_bot_service(settings)
     if settings.heartbeat_url is not None:
         await ping_heartbeat(settings.heartbeat_url)
     down = sorted(name for name, state in states.items() if state.state == "DOWN")

@@ -179,23 +179,6 @@ def messages_per_hour(session: Session, start: datetime, end: datetime) -> dict[
     return dict(counts)
 
 
-def last_answer_gap(session: Session, now: datetime, window: timedelta) -> tuple[int, datetime | None]:
-    """Return (customer messages in the last `window`, the newest answer's time): the silent-bot rule's two inputs."""
-    since = now - window
-    asked = session.execute(
-        select(ConversationMessageRow.id).where(
-            ConversationMessageRow.direction == "customer", ConversationMessageRow.at >= since, ConversationMessageRow.at <= now
-        )
-    ).all()
-    answered = session.scalar(
-        select(ConversationMessageRow.at)
-        .where(ConversationMessageRow.direction.in_(ANSWERS), ConversationMessageRow.at <= now)
-        .order_by(ConversationMessageRow.at.desc())
-        .limit(1)
-    )
-    return len(asked), answered
-
-
 def _chats(session: Session, start: datetime, end: datetime) -> dict[tuple[str, str], list[tuple[datetime, str, str]]]:
     rows = session.execute(
         select(
@@ -216,3 +199,37 @@ def _chats(session: Session, start: datetime, end: datetime) -> dict[tuple[str, 
 
 def _quantile(values: list[float], q: float) -> float | None:
     return percentile(sorted(values), q) if values else None
+
+
+@dataclass(frozen=True)
+class BotSilence:
+    """Customers wait while the bot says nothing: since `since`, `waiting` messages are unanswered, the newest at `newest`."""
+
+    since: datetime  # the oldest customer message after the bot's last answer
+    newest: datetime
+    waiting: int
+    last_answer: datetime | None
+
+
+def bot_silence(session: Session, now: datetime, silent_after: timedelta) -> BotSilence | None:
+    """Return the silence when the bot (nor any agent) has answered nobody for `silent_after` while customers keep writing.
+
+    Silent means: the oldest customer message after the last answer anywhere is older than
+    `silent_after`, and another arrived within it (one old question in a quiet night is the
+    unanswered count's business, not an outage). None otherwise.
+    """
+    last_answer = session.scalar(
+        select(ConversationMessageRow.at)
+        .where(ConversationMessageRow.direction.in_(ANSWERS), ConversationMessageRow.at <= now)
+        .order_by(ConversationMessageRow.at.desc())
+        .limit(1)
+    )
+    asked = select(ConversationMessageRow.at).where(
+        ConversationMessageRow.direction == "customer",
+        ConversationMessageRow.at <= now,
+        ConversationMessageRow.at > (last_answer or now - 2 * silent_after),
+    )
+    times = sorted(session.scalars(asked))
+    if not times or times[0] > now - silent_after or times[-1] < now - silent_after:
+        return None
+    return BotSilence(times[0], times[-1], len(times), last_answer)

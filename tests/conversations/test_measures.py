@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from store.conversations import NewMessage, chat_key, chats_waiting, conversation_figures, insert_messages, last_answer_gap
+from store.conversations import NewMessage, bot_silence, chat_key, chats_waiting, conversation_figures, insert_messages
 from store.database import open_session
 
 T0 = datetime(2026, 11, 16, 12, 0, tzinfo=timezone.utc)
@@ -57,12 +57,33 @@ def test_a_message_whose_target_has_not_passed_is_not_yet_unanswered(log):
     assert early.unanswered == 1  # B asked 30 s ago: still within the target
 
 
-def test_chats_waiting_now_and_the_silent_bot_inputs(log):
+def test_chats_waiting_now(log):
     with open_session(log) as session:
         assert chats_waiting(session, T0 + DAY) == 1  # B; C's question is 30 s old
         assert chats_waiting(session, T0 + DAY + timedelta(seconds=40)) == 1  # C's answer came at +20 s
-        asked, answered = last_answer_gap(session, T0 + timedelta(hours=3), timedelta(hours=2))
-    assert (asked, answered) == (2, T0 + timedelta(hours=1, seconds=90))  # A at +1 h and B at +2 h
+
+
+def test_the_bot_is_silent_only_when_customers_keep_writing_past_the_limit_unanswered(store_url):
+    quarter = timedelta(minutes=15)
+    episode = [
+        message(1, "a@s.whatsapp.net", "bot", timedelta(0)),
+        message(2, "b@s.whatsapp.net", "customer", timedelta(minutes=2)),
+        message(3, "c@s.whatsapp.net", "customer", timedelta(minutes=14)),
+        message(4, "d@s.whatsapp.net", "customer", timedelta(minutes=20)),
+    ]
+    with open_session(store_url) as session:
+        insert_messages(session, episode)
+        assert bot_silence(session, T0 + timedelta(minutes=16), quarter) is None  # B waits 14 min: not yet
+        silent = bot_silence(session, T0 + timedelta(minutes=25), quarter)
+        assert (silent.since, silent.newest, silent.waiting, silent.last_answer) == (
+            T0 + timedelta(minutes=2),
+            T0 + timedelta(minutes=20),
+            3,
+            T0,
+        )
+        assert bot_silence(session, T0 + timedelta(minutes=40), quarter) is None  # nobody wrote in the last 15 min
+        insert_messages(session, [message(5, "b@s.whatsapp.net", "bot", timedelta(minutes=26))])
+        assert bot_silence(session, T0 + timedelta(minutes=27), quarter) is None  # the bot answered
 
 
 def test_a_message_delivered_again_is_stored_once(log):
