@@ -39,12 +39,13 @@ def demo_data(
     days: Annotated[int, typer.Option(min=1, max=800, help="Days of history to generate, ending now.")] = 30,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same history.")] = 7,
     notes_per_day: Annotated[int, typer.Option(min=0, help="Voice notes per day.")] = 280,
+    chats_per_day: Annotated[int, typer.Option(min=0, help="Conversations per day with the bot (0: none).")] = 150,
 ) -> None:
-    """Fill an empty store with a synthetic history: targets, incidents, voice notes, backups, alerts."""
-    typer.echo(seed_demo_history(read_settings(), days, seed, notes_per_day))
+    """Fill an empty store with a synthetic history: targets, incidents, voice notes, backups, alerts, conversations."""
+    typer.echo(seed_demo_history(read_settings(), days, seed, notes_per_day, chats_per_day))
 
 
-def seed_demo_history(settings: Settings, days: int, seed: int, notes_per_day: int) -> str:
+def seed_demo_history(settings: Settings, days: int, seed: int, notes_per_day: int, chats_per_day: int = 150) -> str:
     """Migrate the store and write the demo history; return the line to print."""
     from store.database import migrate, open_session
     from store.demo import seed_history
@@ -52,7 +53,9 @@ def seed_demo_history(settings: Settings, days: int, seed: int, notes_per_day: i
     migrate(settings.database_url)
     try:
         with open_session(settings.database_url) as session:
-            summary = seed_history(session, days=days, seed=seed, notes_per_day=notes_per_day, now=datetime.now(timezone.utc))
+            summary = seed_history(
+                session, days=days, seed=seed, notes_per_day=notes_per_day, chats_per_day=chats_per_day, now=datetime.now(timezone.utc)
+            )
     except ValueError as error:
         raise fail(str(error)) from None
     counts = ", ".join(f"{count} {name.replace('_', ' ')}" for name, count in summary.rows.items())

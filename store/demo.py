@@ -16,10 +16,12 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+from store.demo_conversations import conversation_rows
 from store.models import (
     AlertRow,
     BackupItemRow,
     BackupRunRow,
+    ConversationMessageRow,
     DeliveryRow,
     HealthRunRow,
     IncidentRow,
@@ -69,7 +71,9 @@ class DemoSummary:
     rows: dict[str, int] = field(default_factory=dict)
 
 
-def seed_history(session: Session, *, days: int, seed: int = 7, now: datetime | None = None, notes_per_day: int = 280) -> DemoSummary:
+def seed_history(
+    session: Session, *, days: int, seed: int = 7, now: datetime | None = None, notes_per_day: int = 280, chats_per_day: int = 0
+) -> DemoSummary:
     """Fill an empty store with `days` of synthetic history ending at `now`.
 
     Raises:
@@ -89,6 +93,7 @@ def seed_history(session: Session, *, days: int, seed: int = 7, now: datetime | 
     _write_targets(session, rng, start, end, gap, maintenance, summary)
     _write_voice_notes(session, rng, start, end, notes_per_day, summary)
     _write_backups(session, rng, start, end, summary)
+    _insert(session, ConversationMessageRow, conversation_rows(rng, start, end, chats_per_day), summary)
     return summary
 
 

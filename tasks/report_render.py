@@ -20,6 +20,7 @@ from tasks.weekly_data import WeeklyReport
 SECTIONS = (
     ("sla", "SLA"),
     ("targets", "Targets"),
+    ("conversations", "Conversations (the bot's own service)"),
     ("transcriptions", "Transcriptions"),
     ("transcription-failures", "Transcriptions failed or skipped, by reason"),
     ("busiest-hours", "Busiest hours (local time)"),

@@ -54,6 +54,8 @@ def summary_lines(report: WeeklyReport) -> list[str]:
         lines.append(f"Monitored since {local_time(report.monitored_since, zone)}: the figures cover the week from then on.")
     lines.append(_verdict_line(report))
     lines.append(_changes_line(report))
+    if (bot := _bot_line(report)) is not None:
+        lines.append(bot)
     incident = report.worst_incident
     if incident is None:
         lines.append("No incidents this week.")
@@ -71,6 +73,7 @@ def sections(report: WeeklyReport) -> list[Section]:
     return [
         Section("sla", "Service levels", _sla(tables["sla"])),
         _section(tables["targets"], "targets", "Targets", "No target was checked this week.", _target_columns()),
+        _conversations(tables["conversations"]),
         _transcriptions(tables["transcriptions"]),
         _section(
             tables["transcription-failures"],
@@ -141,6 +144,14 @@ def _changes_line(report: WeeklyReport) -> str:
     return "Since the week before: " + "; ".join(changes) + "."
 
 
+def _bot_line(report: WeeklyReport) -> str | None:
+    this = report.tables["conversations"].iloc[0]
+    if not this["customer messages"]:
+        return None
+    reply = "no answers to time" if pd.isna(this["reply p95 s"]) else f"answered customers in {duration(this['reply p95 s'])} (p95)"
+    return f"The bot {reply}; {_count(this['unanswered'])} of {_count(this['customer messages'])} customer messages went unanswered."
+
+
 def _change_percent(now: int, before: int) -> str:
     if not before:
         return "none the week before"
@@ -182,6 +193,25 @@ def _transcriptions(frame: pd.DataFrame) -> Section:
         "failed %": ("failed share", _percent),
     }
     return Section("transcriptions", title, _formatted(frame, columns))
+
+
+def _conversations(frame: pd.DataFrame) -> Section:
+    title = "Conversations (the bot's own service)"
+    if not frame["customer messages"].any() and not frame["answers"].any():
+        return Section(
+            "conversations",
+            title,
+            None,
+            "No chat messages recorded this week or the week before (the receiver records them when Evolution's webhook "
+            "sends MESSAGES_UPSERT and SEND_MESSAGE).",
+        )
+    columns: Columns = {name: (name.removesuffix(" s").removesuffix(" %"), _count) for name in frame.columns}
+    columns["week"] = ("week", str)
+    for name in ("first response p50 s", "first response p95 s", "reply p50 s", "reply p95 s"):
+        columns[name] = (name.removesuffix(" s"), duration)
+    columns["unanswered %"] = ("unanswered share", _percent)
+    columns["voice notes %"] = ("voice notes", _percent)
+    return Section("conversations", title, _formatted(frame, columns))
 
 
 def _busiest_hours(frame: pd.DataFrame) -> Section:

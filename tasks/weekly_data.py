@@ -12,6 +12,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from store.alerts import count_alerts_by_severity, deliveries_by_channel
+from store.conversations import ConversationFigures, conversation_figures
 from store.database import open_session
 from store.history import NoteVolume, backup_runs_between, note_volume, notes_per_hour, restores_between, transcription_failures
 from store.sla import (
@@ -180,6 +181,13 @@ def collect_weekly_data(
             columns=["service", "channel", "delivered", "failed", "timed out", "skipped"],
         )
         report.tables["response-times"] = pd.DataFrame(_response_samples(session, week), columns=["seconds"])
+        report.tables["conversations"] = pd.DataFrame(
+            [
+                _conversation_row("this week", conversation_figures(session, week.start, week.end, now=now)),
+                _conversation_row("week before", conversation_figures(session, before.start, before.end, now=now)),
+            ],
+            columns=CONVERSATION_COLUMNS,
+        )
     report.tables["workflows"] = _workflows_table(workflows, workflows_before)
     report.sla_rows, report.sla_rows_before = this_sla, last_sla
     report.worst_incident = max(this.recoveries.incidents, key=lambda item: item.seconds, default=None)
@@ -258,6 +266,46 @@ def _read_figures(session, week: Week, runs: WorkflowRuns, now: datetime) -> _Fi
         error_rate(session, week.start, week.end, runs),
         recovery_times(session, week.start, week.end, now),
         backup_freshness(session, now),
+    )
+
+
+CONVERSATION_COLUMNS = [
+    "week",
+    "customer messages",
+    "answers",
+    "by agents",
+    "active chats",
+    "new conversations",
+    "first response p50 s",
+    "first response p95 s",
+    "reply p50 s",
+    "reply p95 s",
+    "unanswered",
+    "unanswered %",
+    "voice notes %",
+]
+
+
+def _conversation_row(label: str, figures: ConversationFigures) -> dict:
+    return dict(
+        zip(
+            CONVERSATION_COLUMNS,
+            [
+                label,
+                figures.messages_in,
+                figures.messages_out,
+                figures.by_agent,
+                figures.active_chats,
+                figures.new_conversations,
+                _round(figures.first_response_p50, 1),
+                _round(figures.first_response_p95, 1),
+                _round(figures.response_p50, 1),
+                _round(figures.response_p95, 1),
+                figures.unanswered,
+                _round(figures.unanswered_percent),
+                _round(figures.voice_note_percent),
+            ],
+        )
     )
 
 

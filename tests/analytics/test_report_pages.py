@@ -73,7 +73,7 @@ def test_a_day_old_install_reads_from_its_first_check_in_local_time_and_the_week
     browser,  # noqa: F811
 ):
     with open_session(sqlite_store_url) as session:
-        seed_history(session, days=1, seed=5, now=NOW, notes_per_day=40)
+        seed_history(session, days=1, seed=5, now=NOW, notes_per_day=40, chats_per_day=60)
     path, _ = report_page(sqlite_store_url, "2026-W47", tmp_path / "reports", WORKFLOWS)
     text = read_in_chromium(browser, path, "day-old")["desktop"]
     assert "Monitored since Thu 19 Nov 09:00" in text  # 12:00 UTC, in São Paulo; the zone named once, at the top
@@ -90,7 +90,7 @@ def year_store(tmp_path_factory) -> str:
     url = f"sqlite:///{tmp_path_factory.mktemp('year') / 'vigia.db'}"
     migrate(url)
     with open_session(url) as session:
-        seed_history(session, days=365, seed=3, now=NOW, notes_per_day=60)
+        seed_history(session, days=365, seed=3, now=NOW, notes_per_day=60, chats_per_day=40)
     return url
 
 
@@ -102,6 +102,8 @@ def test_a_report_on_a_year_of_history_opens_with_a_summary_and_formatted_tables
     summary = text.split("Service levels")[0]
     assert "Every service level met" in summary or "Missed:" in summary
     assert "Worst incident:" in summary or "No incidents" in summary
+    assert re.search(r"The bot answered customers in [\d.]+ (s|min) \(p95\); [\d,]+ of [\d,]+ customer messages", summary)
+    assert "Conversations (the bot's own service)" in text and "first response p95" in text
     assert "the week before" in summary  # what changed
     assert re.search(r"\d+ (h|min|s)\b", text) and " MB" in text and " %" in text
     assert "size_bytes" not in text and "dump_seconds" not in text  # columns read as words, with units

@@ -70,6 +70,7 @@ def test_the_report_lands_as_artifacts_files_and_an_email_with_charts_and_csvs(s
             for key in (
                 "sla",
                 "targets",
+                "conversations",
                 "transcriptions",
                 "transcription-failures",
                 "busiest-hours",
