@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -140,6 +140,7 @@ def _check_rows(settings: Settings, artifact: list[dict]) -> list[dict]:
 @app.command(cls=VigiaCommand)
 def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
     """Show each target's state and uptime over 24 h, 7 d and 30 d (DESIGN §11)."""
+    from store.conversations import chats_waiting, conversation_figures
     from store.database import StoreError, open_session
     from store.silences import active_silences
     from store.sla import WINDOWS, sla_summary, uptime_windows
@@ -147,12 +148,15 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON inst
 
     settings = read_settings()
     now = datetime.now(timezone.utc)
+    target = timedelta(seconds=settings.response_target_seconds)
     try:
         with open_session(settings.database_url) as session:
             states = {state.target: state for state in read_states(session)}
             silenced = {silence.target for silence in active_silences(session, now)}
             windows = uptime_windows(session, now)
             summary = sla_summary(session, now - WINDOWS["7d"], now, now=now, zone=settings.timezone)
+            bot = conversation_figures(session, now - WINDOWS["24h"], now, target=target)
+            waiting = chats_waiting(session, now, target=target)
     except StoreError as error:
         raise fail(f"{error}; is the platform set up (`vigia up`)?") from None
     if not states:
@@ -173,6 +177,17 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON inst
     for row in summary:
         verdict = {True: "ok", False: "MISSED", None: "no data"}[row.meets]
         typer.echo(f" {row.name:<17} {row.display:<34} target {row.target:<28} {verdict}")
+    typer.echo(f"\n{_bot_line(bot, waiting)}")
+
+
+def _bot_line(bot, waiting: int) -> str:
+    if not bot.messages_in and not bot.messages_out:
+        return "The bot, last 24 h: no chat messages recorded (Evolution's webhook needs MESSAGES_UPSERT and SEND_MESSAGE)"
+    reply = "no answer to time" if bot.response_p95 is None else f"reply p95 {bot.response_p95:.1f} s"
+    return (
+        f"The bot, last 24 h: {reply} (target {bot.target_seconds:.0f} s), {bot.unanswered} of {bot.messages_in} "
+        f"customer messages unanswered, {waiting} chats waiting now"
+    )
 
 
 def _status_row(name: str, state, silenced: bool, windows: dict) -> dict:

@@ -117,6 +117,27 @@ def test_status_shows_uptime_per_window_from_the_store(sqlite_store_url, tmp_pat
     assert row["unknown_24h_s"] == pytest.approx(22 * 3600, abs=60)
 
 
+def test_status_gives_the_bots_reply_time_and_unanswered_chats_over_24_hours(sqlite_store_url, tmp_path):
+    from store.conversations import NewMessage, insert_messages
+
+    now = datetime.now(timezone.utc)
+    record_probe(sqlite_store_url, ProbeResult("api", "http", now, True, "ok"), critical=True, confirm_after=timedelta(0))
+    env = {"VIGIA_DATABASE_URL": sqlite_store_url, "VIGIA_HOME": str(tmp_path)}
+    quiet = vigia("status", env=env)
+    assert "The bot, last 24 h: no chat messages recorded" in quiet.stdout, quiet.stderr
+
+    def said(number: int, chat: str, direction: str, minutes_ago: float) -> NewMessage:
+        return NewMessage("bot", f"m{number}", chat, direction, "text", now - timedelta(minutes=minutes_ago), None)
+
+    with open_session(sqlite_store_url) as session:
+        insert_messages(session, [said(1, "a", "customer", 30), said(2, "a", "bot", 29.9), said(3, "b", "customer", 10)])
+    result = vigia("status", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.rstrip().endswith(
+        "The bot, last 24 h: reply p95 6.0 s (target 60 s), 1 of 2 customer messages unanswered, 1 chats waiting now"
+    )
+
+
 def test_status_on_an_empty_store_says_what_to_do(sqlite_store_url, tmp_path):
     result = vigia("status", env={"VIGIA_DATABASE_URL": sqlite_store_url, "VIGIA_HOME": str(tmp_path)})
     assert (result.returncode, result.stderr) == (1, "vigia: no health check has run yet; run `vigia check` or wait for the schedule\n")
