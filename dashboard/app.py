@@ -23,6 +23,7 @@ STYLE = """<style>
 PAGES = (
     ("overview.py", "Overview", ":material/speed:"),
     ("targets.py", "Targets", ":material/dns:"),
+    ("conversations.py", "Conversations", ":material/forum:"),
     ("transcriptions.py", "Transcriptions", ":material/mic:"),
     ("backups.py", "Backups", ":material/backup:"),
     ("alerts.py", "Alerts", ":material/notifications:"),

@@ -18,6 +18,7 @@ class DashboardConfig:
     prefect_api_url: str
     prefect_ui_url: str
     password: str | None = field(default=None, repr=False)
+    response_target_seconds: float = 60.0  # VIGIA_RESPONSE_TARGET_SECONDS: the bot's reply-time target
 
 
 def read_config(environ: Mapping[str, str] | None = None) -> DashboardConfig:
@@ -31,4 +32,5 @@ def read_config(environ: Mapping[str, str] | None = None) -> DashboardConfig:
         prefect_api_url=api_url,
         prefect_ui_url=ui_url,
         password=environ.get("VIGIA_DASHBOARD_PASSWORD") or None,
+        response_target_seconds=float(environ.get("VIGIA_RESPONSE_TARGET_SECONDS") or 60),
     )

@@ -7,12 +7,12 @@ ones `store.sla` computes for the CLI and the weekly report.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 import streamlit as st
 
-from store import alerts, history, incidents, probes, sla
+from store import alerts, conversations, history, incidents, probes, sla
 from store.database import StoreError, describe_url, open_session
 
 TTL_SECONDS = 60
@@ -158,6 +158,29 @@ def delivery_problems(url: str, start: datetime, end: datetime) -> list[alerts.D
     """Deliveries of the window that failed, timed out or were skipped."""
     with open_session(url) as session:
         return alerts.delivery_problems(session, start, end)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def conversation_figures(
+    url: str, start: datetime, end: datetime, now: datetime, target_seconds: float
+) -> conversations.ConversationFigures:
+    """The bot's service in the window, and how many chats wait for it now."""
+    with open_session(url) as session:
+        return conversations.conversation_figures(session, start, end, target=timedelta(seconds=target_seconds), now=now)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def chats_waiting(url: str, now: datetime, target_seconds: float) -> int:
+    """Chats whose customer waits for an answer now."""
+    with open_session(url) as session:
+        return conversations.chats_waiting(session, now, target=timedelta(seconds=target_seconds))
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def messages_per_hour(url: str, start: datetime, end: datetime) -> dict[tuple[datetime, str], int]:
+    """Messages per hour and direction in the window."""
+    with open_session(url) as session:
+        return conversations.messages_per_hour(session, start, end)
 
 
 def _safe_url(url: str) -> str:

@@ -23,7 +23,7 @@ def seeded_store_url(tmp_path_factory):
     url = f"sqlite:///{tmp_path_factory.mktemp('seeded') / 'vigia.db'}"
     migrate(url)
     with open_session(url) as session:
-        seed_history(session, days=7, notes_per_day=40, now=datetime.now(timezone.utc))
+        seed_history(session, days=7, notes_per_day=40, chats_per_day=60, now=datetime.now(timezone.utc))
     yield url
     get_engine(url).dispose()
 

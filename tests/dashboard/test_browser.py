@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from store.conversations import conversation_figures
 from store.database import open_session
 from store.sla import response_times, sla_summary
 from tasks.workflow_runs import count_workflow_runs, total_runs
@@ -27,6 +28,7 @@ SCREENSHOTS = ROOT / "tests" / "screenshots"
 PAGES = {
     "": ("Service levels", "Open incidents"),
     "targets": ("Targets", "Incidents"),
+    "conversations": ("Conversations", "Messages per hour"),
     "transcriptions": ("Transcriptions", "Failures by reason"),
     "backups": ("Backups", "Restores"),
     "alerts": ("Alerts", "History"),
@@ -149,6 +151,13 @@ def test_every_page_renders_the_sla_numbers_in_chromium(flow_runs, dashboard_url
         page.screenshot(path=SCREENSHOTS / f"{path}.png", full_page=True)
         if path == "transcriptions":
             assert tiles(page)["p95"] == (f"{times.p95_seconds:.1f} s", "target < 15 s")
+        if path == "conversations":
+            shown_start, shown_end = window_of(page.get_by_text("Last 7 d:").inner_text())  # this page's own window
+            with open_session(seeded_store_url) as session:
+                bot = conversation_figures(session, shown_start, shown_end)
+            shown = tiles(page)
+            assert shown["Customer messages"][0] == f"{bot.messages_in:,}" and shown["Active chats"][0] == f"{bot.active_chats:,}"
+            assert shown["Reply p95"] == (f"{bot.response_p95:.1f} s", "target ≤ 60 s")
         if path == "workflows":
             assert (tiles(page)["Finished runs"][0], tiles(page)["Failed or crashed"][0]) == (str(runs.finished), str(runs.failed))
             for run_id in flow_runs:
