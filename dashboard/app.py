@@ -9,11 +9,13 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard.config import DashboardConfig, read_config
+from dashboard.local_time import zone
 from dashboard.login_throttle import shared_throttle
 from dashboard.window import pick_window
 
 REFRESH_SECONDS = 60
 VIEWS = Path(__file__).with_name("views")
+FAVICON = Path(__file__).with_name("favicon.png")
 # Tile values such as "worst 54 min, MTTR 14 min" wrap instead of ending in an ellipsis.
 STYLE = """<style>
 [data-testid="stMetricValue"], [data-testid="stMetricValue"] *, [data-testid="stMetricDelta"], [data-testid="stMetricDelta"] * {
@@ -33,7 +35,8 @@ PAGES = (
 
 def main() -> None:
     """Gate, navigation, window picker and the minute refresh, then the chosen page."""
-    st.set_page_config(page_title="Vigia SLA", page_icon=":material/monitoring:", layout="wide")
+    # A file of ours: a Material or emoji page icon makes the browser fetch it from fonts.gstatic.com or a CDN.
+    st.set_page_config(page_title="Vigia SLA", page_icon=str(FAVICON), layout="wide")
     st.html(STYLE)
     config = read_config()
     if not unlocked(config):
@@ -42,7 +45,7 @@ def main() -> None:
         [st.Page(str(VIEWS / file), title=title, icon=icon, default=index == 0) for index, (file, title, icon) in enumerate(PAGES)]
     )
     pick_window()
-    st.sidebar.caption(f"Read-only · refreshes every {REFRESH_SECONDS} s · times in UTC")
+    st.sidebar.caption(f"Read-only · refreshes every {REFRESH_SECONDS} s · times in {zone()}")
     st.sidebar.link_button("Open the Prefect UI", config.prefect_ui_url)
     st.session_state["full_run_at"] = time.monotonic()
     refresh()

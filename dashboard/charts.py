@@ -42,13 +42,17 @@ def uptime_percent(frame: pd.DataFrame) -> alt.LayerChart:
     return bars + rule
 
 
+# Times read as dates and hours, never as seconds or milliseconds (":37 :39", ".790") when points sit close together.
+TIME_AXIS = alt.Axis(format="%d %b %H:%M", labelOverlap=True, labelAngle=0, tickMinStep=60_000)
+
+
 def latency_lines(frame: pd.DataFrame) -> alt.Chart:
     """Mean probe latency per target over time."""
     return (
         alt.Chart(frame)
-        .mark_line(point=False)
+        .mark_line(point=True)  # a window of one bucket still shows its point
         .encode(
-            x=alt.X("at:T", title=None),
+            x=alt.X("at:T", title=None, axis=TIME_AXIS),
             y=alt.Y("mean ms:Q", title="mean latency (ms)"),
             color=alt.Color("target:N", title=None),
             tooltip=[
@@ -61,23 +65,22 @@ def latency_lines(frame: pd.DataFrame) -> alt.Chart:
     )
 
 
-def incident_timeline(frame: pd.DataFrame) -> alt.Chart:
-    """One bar per incident from opened to resolved (or now), red when it took 30 minutes or more."""
-    return (
-        alt.Chart(frame)
-        .mark_bar(size=10)
-        .encode(
-            y=alt.Y("target:N", title=None),
-            x=alt.X("opened:T", title=None),
-            x2="until:T",
-            color=alt.Color(
-                "outcome:N",
-                scale=alt.Scale(domain=["under 30 min", "30 min or more", "open"], range=["#2e7d32", "#c62828", "#ef6c00"]),
-                title=None,
-            ),
-            tooltip=["incident", "target", alt.Tooltip("opened:T", format="%Y-%m-%d %H:%M"), "duration", "outcome"],
-        )
+def incident_timeline(frame: pd.DataFrame) -> alt.LayerChart:
+    """One bar per incident from opened to resolved (or now), red when it took 30 minutes or more.
+
+    A ten-minute incident on a week's axis is under a pixel wide: a mark at its start keeps it in sight.
+    """
+    base = alt.Chart(frame).encode(
+        y=alt.Y("target:N", title=None),
+        x=alt.X("opened:T", title=None, axis=TIME_AXIS),
+        color=alt.Color(
+            "outcome:N",
+            scale=alt.Scale(domain=["under 30 min", "30 min or more", "open"], range=["#2e7d32", "#c62828", "#ef6c00"]),
+            title=None,
+        ),
+        tooltip=["incident", "target", alt.Tooltip("opened:T", format="%Y-%m-%d %H:%M"), "duration", "outcome"],
     )
+    return base.mark_bar(size=14).encode(x2="until:T") + base.mark_point(shape="diamond", filled=True, size=90, opacity=1)
 
 
 def response_histogram(frame: pd.DataFrame) -> alt.LayerChart:
@@ -106,7 +109,7 @@ def p95_trend(frame: pd.DataFrame) -> alt.LayerChart:
         alt.Chart(frame)
         .mark_line(point=True)
         .encode(
-            x=alt.X("at:T", title=None),
+            x=alt.X("at:T", title=None, axis=TIME_AXIS),
             y=alt.Y("p95 s:Q", title="p95 seconds"),
             tooltip=[alt.Tooltip("at:T", format="%Y-%m-%d %H:%M"), alt.Tooltip("p95 s:Q", format=".2f"), "replies"],
         )
@@ -128,15 +131,15 @@ def bars(frame: pd.DataFrame, category: str, value: str, color: str | None = Non
 
 
 def over_time(frame: pd.DataFrame, at: str, value: str, color: str | None = None) -> alt.Chart:
-    """Bars of a value per point in time (backup sizes, restore times)."""
+    """Bars of a value per point in time (backup sizes, restore times, messages per hour), the axis in days and hours."""
     encoding = {
-        "x": alt.X(f"{at}:T", title=None),
-        "y": alt.Y(f"{value}:Q", title=value),
-        "tooltip": list(frame.columns),
+        "x": alt.X(f"{at}:T", title=None, axis=TIME_AXIS),
+        "y": alt.Y(f"{value}:Q", title=value, axis=alt.Axis(format="~s")),
+        "tooltip": [alt.Tooltip(f"{at}:T", format="%Y-%m-%d %H:%M"), *(column for column in frame.columns if column != at)],
     }
     if color:
         encoding["color"] = alt.Color(f"{color}:N", title=None)
-    return alt.Chart(frame).mark_bar().encode(**encoding)
+    return alt.Chart(frame).mark_bar(size=8).encode(**encoding)
 
 
 def deliveries_stacked(frame: pd.DataFrame) -> alt.Chart:

@@ -36,7 +36,9 @@ def show_store_down(url: str, error: Exception) -> None:
         if "no such table" in str(error) or "does not exist" in str(error)
         else ("check VIGIA_DATABASE_URL and that the database is running")
     )
-    st.error(f"**The store is unreachable** — {_safe_url(url)}: {error}. The dashboard retries every minute; {hint}.", icon="🛑")
+    st.error(
+        f"**The store is unreachable** — {_safe_url(url)}: {error}. The dashboard retries every minute; {hint}.", icon=":material/error:"
+    )
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)

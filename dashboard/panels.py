@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import math
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
 import streamlit as st
 
 from clients.redaction import mask_phone_numbers, mask_secrets
 from dashboard.config import DashboardConfig
+from dashboard.local_time import shown_time
 from dashboard.prefect_runs import PrefectUnavailable, workflow_counts
 from dashboard.window import Window
 from store.sla import SlaRow, WorkflowRuns
@@ -49,7 +55,7 @@ def workflow_runs_or_banner(config: DashboardConfig, window: Window) -> Workflow
 
 def prefect_down(error: PrefectUnavailable, consequence: str) -> None:
     """Show a banner naming the Prefect API that is down and what the page does without it."""
-    st.warning(f"**The Prefect API is unreachable** — {error}; {consequence}. Is `vigia up` running?", icon="⚠️")
+    st.warning(f"**The Prefect API is unreachable** — {error}; {consequence}. Is `vigia up` running?", icon=":material/warning:")
 
 
 def empty_store() -> None:
@@ -59,15 +65,39 @@ def empty_store() -> None:
         "5 minutes (or now with `vigia check`), voice notes arrive through the webhook receiver, "
         "backups run daily (`vigia backup run`). `vigia demo-data --days 30` fills a test store with "
         "a synthetic month.",
-        icon="🌱",
+        icon=":material/eco:",
     )
 
 
 def empty_window(what: str) -> None:
     """Say that the window holds nothing of one kind, and how to see more."""
-    st.info(f"No {what} in this window. Pick a longer one in the sidebar.", icon="🕳️")
+    st.info(f"No {what} in this window. Pick a longer one in the sidebar.", icon=":material/search_off:")
 
 
 def hours(seconds: float | None) -> float | None:
     """Seconds as hours with two decimals, for tables."""
     return None if seconds is None else round(seconds / 3600, 2)
+
+
+def table(frame: pd.DataFrame, yes: dict[str, str] | None = None) -> None:
+    """Show a table as people read it: times in the zone, no checkboxes, a dash for nothing.
+
+    `yes` names what a true boolean column reads as (e.g. {"critical": "critical"}); others read yes/no.
+    """
+    yes = yes or {}
+    shown_frame = pd.DataFrame({column: [_cell(value, yes.get(column)) for value in frame[column]] for column in frame.columns})
+    st.dataframe(shown_frame, hide_index=True, width="stretch")
+
+
+def _cell(value, yes: str | None) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return (yes or "yes") if value else ("" if yes else "no")
+    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, datetime):
+        return shown_time(value)
+    if isinstance(value, float):
+        return f"{value:,.3f}".rstrip("0").rstrip(".")
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    return str(value)

@@ -1,12 +1,14 @@
-"""The window every page shows: the last 24 h, 7 d or 30 d, or a custom range of days, in UTC."""
+"""The window every page shows: the last 24 h, 7 d or 30 d, or a custom range of days in VIGIA_TIMEZONE."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import streamlit as st
 
+from dashboard.local_time import local, zone
 from store.sla import WINDOWS
 
 PRESETS = {"Last 24 h": "24h", "Last 7 d": "7d", "Last 30 d": "30d"}
@@ -29,8 +31,9 @@ class Window:
         return (self.end - self.start).total_seconds()
 
     def caption(self) -> str:
-        """The window as the pages print it; the end-to-end test reads it back."""
-        return f"{self.label}: {self.start:%Y-%m-%d %H:%M} → {self.end:%Y-%m-%d %H:%M} UTC"
+        """The window as the pages print it, in the zone with its offset (-03); the end-to-end test reads it back."""
+        start, end = local(self.start), local(self.end)
+        return f"{self.label}: {start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M} {end:%Z}"
 
 
 def current_minute() -> datetime:
@@ -45,10 +48,11 @@ def preset_window(choice: str, now: datetime) -> Window:
 
 
 def custom_window(first: date, last: date, now: datetime) -> Window:
-    """Return the whole UTC days from `first` to `last`, cut at `now`."""
+    """Return the whole days (in the zone) from `first` to `last`, cut at `now`."""
     first, last = min(first, last), max(first, last)
-    start = datetime.combine(first, time(), timezone.utc)
-    end = min(datetime.combine(last + timedelta(days=1), time(), timezone.utc), now)
+    here = ZoneInfo(zone())
+    start = datetime.combine(first, time(), here).astimezone(timezone.utc)
+    end = min(datetime.combine(last + timedelta(days=1), time(), here).astimezone(timezone.utc), now)
     return Window(start, max(end, start + timedelta(minutes=1)), now, f"{first:%Y-%m-%d} to {last:%Y-%m-%d}")
 
 
@@ -62,8 +66,8 @@ def pick_window() -> Window:
     if choice != CUSTOM:
         window = preset_window(choice, now)
     else:
-        today = now.date()
-        picked = st.sidebar.date_input("Days (UTC)", value=(today - timedelta(days=6), today), max_value=today, key="window_days")
+        today = local(now).date()
+        picked = st.sidebar.date_input("Days", value=(today - timedelta(days=6), today), max_value=today, key="window_days")
         days = picked if isinstance(picked, (tuple, list)) else (picked,)
         window = custom_window(days[0], days[-1], now) if days else preset_window("Last 7 d", now)
     st.session_state[SESSION_KEY] = window

@@ -79,7 +79,8 @@ def restore_item(
             finish_restore(
                 session,
                 restore_id,
-                status="failed",
+                # refused: nothing was written (a target not empty, a damaged copy); no restore to count or time
+                status="refused" if isinstance(error, RestoreRefused) else "failed",
                 finished_at=datetime.now(timezone.utc),
                 seconds=time.perf_counter() - started,
                 error=str(error),

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 # Before Prefect is imported anywhere: a private home, no telemetry, no stray API URL.
@@ -132,3 +133,20 @@ def redis_url():
     yield url
     client.flushdb()
     client.close()
+
+
+YEAR_END = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)  # a Friday
+
+
+@pytest.fixture(scope="session")
+def year_store_url(tmp_path_factory):
+    """A SQLite store holding a year of synthetic history (demo data) ending YEAR_END; tests only read it."""
+    from store.database import open_session
+    from store.demo import seed_history
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('year') / 'vigia.db'}"
+    migrate(url)
+    with open_session(url) as session:
+        seed_history(session, days=365, seed=3, now=YEAR_END, notes_per_day=60, chats_per_day=40)
+    yield url
+    get_engine(url).dispose()

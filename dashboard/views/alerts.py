@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboard import charts, data
 from dashboard.config import read_config
-from dashboard.panels import empty_store, empty_window, page_header, shown
+from dashboard.panels import empty_store, empty_window, page_header, shown, table
 from dashboard.window import Window, chosen_window
 
 SEVERITIES = ("emergency", "critical", "warning", "info", "report")
@@ -50,11 +50,12 @@ def show_deliveries(url: str, window: Window) -> None:
     )
     left, right = st.columns(2)
     left.altair_chart(charts.deliveries_stacked(frame), width="stretch")
-    right.dataframe(frame, hide_index=True, width="stretch")
+    with right:
+        table(frame)
     problems = data.read(data.delivery_problems, url, window.start, window.end)
     if problems:
         st.markdown("**Failed, timed-out and skipped deliveries**")
-        st.dataframe(
+        table(
             pd.DataFrame(
                 [
                     {
@@ -68,9 +69,7 @@ def show_deliveries(url: str, window: Window) -> None:
                     }
                     for p in problems
                 ]
-            ),
-            hide_index=True,
-            width="stretch",
+            )
         )
 
 
@@ -81,7 +80,7 @@ def show_history(url: str, window: Window) -> None:
     if not history:
         empty_window("alert")
         return
-    st.dataframe(
+    table(
         pd.DataFrame(
             [
                 {
@@ -96,9 +95,7 @@ def show_history(url: str, window: Window) -> None:
                 }
                 for a in history
             ]
-        ),
-        hide_index=True,
-        width="stretch",
+        )
     )
 
 

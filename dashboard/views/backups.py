@@ -7,7 +7,8 @@ import streamlit as st
 
 from dashboard import charts, data
 from dashboard.config import read_config
-from dashboard.panels import empty_store, empty_window, page_header, shown
+from dashboard.local_time import for_chart, shown_time
+from dashboard.panels import empty_store, empty_window, page_header, shown, table
 from dashboard.window import Window, chosen_window
 from store.sla import FRESHNESS_TARGET_SECONDS, format_duration
 
@@ -36,7 +37,7 @@ def render() -> None:
     cells[2].metric("Verified", sum(run.verified for run in runs))
     cells[3].metric("Failed", sum(run.status == "failed" for run in runs))
     if fresh.run_id:
-        st.caption(f"Newest verified: {fresh.run_id}, finished {fresh.verified_at:%Y-%m-%d %H:%M} UTC")
+        st.caption(f"Newest verified: {fresh.run_id}, finished {shown_time(fresh.verified_at)}")
     if runs:
         show_runs(runs)
     else:
@@ -52,7 +53,7 @@ def show_runs(runs) -> None:
                 "run": run.id,
                 "started": run.started_at,
                 "status": run.status,
-                "verified": run.verified,
+                "verified": "verified" if run.verified else "not verified",
                 "size MiB": None if run.size_bytes is None else round(run.size_bytes / MIB, 1),
                 "items verified": f"{run.items_verified}/{run.items}",
                 "dump s": run.dump_seconds,
@@ -64,8 +65,8 @@ def show_runs(runs) -> None:
         ]
     )
     st.subheader("Runs")
-    st.altair_chart(charts.over_time(frame, "started", "size MiB", color="status"), width="stretch")
-    st.dataframe(frame, hide_index=True, width="stretch")
+    st.altair_chart(charts.over_time(for_chart(frame, "started"), "started", "size MiB", color="status"), width="stretch")
+    table(frame)
 
 
 def show_restores(url: str, window: Window) -> None:
@@ -89,9 +90,15 @@ def show_restores(url: str, window: Window) -> None:
             for r in restores
         ]
     )
-    left, right = st.columns(2)
-    left.altair_chart(charts.over_time(frame, "started", "seconds", color="source"), width="stretch")
-    right.dataframe(frame, hide_index=True, width="stretch")
+    done = frame[frame["status"] != "refused"]  # a refused restore restored nothing: no time to chart
+    refused = len(frame) - len(done)
+    cells = st.columns(3)
+    cells[0].metric("Restores", len(done))
+    cells[1].metric("Slowest", "—" if done["seconds"].isna().all() else format_duration(float(done["seconds"].max())))
+    cells[2].metric("Refused", refused, help="Refused before anything was written (e.g. the target was not empty).")
+    if not done.empty:
+        st.altair_chart(charts.over_time(for_chart(done, "started"), "started", "seconds", color="source"), width="stretch")
+    table(frame)
 
 
 render()

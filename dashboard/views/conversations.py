@@ -9,6 +9,7 @@ import streamlit as st
 
 from dashboard import charts, data
 from dashboard.config import read_config
+from dashboard.local_time import for_chart
 from dashboard.panels import page_header
 from dashboard.window import chosen_window
 
@@ -76,7 +77,7 @@ def render() -> None:
             for (hour, direction), count in hourly.items()
         ]
     )
-    st.altair_chart(charts.over_time(frame, "hour", "messages", color="direction"), width="stretch")
+    st.altair_chart(charts.over_time(for_chart(frame, "hour"), "hour", "messages", color="direction"), width="stretch")
 
 
 def _seconds(value: float | None) -> str:

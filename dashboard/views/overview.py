@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.config import read_config
-from dashboard.panels import empty_store, page_header, shown, sla_tiles, workflow_runs_or_banner
+from dashboard.panels import empty_store, page_header, shown, sla_tiles, table, workflow_runs_or_banner
 from dashboard.window import chosen_window
 from store.sla import format_duration
 
@@ -25,9 +25,9 @@ def render() -> None:
     st.subheader("Open incidents")
     incidents = data.read(data.open_incidents, config.store_url)
     if not incidents:
-        st.success("No open incident.", icon="✅")
+        st.success("No open incident.", icon=":material/check_circle:")
         return
-    st.dataframe(
+    table(
         pd.DataFrame(
             [
                 {
@@ -35,15 +35,14 @@ def render() -> None:
                     "target": incident.target,
                     "critical": incident.critical,
                     "open for": format_duration((window.now - incident.opened_at).total_seconds()),
-                    "opened (UTC)": incident.opened_at,
+                    "opened": incident.opened_at,
                     "acknowledged": incident.acknowledged_at is not None,
                     "reason": shown(incident.reason),
                 }
                 for incident in incidents
             ]
         ),
-        hide_index=True,
-        width="stretch",
+        yes={"critical": "critical"},
     )
 
 

@@ -7,7 +7,8 @@ import streamlit as st
 
 from dashboard import charts, data
 from dashboard.config import read_config
-from dashboard.panels import empty_store, empty_window, hours, page_header
+from dashboard.local_time import for_chart
+from dashboard.panels import empty_store, empty_window, hours, page_header, table
 from dashboard.window import Window, chosen_window
 from store.sla import format_duration
 
@@ -40,7 +41,7 @@ def show_uptime(url: str, window: Window) -> None:
                     "target": item.target,
                     "critical": item.critical,
                     "uptime %": round(item.percent, 3),
-                    "meets 99.5 %": item.meets_target,
+                    "meets 99.5 %": "met" if item.meets_target else "missed",
                     "up": hours(item.up_seconds),
                     "down": hours(item.down_seconds),
                     "maintenance": hours(item.maintenance_seconds),
@@ -52,10 +53,10 @@ def show_uptime(url: str, window: Window) -> None:
         left, right = st.columns(2)
         left.altair_chart(charts.uptime_percent(frame), width="stretch")
         right.altair_chart(charts.uptime_hours(frame), width="stretch")
-        st.dataframe(frame, hide_index=True, width="stretch")
+        table(frame, yes={"critical": "critical"})
         st.caption("Hours per state. *Unknown* is time no probe covered: it never counts as up, nor as down.")
     if unmeasured:
-        st.warning(f"**No data** in this window (unknown, not counted): {', '.join(unmeasured)}", icon="❔")
+        st.warning(f"**No data** in this window (unknown, not counted): {', '.join(unmeasured)}", icon=":material/help:")
 
 
 def show_latency(url: str, window: Window) -> None:
@@ -69,7 +70,7 @@ def show_latency(url: str, window: Window) -> None:
     frame = pd.DataFrame([{"target": p.target, "at": p.at, "mean ms": p.mean_ms, "max ms": p.max_ms} for p in points])
     targets = sorted(frame["target"].unique())
     chosen = st.multiselect("Targets", targets, default=targets[:5], key="latency_targets")
-    st.altair_chart(charts.latency_lines(frame[frame["target"].isin(chosen)]), width="stretch")
+    st.altair_chart(charts.latency_lines(for_chart(frame[frame["target"].isin(chosen)], "at")), width="stretch")
     st.caption(f"Mean latency per {format_duration(bucket)}.")
 
 
@@ -94,11 +95,11 @@ def show_incidents(url: str, window: Window) -> None:
             for item in recoveries.incidents
         ]
     )
-    st.altair_chart(charts.incident_timeline(frame), width="stretch")
+    st.altair_chart(charts.incident_timeline(for_chart(frame, "opened", "until")), width="stretch")
     st.caption(
         f"{len(frame)} incidents · MTTR {format_duration(recoveries.mttr_seconds)} · worst {format_duration(recoveries.worst_seconds)}"
     )
-    st.dataframe(frame, hide_index=True, width="stretch")
+    table(frame, yes={"critical": "critical"})
 
 
 render()

@@ -8,7 +8,8 @@ import streamlit as st
 
 from dashboard import charts, data
 from dashboard.config import read_config
-from dashboard.panels import empty_store, empty_window, page_header
+from dashboard.local_time import for_chart
+from dashboard.panels import empty_store, empty_window, page_header, table
 from dashboard.window import Window, chosen_window
 from store.sla import RESPONSE_TARGET_SECONDS, percentile
 
@@ -46,7 +47,7 @@ def render() -> None:
         left.markdown("**Response time** (webhook received → reply sent)")
         left.altair_chart(charts.response_histogram(histogram(samples)), width="stretch")
         right.markdown("**p95 trend**")
-        right.altair_chart(charts.p95_trend(p95_by_bucket(samples, window)), width="stretch")
+        right.altair_chart(charts.p95_trend(for_chart(p95_by_bucket(samples, window), "at")), width="stretch")
     show_failures(config.store_url, window)
 
 
@@ -74,12 +75,13 @@ def show_failures(url: str, window: Window) -> None:
     st.subheader("Failures by reason")
     failures = data.read(data.transcription_failures, url, window.start, window.end)
     if not failures:
-        st.success("No failed or skipped voice note in this window.", icon="✅")
+        st.success("No failed or skipped voice note in this window.", icon=":material/check_circle:")
         return
     frame = pd.DataFrame([{"reason": f.reason, "status": f.status, "notes": f.count} for f in failures])
     left, right = st.columns(2)
     left.altair_chart(charts.bars(frame, "reason", "notes", color="status"), width="stretch")
-    right.dataframe(frame, hide_index=True, width="stretch")
+    with right:
+        table(frame)
 
 
 def _seconds(value: float | None) -> str:

@@ -7,6 +7,7 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.config import read_config
+from dashboard.local_time import shown_time
 from dashboard.panels import page_header, prefect_down
 from dashboard.prefect_runs import PrefectUnavailable, RunLink, deployment_runs, recent_runs, workflow_counts
 from dashboard.window import chosen_window
@@ -39,7 +40,7 @@ def render() -> None:
     )
     st.subheader("Per deployment")
     if not deployments:
-        st.info("No deployment on this Prefect server yet: `vigia up` serves the ones in prefect.yaml.", icon="🕳️")
+        st.info("No deployment on this Prefect server yet: `vigia up` serves the ones in prefect.yaml.", icon=":material/search_off:")
     else:
         st.dataframe(
             pd.DataFrame(
@@ -62,7 +63,7 @@ def render() -> None:
         )
     st.subheader("Latest runs")
     if not runs:
-        st.info("No flow run was scheduled in this window.", icon="🕳️")
+        st.info("No flow run was scheduled in this window.", icon=":material/search_off:")
         return
     st.caption(f"The {min(len(runs), SHOWN_RUNS)} newest of {len(runs)}. Open a run in the Prefect UI for its logs and to re-run it.")
     st.markdown(runs_table(runs[:SHOWN_RUNS]))
@@ -70,9 +71,9 @@ def render() -> None:
 
 def runs_table(runs: list[RunLink]) -> str:
     """The runs as a Markdown table whose first column links each run's page in the Prefect UI."""
-    lines = ["| run | deployment | state | expected start (UTC) | duration |", "|---|---|---|---|---|"]
+    lines = ["| run | deployment | state | expected start | duration |", "|---|---|---|---|---|"]
     for run in runs:
-        started = "—" if run.expected_start is None else f"{run.expected_start:%Y-%m-%d %H:%M}"
+        started = shown_time(run.expected_start)
         duration = "—" if run.seconds is None else format_duration(run.seconds)
         lines.append(f"| [{_cell(run.name)}]({run.url}) | {_cell(run.deployment)} | {_cell(run.state)} | {started} | {duration} |")
     return "\n".join(lines)

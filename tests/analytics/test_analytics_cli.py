@@ -28,8 +28,11 @@ def test_demo_data_fills_an_empty_store_once_and_status_shows_its_sla(tmp_path):
 
     shown = vigia("status", env=env)
     assert shown.returncode == 0, shown.stderr
-    lines = {line.split()[0]: line for line in shown.stdout.splitlines()[-5:]}
+    output = shown.stdout.splitlines()
+    sla = output[next(n for n, line in enumerate(output) if line.startswith("SLA, last 7 days")) + 1 :][:5]
+    lines = {line.split()[0]: line for line in sla}
     assert set(lines) == {"Uptime", "Response", "Error", "Recovery", "Backup"}
+    assert output[-1].startswith("The bot, last 24 h: reply p95 ")  # demo-data writes conversations too
     with open_session(url) as session:
         now = datetime.now(timezone.utc)
         expected = {row.name.split()[0]: row for row in sla_summary(session, now - WINDOWS["7d"], now, now=now)}

@@ -83,20 +83,9 @@ def test_a_day_old_install_reads_from_its_first_check_in_local_time_and_the_week
     assert "FAIL" not in text and "missed" not in sla.split("Backup freshness")[1].split("\n")[0]
 
 
-@pytest.fixture(scope="module")
-def year_store(tmp_path_factory) -> str:
-    from store.database import migrate
-
-    url = f"sqlite:///{tmp_path_factory.mktemp('year') / 'vigia.db'}"
-    migrate(url)
-    with open_session(url) as session:
-        seed_history(session, days=365, seed=3, now=NOW, notes_per_day=60, chats_per_day=40)
-    return url
-
-
 @pytest.mark.timeout(300)
-def test_a_report_on_a_year_of_history_opens_with_a_summary_and_formatted_tables(year_store, tmp_path, browser):  # noqa: F811
-    path, email = report_page(year_store, "2026-W46", tmp_path / "reports", WORKFLOWS)
+def test_a_report_on_a_year_of_history_opens_with_a_summary_and_formatted_tables(year_store_url, tmp_path, browser):  # noqa: F811
+    path, email = report_page(year_store_url, "2026-W46", tmp_path / "reports", WORKFLOWS)
     texts = read_in_chromium(browser, path, "year")
     text = texts["desktop"]
     summary = text.split("Service levels")[0]

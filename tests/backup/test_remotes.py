@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
@@ -13,6 +14,7 @@ import pytest
 from flows.backup import backup
 from store.backups import get_run
 from store.database import open_session
+from store.history import restores_between
 from tasks.restores import RestoreRefused, restore_item
 from tests.backup.conftest import make_plan, served_files
 
@@ -94,3 +96,6 @@ def test_restore_refuses_a_database_that_is_not_empty_unless_forced(remotes, sou
         assert connection.execute('SELECT count(*) FROM "Sales"."CustomerOrders"').fetchone()[0] == 250
     with open_session(sqlite_store_url) as session:
         assert get_run(session, run_id).status == "verified"
+        stored = restores_between(session, datetime(2000, 1, 1, tzinfo=timezone.utc), datetime.now(timezone.utc))
+    # The refusal wrote nothing: the dashboard and report must not count it as a restore, nor time it against the RTO.
+    assert sorted(r.status for r in stored) == ["refused", "restored"]

@@ -3,10 +3,12 @@
 import re
 from datetime import datetime, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import streamlit as st
 
+from dashboard.local_time import zone
 from dashboard.login_throttle import shared_throttle
 from store.database import get_engine, migrate, open_session
 from store.demo import seed_history
@@ -14,7 +16,7 @@ from store.demo import seed_history
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "dashboard" / "app.py"
 CLOSED_PREFECT_API = "http://127.0.0.1:9/api"  # the discard port: nothing listens there
-_CAPTION = re.compile(r": (\d{4}-\d\d-\d\d \d\d:\d\d) → (\d{4}-\d\d-\d\d \d\d:\d\d) UTC")
+_CAPTION = re.compile(r": (\d{4}-\d\d-\d\d \d\d:\d\d) → (\d{4}-\d\d-\d\d \d\d:\d\d) ([-+]\d\d|[A-Z]{3,4})\b")
 
 
 @pytest.fixture(scope="session")
@@ -55,8 +57,10 @@ def dashboard_env(monkeypatch):
 
 
 def window_of(caption: str) -> tuple[datetime, datetime]:
-    """Return the (start, end) a page printed under its title."""
+    """Return the (start, end) a page printed under its title, in VIGIA_TIMEZONE (the dashboard's, from the same environment)."""
     match = _CAPTION.search(caption)
     assert match, f"no window in {caption!r}"
-    start, end = (datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=timezone.utc) for text in match.groups())
+    here = ZoneInfo(zone())
+    start, end = (datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=here).astimezone(timezone.utc) for text in match.groups()[:2])
+    assert f"{end.astimezone(here):%Z}" == match.group(3), caption
     return start, end

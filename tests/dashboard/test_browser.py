@@ -4,10 +4,12 @@ Screenshots of each page land in tests/screenshots/ (git-ignored).
 """
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -58,15 +60,15 @@ def flow_runs(prefect_server) -> list[str]:
     return ids
 
 
-@pytest.fixture
-def dashboard_url(seeded_store_url, prefect_server, flow_runs, tmp_path):
-    """`vigia dashboard` on a free port, reading the seeded store and the session's Prefect server."""
+@contextlib.contextmanager
+def running_dashboard(store_url: str, prefect_api: str, home: Path, **environ: str) -> Iterator[str]:
+    """`vigia dashboard` on a free port, reading `store_url` and the Prefect API; its URL until the block ends."""
     port = free_port()
-    env = {**os.environ, "VIGIA_HOME": str(tmp_path), "VIGIA_DATABASE_URL": seeded_store_url, "PREFECT_API_URL": prefect_server}
+    env = {**os.environ, "VIGIA_HOME": str(home), "VIGIA_DATABASE_URL": store_url, "PREFECT_API_URL": prefect_api, **environ}
     env.pop("VIGIA_DASHBOARD_PASSWORD", None)
     process = subprocess.Popen(
         ["vigia", "dashboard", "--port", str(port)],
-        cwd=tmp_path,
+        cwd=home,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -93,6 +95,13 @@ def dashboard_url(seeded_store_url, prefect_server, flow_runs, tmp_path):
         process.wait()
     output = process.stdout.read()
     assert "Traceback" not in output, output
+
+
+@pytest.fixture
+def dashboard_url(seeded_store_url, prefect_server, flow_runs, tmp_path):
+    """`vigia dashboard` on a free port, reading the seeded store and the session's Prefect server."""
+    with running_dashboard(seeded_store_url, prefect_server, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture
