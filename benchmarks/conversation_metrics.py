@@ -33,7 +33,7 @@ DATABASE = "vigia_bench_conversations"
 URL = f"postgresql+psycopg://postgres@127.0.0.1:5432/{DATABASE}"
 END = datetime(2026, 11, 30, 3, 0, tzinfo=timezone.utc)  # Monday 00:00 in São Paulo
 WEEK = (END - timedelta(days=7), END)
-CHATS_PER_DAY = 3300  # about six messages a conversation: ~20 k messages a day
+CHATS_PER_DAY = 4300  # about 4.6 messages a conversation: ~20 k messages a day
 RUNS = 5
 
 

@@ -4,7 +4,7 @@ One definition each, used by the report, the dashboard, the CLI and the alert ru
 - A **customer message** is answered by the next message the bot or a human agent sends in that chat;
   its **response time** runs from the customer's message to that answer.
 - A **conversation** starts at a customer message after `gap` (default 24 h) without any message in
-  the chat; its **first-response time** runs to the first answer after that start.
+  the chat; its **first-response time** runs to the first answer after that start (however late).
 - A customer message is **unanswered** when no answer came within the target (default 60 s).
 - A chat is **waiting** when its last message is the customer's and older than the target.
 
@@ -19,13 +19,14 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from store.models import ConversationMessageRow
 from store.sla.transcriptions import percentile
+from store.timearith import epoch_seconds
 
 DIRECTIONS = ("customer", "bot", "agent")
 ANSWERS = ("bot", "agent")
@@ -105,56 +106,57 @@ def conversation_figures(
     """Return the bot's service in [start, end): volume, new conversations, reply times and unanswered messages.
 
     Answers up to `target` after `end` still count for messages near the end; a message whose target
-    has not passed by `now` is not yet unanswered.
+    has not passed by `now` is not yet unanswered. The database pairs each customer message with the
+    next answer in its chat and the message before it (window functions), so only the customer
+    messages of the window travel, as three numbers each.
     """
     now = now or end
-    chats = _chats(session, start - gap, end + target)
-    inbound = outbound = by_agent = voice = unanswered = new = 0
-    active: set[tuple[str, str]] = set()
-    first_responses: list[float] = []
-    responses: list[float] = []
-    for chat, messages in chats.items():
-        previous_at: datetime | None = None
-        opened: datetime | None = None  # the start of a conversation still waiting for its first answer
-        waiting: list[datetime] = []  # customer messages since the last answer
-        for at, direction, kind in messages:
-            inside = start <= at < end
-            if direction == "customer":
-                if inside:
-                    inbound += 1
-                    active.add(chat)
-                    voice += kind == "audio"
-                    if previous_at is None or at - previous_at >= gap:
-                        new += 1
-                        opened = at
-                waiting.append(at)
-            else:
-                if inside:
-                    outbound += 1
-                    by_agent += direction == "agent"
-                for asked in waiting:
-                    if start <= asked < end:
-                        responses.append((at - asked).total_seconds())
-                        unanswered += at - asked > target
-                if opened is not None:
-                    first_responses.append((at - opened).total_seconds())
-                    opened = None
-                waiting = []
-            previous_at = at
-        unanswered += sum(1 for asked in waiting if start <= asked < end and asked + target <= now)
+    row = ConversationMessageRow
+    chat = (row.instance, row.chat)
+    order = (row.at, row.id)
+    paired = (
+        select(
+            row.at,
+            row.direction,
+            row.kind,
+            func.min(case((row.direction != "customer", row.at))).over(partition_by=chat, order_by=order, rows=(1, None)).label("answer"),
+            func.lag(row.at).over(partition_by=chat, order_by=order).label("previous"),
+        )
+        .where(row.at >= start - gap, row.at < end + target)
+        .subquery()
+    )
+    asked = session.execute(
+        select(
+            epoch_seconds(paired.c.answer) - epoch_seconds(paired.c.at),
+            epoch_seconds(paired.c.at) - epoch_seconds(paired.c.previous),
+            epoch_seconds(paired.c.at),
+            paired.c.kind == "audio",
+        ).where(paired.c.direction == "customer", paired.c.at >= start, paired.c.at < end)
+    ).all()
+    inside = (row.at >= start, row.at < end)
+    outbound, by_agent = session.execute(
+        select(func.count(), func.coalesce(func.sum(case((row.direction == "agent", 1), else_=0)), 0)).where(
+            row.direction.in_(ANSWERS), *inside
+        )
+    ).one()
+    active = session.scalar(select(func.count(func.distinct(row.instance + "/" + row.chat))).where(row.direction == "customer", *inside))
+    limit, silence, deadline = target.total_seconds(), gap.total_seconds(), now.timestamp() - target.total_seconds()
+    responses = sorted(response for response, _, _, _ in asked if response is not None)
+    first_responses = sorted(response for response, since, _, _ in asked if response is not None and (since is None or since >= silence))
+    unanswered = sum(1 for response, _, at, _ in asked if (response > limit if response is not None else at <= deadline))
     return ConversationFigures(
-        messages_in=inbound,
+        messages_in=len(asked),
         messages_out=outbound,
-        by_agent=by_agent,
-        active_chats=len(active),
-        new_conversations=new,
+        by_agent=int(by_agent),
+        active_chats=active or 0,
+        new_conversations=sum(1 for _, since, _, _ in asked if since is None or since >= silence),
         first_response_p50=_quantile(first_responses, 0.50),
         first_response_p95=_quantile(first_responses, 0.95),
         response_p50=_quantile(responses, 0.50),
         response_p95=_quantile(responses, 0.95),
         unanswered=unanswered,
-        voice_notes=voice,
-        target_seconds=target.total_seconds(),
+        voice_notes=sum(1 for _, _, _, audio in asked if audio),
+        target_seconds=limit,
     )
 
 
@@ -197,8 +199,8 @@ def _chats(session: Session, start: datetime, end: datetime) -> dict[tuple[str, 
     return chats
 
 
-def _quantile(values: list[float], q: float) -> float | None:
-    return percentile(sorted(values), q) if values else None
+def _quantile(ordered: list[float], q: float) -> float | None:
+    return percentile(ordered, q) if ordered else None
 
 
 @dataclass(frozen=True)
