@@ -9,6 +9,8 @@ from dashboard import charts, data
 from dashboard.config import read_config
 from dashboard.panels import empty_store, empty_window, page_header, shown, table
 from dashboard.window import Window, chosen_window
+from store.alerts import alerts_between, count_alerts_by_severity, deliveries_by_channel, delivery_problems
+from store.history import store_contents
 
 SEVERITIES = ("emergency", "critical", "warning", "info", "report")
 
@@ -17,10 +19,10 @@ def render() -> None:
     """Draw the Alerts page."""
     config, window = read_config(), chosen_window()
     page_header("Alerts", window)
-    if data.read(data.contents, config.store_url).alerts == 0:
+    if data.read(store_contents, config.store_url).alerts == 0:
         empty_store()
         return
-    severities = data.read(data.alert_severities, config.store_url, window.start, window.end)
+    severities = data.read(count_alerts_by_severity, config.store_url, window.start, window.end)
     for cell, severity in zip(st.columns(len(SEVERITIES)), SEVERITIES):
         cell.metric(severity.capitalize(), severities.get(severity, 0))
     show_deliveries(config.store_url, window)
@@ -30,7 +32,7 @@ def render() -> None:
 def show_deliveries(url: str, window: Window) -> None:
     """Per channel: successes, failures, timeouts and skips, then every delivery that did not succeed."""
     st.subheader("Deliveries per channel")
-    channels = data.read(data.channel_deliveries, url, window.start, window.end)
+    channels = data.read(deliveries_by_channel, url, window.start, window.end)
     if not channels:
         empty_window("delivery")
         return
@@ -52,7 +54,7 @@ def show_deliveries(url: str, window: Window) -> None:
     left.altair_chart(charts.deliveries_stacked(frame), width="stretch")
     with right:
         table(frame)
-    problems = data.read(data.delivery_problems, url, window.start, window.end)
+    problems = data.read(delivery_problems, url, window.start, window.end)
     if problems:
         st.markdown("**Failed, timed-out and skipped deliveries**")
         table(
@@ -76,7 +78,7 @@ def show_deliveries(url: str, window: Window) -> None:
 def show_history(url: str, window: Window) -> None:
     """Every alert of the window, newest first."""
     st.subheader("History")
-    history = data.read(data.alert_history, url, window.start, window.end)
+    history = data.read(alerts_between, url, window.start, window.end)
     if not history:
         empty_window("alert")
         return

@@ -10,7 +10,8 @@ from dashboard.config import read_config
 from dashboard.local_time import for_chart, shown_time
 from dashboard.panels import empty_store, empty_window, page_header, shown, table
 from dashboard.window import Window, chosen_window
-from store.sla import FRESHNESS_TARGET_SECONDS, format_duration
+from store.history import backup_runs_between, restores_between, store_contents
+from store.sla import FRESHNESS_TARGET_SECONDS, backup_freshness, format_duration
 
 MIB = 2**20
 
@@ -19,11 +20,11 @@ def render() -> None:
     """Draw the Backups page."""
     config, window = read_config(), chosen_window()
     page_header("Backups", window)
-    if data.read(data.contents, config.store_url).backup_runs == 0:
+    if data.read(store_contents, config.store_url).backup_runs == 0:
         empty_store()
         return
-    fresh = data.read(data.freshness, config.store_url, window.now)
-    runs = data.read(data.backup_runs, config.store_url, window.start, window.end)
+    fresh = data.read(backup_freshness, config.store_url, window.now)
+    runs = data.read(backup_runs_between, config.store_url, window.start, window.end)
     cells = st.columns(4)
     cells[0].metric(
         "Newest verified backup",
@@ -72,7 +73,7 @@ def show_runs(runs) -> None:
 def show_restores(url: str, window: Window) -> None:
     """How long each restore took."""
     st.subheader("Restores")
-    restores = data.read(data.restores, url, window.start, window.end)
+    restores = data.read(restores_between, url, window.start, window.end)
     if not restores:
         empty_window("restore")
         return

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import streamlit as st
@@ -12,6 +12,7 @@ from dashboard.config import read_config
 from dashboard.local_time import for_chart
 from dashboard.panels import page_header
 from dashboard.window import chosen_window
+from store.conversations import chats_waiting, conversation_figures, messages_per_hour
 
 DIRECTIONS = {"customer": "from customers", "bot": "from the bot", "agent": "from human agents"}
 
@@ -21,8 +22,8 @@ def render() -> None:
     config, window = read_config(), chosen_window()
     page_header("Conversations", window)
     now = datetime.now(timezone.utc)
-    target = config.response_target_seconds
-    figures = data.read(data.conversation_figures, config.store_url, window.start, window.end, now, target)
+    target = timedelta(seconds=config.response_target_seconds)
+    figures = data.read(conversation_figures, config.store_url, window.start, window.end, target=target, now=now)
     if not figures.messages_in and not figures.messages_out:
         st.info(
             "**No chat messages in this window.** The receiver records every message's metadata (never its text or the "
@@ -31,7 +32,7 @@ def render() -> None:
             icon=":material/forum:",
         )
         return
-    waiting = data.read(data.chats_waiting, config.store_url, now, target)
+    waiting = data.read(chats_waiting, config.store_url, now, target=target)
     first, second = st.columns(4), st.columns(4)
     first[0].metric("Customer messages", f"{figures.messages_in:,}")
     first[1].metric(
@@ -70,7 +71,7 @@ def render() -> None:
         delta_color="red" if waiting else "green",
     )
     st.subheader("Messages per hour")
-    hourly = data.read(data.messages_per_hour, config.store_url, window.start, window.end)
+    hourly = data.read(messages_per_hour, config.store_url, window.start, window.end)
     frame = pd.DataFrame(
         [
             {"hour": hour, "direction": DIRECTIONS.get(direction, direction), "messages": count}

@@ -9,21 +9,22 @@ from dashboard import data
 from dashboard.config import read_config
 from dashboard.panels import empty_store, page_header, shown, sla_tiles, table, workflow_runs_or_banner
 from dashboard.window import chosen_window
-from store.sla import format_duration
+from store.history import store_contents
+from store.incidents import list_incidents
+from store.sla import format_duration, sla_summary
 
 
 def render() -> None:
     """Draw the Overview page."""
     config, window = read_config(), chosen_window()
     page_header("Service levels", window)
-    if data.read(data.contents, config.store_url).is_empty:
+    if data.read(store_contents, config.store_url).is_empty:
         empty_store()
         return
     runs = workflow_runs_or_banner(config, window)
-    finished, failed = (None, None) if runs is None else (runs.finished, runs.failed)
-    sla_tiles(data.read(data.summary, config.store_url, window.start, window.end, window.now, finished, failed))
+    sla_tiles(data.read(sla_summary, config.store_url, window.start, window.end, runs, now=window.now))
     st.subheader("Open incidents")
-    incidents = data.read(data.open_incidents, config.store_url)
+    incidents = data.read(list_incidents, config.store_url, open_only=True)
     if not incidents:
         st.success("No open incident.", icon=":material/check_circle:")
         return

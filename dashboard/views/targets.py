@@ -10,7 +10,9 @@ from dashboard.config import read_config
 from dashboard.local_time import for_chart
 from dashboard.panels import empty_store, empty_window, hours, page_header, table
 from dashboard.window import Window, chosen_window
-from store.sla import format_duration
+from store.history import store_contents
+from store.probes import latency_series
+from store.sla import format_duration, recovery_times, uptime
 
 MAX_POINTS = 200  # per latency line: a month of five-minute probes becomes four-hour buckets
 BUCKETS_SECONDS = (300, 900, 1800, 3600, 7200, 14400, 21600, 43200, 86400)
@@ -20,7 +22,7 @@ def render() -> None:
     """Draw the Targets page."""
     config, window = read_config(), chosen_window()
     page_header("Targets", window)
-    if data.read(data.contents, config.store_url).targets == 0:
+    if data.read(store_contents, config.store_url).targets == 0:
         empty_store()
         return
     show_uptime(config.store_url, window)
@@ -31,7 +33,7 @@ def render() -> None:
 def show_uptime(url: str, window: Window) -> None:
     """Uptime bars of the measured targets; targets with no probe in the window listed apart."""
     st.subheader("Uptime")
-    report = data.read(data.uptimes, url, window.start, window.end)
+    report = data.read(uptime, url, window.start, window.end)
     measured = [item for item in report if item.percent is not None]
     unmeasured = [item.target for item in report if item.percent is None]
     if measured:
@@ -63,7 +65,7 @@ def show_latency(url: str, window: Window) -> None:
     """Mean probe latency per target, a few targets at a time."""
     st.subheader("Latency")
     bucket = next((b for b in BUCKETS_SECONDS if window.seconds / b <= MAX_POINTS), BUCKETS_SECONDS[-1])
-    points = data.read(data.latency, url, window.start, window.end, bucket)
+    points = data.read(latency_series, url, window.start, window.end, bucket)
     if not points:
         empty_window("probe latency")
         return
@@ -77,7 +79,7 @@ def show_latency(url: str, window: Window) -> None:
 def show_incidents(url: str, window: Window) -> None:
     """Incidents opened in the window on a timeline, each against the 30-minute recovery target."""
     st.subheader("Incidents")
-    recoveries = data.read(data.recoveries, url, window.start, window.end, window.now)
+    recoveries = data.read(recovery_times, url, window.start, window.end, window.now)
     if not recoveries.incidents:
         empty_window("incident")
         return

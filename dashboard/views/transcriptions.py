@@ -11,7 +11,8 @@ from dashboard.config import read_config
 from dashboard.local_time import for_chart
 from dashboard.panels import empty_store, empty_window, page_header, table
 from dashboard.window import Window, chosen_window
-from store.sla import RESPONSE_TARGET_SECONDS, percentile
+from store.history import store_contents, transcription_failures
+from store.sla import RESPONSE_TARGET_SECONDS, percentile, response_time_samples, response_times
 
 BIN_SECONDS = 0.5
 HISTOGRAM_CAP_SECONDS = 60.0  # slower replies share the last bin
@@ -21,10 +22,10 @@ def render() -> None:
     """Draw the Transcriptions page."""
     config, window = read_config(), chosen_window()
     page_header("Transcriptions", window)
-    if data.read(data.contents, config.store_url).voice_notes == 0:
+    if data.read(store_contents, config.store_url).voice_notes == 0:
         empty_store()
         return
-    times = data.read(data.response, config.store_url, window.start, window.end)
+    times = data.read(response_times, config.store_url, window.start, window.end)
     if times.count == 0:
         empty_window("voice note")
         return
@@ -41,7 +42,7 @@ def render() -> None:
     )
     cells[4].metric("Max", _seconds(times.max_seconds))
     cells[5].metric("Under 15 s", "—" if times.under_target_percent is None else f"{times.under_target_percent:.1f} %")
-    samples = data.read(data.response_samples, config.store_url, window.start, window.end)
+    samples = data.read(response_time_samples, config.store_url, window.start, window.end)
     if samples:
         left, right = st.columns(2)
         left.markdown("**Response time** (webhook received → reply sent)")
@@ -73,7 +74,7 @@ def p95_by_bucket(samples: list[tuple[object, float]], window: Window) -> pd.Dat
 def show_failures(url: str, window: Window) -> None:
     """Failed and skipped notes counted by reason."""
     st.subheader("Failures by reason")
-    failures = data.read(data.transcription_failures, url, window.start, window.end)
+    failures = data.read(transcription_failures, url, window.start, window.end)
     if not failures:
         st.success("No failed or skipped voice note in this window.", icon=":material/check_circle:")
         return

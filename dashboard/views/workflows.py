@@ -11,7 +11,7 @@ from dashboard.local_time import shown_time
 from dashboard.panels import page_header, prefect_down
 from dashboard.prefect_runs import PrefectUnavailable, RunLink, deployment_runs, recent_runs, workflow_counts
 from dashboard.window import chosen_window
-from store.sla import format_duration
+from store.sla import error_rate, format_duration
 
 SHOWN_RUNS = 50
 
@@ -27,7 +27,7 @@ def render() -> None:
     except PrefectUnavailable as error:
         prefect_down(error, "flow runs cannot be shown")
         return
-    rates = data.read(data.error_rate, config.store_url, window.start, window.end, counts.finished, counts.failed)
+    rates = data.read(error_rate, config.store_url, window.start, window.end, counts)
     cells = st.columns(3)
     cells[0].metric("Finished runs", counts.finished)
     cells[1].metric("Failed or crashed", counts.failed)
