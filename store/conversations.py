@@ -16,17 +16,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from store.models import ConversationMessageRow
 from store.sla.transcriptions import percentile
-from store.timearith import epoch_seconds
+from store.timearith import seconds_between
 
 DIRECTIONS = ("customer", "bot", "agent")
 ANSWERS = ("bot", "agent")
@@ -81,7 +83,7 @@ def chat_key(jid: str, key: bytes) -> str:
 
 
 def insert_messages(session: Session, messages: list[NewMessage]) -> int:
-    """Store messages, skipping any (instance, message id) already stored (Evolution retries); return how many were new."""
+    """Store messages, skipping any (instance, message id) already stored (Evolution retries), and pair their chats; return how many were new."""
     if not messages:
         return 0
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
@@ -91,7 +93,39 @@ def insert_messages(session: Session, messages: list[NewMessage]) -> int:
         .on_conflict_do_nothing(index_elements=["instance", "message_id"])
         .returning(ConversationMessageRow.id)
     )
-    return len(session.execute(statement).all())
+    stored = len(session.execute(statement).all())
+    if stored:
+        pair_messages(session, min(message.at for message in messages), {(message.instance, message.chat) for message in messages})
+    return stored
+
+
+def pair_messages(session: Session, since: datetime, chats: Collection[tuple[str, str]] | None = None) -> None:
+    """Pair each customer message with the next answer in its chat and the message before it, for messages from `since` on.
+
+    A message stored at `since` or later can change only the pairing of customer messages from
+    `since` on, or of those whose answer is later than `since` or still missing; those are paired
+    again (in `chats`, or in every chat). Messages arriving out of order are paired right.
+    """
+    row = ConversationMessageRow.__table__
+    later, earlier = row.alias("later"), row.alias("earlier")
+
+    def same_chat(other):
+        return and_(other.c.instance == row.c.instance, other.c.chat == row.c.chat)
+
+    answer = (
+        select(func.min(later.c.at))
+        .where(
+            same_chat(later),
+            later.c.direction.in_(ANSWERS),
+            *_after(later, row),
+        )
+        .scalar_subquery()
+    )
+    previous = select(func.max(earlier.c.at)).where(same_chat(earlier), *_after(row, earlier)).scalar_subquery()
+    where = [row.c.direction == "customer", or_(row.c.at >= since, row.c.answered_at.is_(None), row.c.answered_at >= since)]
+    if chats is not None:
+        where.append(tuple_(row.c.instance, row.c.chat).in_(list(chats)))
+    session.execute(update(row).where(*where).values(answered_at=answer, previous_at=previous))
 
 
 def conversation_figures(
@@ -105,67 +139,68 @@ def conversation_figures(
 ) -> ConversationFigures:
     """Return the bot's service in [start, end): volume, new conversations, reply times and unanswered messages.
 
-    Answers up to `target` after `end` still count for messages near the end; a message whose target
-    has not passed by `now` is not yet unanswered. The database pairs each customer message with the
-    next answer in its chat and the message before it (window functions), so only the customer
-    messages of the window travel, as three numbers each.
+    Answers up to `target` after `end` (or up to `now`, if later) count; a message whose target has
+    not passed by `now` is not yet unanswered. Each customer message carries its pairing (stored by
+    `insert_messages`), so only the window's customer messages are read, by the index on time.
     """
     now = now or end
     row = ConversationMessageRow
-    chat = (row.instance, row.chat)
-    order = (row.at, row.id)
-    paired = (
-        select(
-            row.at,
-            row.direction,
-            row.kind,
-            func.min(case((row.direction != "customer", row.at))).over(partition_by=chat, order_by=order, rows=(1, None)).label("answer"),
-            func.lag(row.at).over(partition_by=chat, order_by=order).label("previous"),
-        )
-        .where(row.at >= start - gap, row.at < end + target)
-        .subquery()
-    )
-    asked = session.execute(
-        select(
-            epoch_seconds(paired.c.answer) - epoch_seconds(paired.c.at),
-            epoch_seconds(paired.c.at) - epoch_seconds(paired.c.previous),
-            epoch_seconds(paired.c.at),
-            paired.c.kind == "audio",
-        ).where(paired.c.direction == "customer", paired.c.at >= start, paired.c.at < end)
-    ).all()
-    inside = (row.at >= start, row.at < end)
-    outbound, by_agent = session.execute(
-        select(func.count(), func.coalesce(func.sum(case((row.direction == "agent", 1), else_=0)), 0)).where(
-            row.direction.in_(ANSWERS), *inside
-        )
-    ).one()
-    active = session.scalar(select(func.count(func.distinct(row.instance + "/" + row.chat))).where(row.direction == "customer", *inside))
-    limit, silence, deadline = target.total_seconds(), gap.total_seconds(), now.timestamp() - target.total_seconds()
-    responses = sorted(response for response, _, _, _ in asked if response is not None)
-    first_responses = sorted(response for response, since, _, _ in asked if response is not None and (since is None or since >= silence))
-    unanswered = sum(1 for response, _, at, _ in asked if (response > limit if response is not None else at <= deadline))
+    horizon = max(now, end + target)  # an answer later than this has not come yet, as far as this window knows
+    limit, silence = target.total_seconds(), gap.total_seconds()
+    response = case((row.answered_at < horizon, seconds_between(row.answered_at, row.at)))
+    new = or_(row.previous_at.is_(None), seconds_between(row.at, row.previous_at) >= silence)
+    late = or_(response > limit, and_(response.is_(None), row.at <= now - target))
+    customer = row.direction == "customer"
+    asked = (customer, row.at >= start, row.at < end)
+    measures = [_count(customer), _count(row.direction != "customer"), _count(row.direction == "agent")]
+    measures += [_count(and_(customer, condition)) for condition in (new, late, row.kind == "audio")]
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:  # percentile_cont is the same linear interpolation as store.sla's percentile; one sort gives both
+        both = func.percentile_cont(postgresql.array([0.5, 0.95])).within_group(response)
+        measures += [both.filter(customer), both.filter(and_(customer, new))]
+    figures = session.execute(select(*measures).where(row.at >= start, row.at < end)).one()
+    messages_in, messages_out, by_agent, new_conversations, unanswered, voice_notes = (int(value or 0) for value in figures[:6])
+    if postgres:
+        (response_p50, response_p95), (first_p50, first_p95) = (quantiles or (None, None) for quantiles in figures[6:])
+    else:
+        answered = session.execute(select(response, new).where(*asked, response.is_not(None))).all()
+        responses = sorted(seconds for seconds, _ in answered)
+        firsts = sorted(seconds for seconds, first in answered if first)
+        response_p50, response_p95, first_p50, first_p95 = (_quantile(values, q) for values in (responses, firsts) for q in (0.5, 0.95))
+    active = session.scalar(select(func.count()).select_from(select(row.instance, row.chat).where(*asked).distinct().subquery()))
     return ConversationFigures(
-        messages_in=len(asked),
-        messages_out=outbound,
-        by_agent=int(by_agent),
+        messages_in=messages_in,
+        messages_out=messages_out,
+        by_agent=by_agent,
         active_chats=active or 0,
-        new_conversations=sum(1 for _, since, _, _ in asked if since is None or since >= silence),
-        first_response_p50=_quantile(first_responses, 0.50),
-        first_response_p95=_quantile(first_responses, 0.95),
-        response_p50=_quantile(responses, 0.50),
-        response_p95=_quantile(responses, 0.95),
+        new_conversations=new_conversations,
+        first_response_p50=first_p50,
+        first_response_p95=first_p95,
+        response_p50=response_p50,
+        response_p95=response_p95,
         unanswered=unanswered,
-        voice_notes=sum(1 for _, _, _, audio in asked if audio),
+        voice_notes=voice_notes,
         target_seconds=limit,
     )
 
 
+def _count(condition) -> ColumnElement[int]:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
 def chats_waiting(session: Session, now: datetime, *, target: timedelta = RESPONSE_TARGET, gap: timedelta = CONVERSATION_GAP) -> int:
     """Return how many chats wait for an answer now: their last message (within `gap`) is the customer's, older than `target`."""
-    last: dict[tuple[str, str], tuple[datetime, str]] = {}
-    for chat, messages in _chats(session, now - gap, now).items():
-        last[chat] = messages[-1][:2]
-    return sum(1 for at, direction in last.values() if direction == "customer" and at + target <= now)
+    row, later = ConversationMessageRow.__table__, ConversationMessageRow.__table__.alias("later")
+    newer = select(later.c.id).where(later.c.instance == row.c.instance, later.c.chat == row.c.chat, *_after(later, row), later.c.at < now)
+    return session.scalar(
+        select(func.count()).where(
+            row.c.direction == "customer",
+            row.c.at >= now - gap,
+            row.c.at <= now - target,
+            or_(row.c.answered_at.is_(None), row.c.answered_at >= now),  # no answer before now: a cheap first cut
+            ~exists(newer),
+        )
+    )
 
 
 def messages_per_hour(session: Session, start: datetime, end: datetime) -> dict[tuple[datetime, str], int]:
@@ -181,22 +216,9 @@ def messages_per_hour(session: Session, start: datetime, end: datetime) -> dict[
     return dict(counts)
 
 
-def _chats(session: Session, start: datetime, end: datetime) -> dict[tuple[str, str], list[tuple[datetime, str, str]]]:
-    rows = session.execute(
-        select(
-            ConversationMessageRow.instance,
-            ConversationMessageRow.chat,
-            ConversationMessageRow.at,
-            ConversationMessageRow.direction,
-            ConversationMessageRow.kind,
-        )
-        .where(ConversationMessageRow.at >= start, ConversationMessageRow.at < end)
-        .order_by(ConversationMessageRow.instance, ConversationMessageRow.chat, ConversationMessageRow.at, ConversationMessageRow.id)
-    )
-    chats: dict[tuple[str, str], list[tuple[datetime, str, str]]] = defaultdict(list)
-    for instance, chat, at, direction, kind in rows:
-        chats[(instance, chat)].append((at, direction, kind))
-    return chats
+def _after(one, other) -> tuple[ColumnElement[bool], ...]:
+    """`one` comes after `other` in their chat (by time, then by id); the first term lets the index on (chat, at) bound the search."""
+    return one.c.at >= other.c.at, or_(one.c.at > other.c.at, one.c.id > other.c.id)
 
 
 def _quantile(ordered: list[float], q: float) -> float | None:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+from store.conversations import pair_messages
 from store.demo_conversations import conversation_rows
 from store.models import (
     AlertRow,
@@ -94,6 +95,7 @@ def seed_history(
     _write_voice_notes(session, rng, start, end, notes_per_day, summary)
     _write_backups(session, rng, start, end, summary)
     _insert(session, ConversationMessageRow, conversation_rows(rng, start, end, chats_per_day), summary)
+    pair_messages(session, start)
     return summary
 
 

@@ -292,3 +292,7 @@ class ConversationMessageRow(Base):
     kind: Mapped[str] = mapped_column(String(16))  # text, audio, image, video, document, sticker, reaction, other
     at: Mapped[datetime] = mapped_column(UtcDateTime())  # data.messageTimestamp, else when it arrived
     reply_to: Mapped[str | None] = mapped_column(String(128))  # contextInfo.stanzaId: the message it quotes
+    # A customer message's pairing, kept by store.conversations.insert_messages: the next answer in the chat
+    # (bot or agent) and the message before it; None on answers, or when there is none (yet).
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    previous_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

@@ -22,3 +22,23 @@ def _epoch_seconds_sqlite(element, compiler, **kw) -> str:
 @compiles(epoch_seconds, "postgresql")
 def _epoch_seconds_postgresql(element, compiler, **kw) -> str:
     return f"CAST(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)}) AS DOUBLE PRECISION)"
+
+
+class seconds_between(FunctionElement):
+    """Seconds from the second naive-UTC timestamp to the first (later − earlier), as a float."""
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(seconds_between, "sqlite")
+def _seconds_between_sqlite(element, compiler, **kw) -> str:
+    later, earlier = (epoch_seconds(clause) for clause in element.clauses)
+    return f"({compiler.process(later, **kw)} - {compiler.process(earlier, **kw)})"
+
+
+@compiles(seconds_between, "postgresql")
+def _seconds_between_postgresql(element, compiler, **kw) -> str:
+    later, earlier = element.clauses
+    # date_part on the interval is a double precision: no numeric arithmetic per row (EXTRACT gives numeric)
+    return f"date_part('epoch', {compiler.process(later, **kw)} - {compiler.process(earlier, **kw)})"

@@ -33,10 +33,15 @@ LOG = [
 ]
 
 
-@pytest.fixture
-def log(store_url):
+@pytest.fixture(params=["at once", "one by one, newest first"])
+def log(request, store_url):
+    """The log stored in one batch, or message by message in reverse (Evolution retrying out of order): the same figures."""
+    messages = [message(n, *entry) for n, entry in enumerate(LOG)]
     with open_session(store_url) as session:
-        assert insert_messages(session, [message(n, *entry) for n, entry in enumerate(LOG)]) == len(LOG)
+        if request.param == "at once":
+            assert insert_messages(session, messages) == len(LOG)
+        else:
+            assert sum(insert_messages(session, [one]) for one in reversed(messages)) == len(LOG)
     return store_url
 
 
