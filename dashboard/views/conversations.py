@@ -22,8 +22,8 @@ def render() -> None:
     config, window = read_config(), chosen_window()
     page_header("Conversations", window)
     now = datetime.now(timezone.utc)
-    target = timedelta(seconds=config.response_target_seconds)
-    figures = data.read(conversation_figures, config.store_url, window.start, window.end, target=target, now=now)
+    target = config.response_target_seconds
+    figures = data.read(conversation_figures, config.store_url, window.start, window.end, target=timedelta(seconds=target), now=now)
     if not figures.messages_in and not figures.messages_out:
         st.info(
             "**No chat messages in this window.** The receiver records every message's metadata (never its text or the "
@@ -32,7 +32,7 @@ def render() -> None:
             icon=":material/forum:",
         )
         return
-    waiting = data.read(chats_waiting, config.store_url, now, target=target)
+    waiting = data.read(chats_waiting, config.store_url, now, target=timedelta(seconds=target))
     first, second = st.columns(4), st.columns(4)
     first[0].metric("Customer messages", f"{figures.messages_in:,}")
     first[1].metric(
