@@ -16,16 +16,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections import defaultdict
-from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, and_, case, exists, func, literal, or_, select, union, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from store.database import UtcDateTime
 from store.models import ConversationMessageRow
 from store.sla.transcriptions import percentile
 from store.timearith import seconds_between
@@ -34,6 +34,7 @@ DIRECTIONS = ("customer", "bot", "agent")
 ANSWERS = ("bot", "agent")
 RESPONSE_TARGET = timedelta(seconds=60)
 CONVERSATION_GAP = timedelta(hours=24)
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -93,19 +94,60 @@ def insert_messages(session: Session, messages: list[NewMessage]) -> int:
         .on_conflict_do_nothing(index_elements=["instance", "message_id"])
         .returning(ConversationMessageRow.id)
     )
-    stored = len(session.execute(statement).all())
+    stored = [new_id for (new_id,) in session.execute(statement)]
     if stored:
-        pair_messages(session, min(message.at for message in messages), {(message.instance, message.chat) for message in messages})
-    return stored
+        _pair(session, _touched_by(stored))
+    return len(stored)
 
 
-def pair_messages(session: Session, since: datetime, chats: Collection[tuple[str, str]] | None = None) -> None:
-    """Pair each customer message with the next answer in its chat and the message before it, for messages from `since` on.
+def pair_messages(session: Session, since: datetime) -> None:
+    """Pair the customer messages of every chat that messages from `since` on may have changed (after a bulk load)."""
+    row = ConversationMessageRow.__table__
+    _pair(session, or_(row.c.at >= since, row.c.answered_at.is_(None), row.c.answered_at >= since))
 
-    A message stored at `since` or later can change only the pairing of customer messages from
-    `since` on, or of those whose answer is later than `since` or still missing; those are paired
-    again (in `chats`, or in every chat). Messages arriving out of order are paired right.
+
+def _touched_by(new_ids: list[int]) -> ColumnElement[bool]:
+    """The customer messages whose pairing new messages may change, found from those messages by the (instance, chat, at) index.
+
+    - the new customer messages themselves;
+    - for a new answer, the customer messages from the chat's answer before it up to it (it may be their next answer);
+    - for any new message, the customer messages after it whose previous message is not later than it (it arrived late).
     """
+    table = ConversationMessageRow.__table__
+    new, other, answer = table.alias("new"), table.alias("other"), table.alias("answer")
+    chat = and_(other.c.instance == new.c.instance, other.c.chat == new.c.chat)
+    answer_before = (
+        select(func.max(answer.c.at))
+        .where(answer.c.instance == new.c.instance, answer.c.chat == new.c.chat, answer.c.direction != "customer", answer.c.at < new.c.at)
+        .scalar_subquery()
+    )
+    themselves = select(new.c.id).where(new.c.id.in_(new_ids), new.c.direction == "customer")
+    answered = (
+        select(other.c.id)
+        .join(new, chat)
+        .where(
+            new.c.id.in_(new_ids),
+            new.c.direction != "customer",
+            other.c.direction == "customer",
+            other.c.at <= new.c.at,
+            other.c.at >= func.coalesce(answer_before, literal(EPOCH, UtcDateTime())),  # a bound the index can use
+        )
+    )
+    following = (
+        select(other.c.id)
+        .join(new, chat)
+        .where(
+            new.c.id.in_(new_ids),
+            other.c.direction == "customer",
+            other.c.at >= new.c.at,
+            or_(other.c.previous_at.is_(None), other.c.previous_at <= new.c.at),
+        )
+    )
+    return table.c.id.in_(union(themselves, answered, following))
+
+
+def _pair(session: Session, which: ColumnElement[bool]) -> None:
+    """Pair the customer messages `which` selects with the next answer in their chat and the message before them."""
     row = ConversationMessageRow.__table__
     later, earlier = row.alias("later"), row.alias("earlier")
 
@@ -114,18 +156,11 @@ def pair_messages(session: Session, since: datetime, chats: Collection[tuple[str
 
     answer = (
         select(func.min(later.c.at))
-        .where(
-            same_chat(later),
-            later.c.direction.in_(ANSWERS),
-            *_after(later, row),
-        )
+        .where(same_chat(later), later.c.direction != "customer", *_after(later, row))  # an answer: the bot or a human agent
         .scalar_subquery()
     )
     previous = select(func.max(earlier.c.at)).where(same_chat(earlier), *_after(row, earlier)).scalar_subquery()
-    where = [row.c.direction == "customer", or_(row.c.at >= since, row.c.answered_at.is_(None), row.c.answered_at >= since)]
-    if chats is not None:
-        where.append(tuple_(row.c.instance, row.c.chat).in_(list(chats)))
-    session.execute(update(row).where(*where).values(answered_at=answer, previous_at=previous))
+    session.execute(update(row).where(row.c.direction == "customer", which).values(answered_at=answer, previous_at=previous))
 
 
 def conversation_figures(
