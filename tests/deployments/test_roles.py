@@ -1,0 +1,54 @@
+"""Roles: `vigia up --only …` runs just the parts named on this host; an unknown name is one line and exit 2."""
+
+import os
+import subprocess
+import time
+
+import pytest
+
+from deployments.platform_state import read_state
+
+from .test_up import NO_STATE, Platform, platform, processes_tagged, status_of, wait_for  # noqa: F401
+
+
+def start_only(platform: Platform, only: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env.update({"VIGIA_HOME": str(platform.home), "VIGIA_TEST_TAG": platform.tag})
+    ports = ("--prefect-port", str(platform.prefect_port), "--webhook-port", str(platform.webhook_port))
+    argv = ["vigia", "up", *ports, "--dashboard-port", str(platform.dashboard_port), "--only", only]
+    return subprocess.Popen(argv, cwd=platform.home, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.timeout(400)
+def test_up_only_server_and_dashboard_runs_just_those_parts_and_stops_cleanly(platform, tmp_path):
+    process = start_only(platform, "server,dashboard")
+    try:
+        wait_for(
+            lambda: (
+                status_of(f"{platform.api}/health") == 200
+                and status_of(f"{platform.dashboard}/_stcore/health") == 200
+                and set((read_state(tmp_path) or NO_STATE).parts) == {"prefect-server", "dashboard"}
+            ),
+            240,
+            "the Prefect server and the dashboard",
+            process,
+        )
+        time.sleep(3)  # a few supervisor steps more: nothing else starts
+        assert set(read_state(tmp_path).parts) == {"prefect-server", "dashboard"}
+        assert status_of(platform.health) is None
+    finally:
+        code, stderr = platform.stop(process)
+    assert code == 0, stderr
+    stopped = sorted(line.split()[1] for line in stderr.splitlines() if " stopped after " in line)
+    assert stopped == ["dashboard", "prefect-server"]
+    assert sorted(path.name for path in (tmp_path / "logs").iterdir()) == ["dashboard.log", "prefect-server.log"]
+    assert not (tmp_path / "vigia.db").exists()  # no receiver, so no store migration on this host
+    assert processes_tagged(platform.tag) == []
+
+
+def test_up_only_with_an_unknown_part_names_it_and_the_valid_ones_in_one_line(tmp_path):
+    env = {**os.environ, "VIGIA_HOME": str(tmp_path)}
+    result = subprocess.run(["vigia", "up", "--only", "server,worker"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr == "vigia: --only: unknown part 'worker'; valid: server, receiver, dashboard, runner, transcriber\n"
+    assert not (tmp_path / "up.json").exists()
