@@ -67,6 +67,20 @@ def up(
 
 
 @app.command(cls=VigiaCommand)
+def worker(
+    name: Annotated[str, typer.Option(help="The worker's name in the Prefect UI (default: vigia-HOST-PID).")] = "",
+    queue: Annotated[str, typer.Option(help="Take runs from this work queue of the pool only (default: all).")] = "",
+) -> None:
+    """Run a Prefect process worker on work pool vigia with Vigia's environment until Ctrl-C or SIGTERM (README: roles)."""
+    # Like `up`: this process becomes the light parent (`python -m deployments.worker`) that turns SIGTERM into the
+    # SIGINT an idle Prefect worker obeys.
+    options = (("--name", name) if name else ()) + (("--queue", queue) if queue else ())
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "deployments.worker", *options])
+
+
+@app.command(cls=VigiaCommand)
 def dashboard(
     port: Annotated[int, typer.Option(help="Port of the dashboard (on VIGIA_BIND).")] = 8501,
 ) -> None:
