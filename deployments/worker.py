@@ -26,7 +26,7 @@ from deployments.parts import Ports, child_environment, platform_urls
 from deployments.platform_state import running_platform
 from deployments.settings import Settings, load_settings_or_exit
 
-POOL = "vigia"
+POOL = "vigia"  # deployments.work_pool.POOL (not imported: this parent loads no Prefect)
 CHECKOUT = Path(__file__).resolve().parent.parent
 _PR_SET_PDEATHSIG = 1
 
