@@ -67,7 +67,7 @@ def platform_urls(settings: Settings, ports: Ports) -> Urls:
     """The URL of every part: a Prefect server named by PREFECT_API_URL wins over our own."""
     host = local_host(settings.bind)
     return Urls(
-        prefect_api=settings.prefect_api_url or f"http://127.0.0.1:{ports.prefect}/api",
+        prefect_api=settings.prefect_api_url or f"http://{host}:{ports.prefect}/api",
         receiver=f"http://{host}:{ports.webhook}",
         dashboard=f"http://{host}:{ports.dashboard}",
     )
@@ -226,7 +226,8 @@ def _every_part(settings: Settings, ports: Ports, urls: Urls, prefect_database: 
 
 
 def prefect_server_part(settings: Settings, ports: Ports, urls: Urls, prefect_database: str | None) -> Part:
-    """Prefect's server on 127.0.0.1 (SQLite under VIGIA_HOME, or PostgreSQL), without the services Vigia does not use."""
+    """Prefect's server on VIGIA_BIND (127.0.0.1 unless set; `vigia up` refuses another address without Prefect's auth
+    string), on SQLite under VIGIA_HOME or PostgreSQL, without the services Vigia does not use."""
     env = dict(UNUSED_SERVER_SERVICES)
     if prefect_database:
         env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = prefect_database
@@ -237,7 +238,7 @@ def prefect_server_part(settings: Settings, ports: Ports, urls: Urls, prefect_da
         env.update(skip_migrations)  # this Prefect already migrated this database: no Alembic, a faster, smaller start
     return Part(
         "prefect-server",
-        (PYTHON, "-m", "deployments.prefect_server", "--host", "127.0.0.1", "--port", str(ports.prefect), "--analytics-off"),
+        (PYTHON, "-m", "deployments.prefect_server", "--host", settings.bind, "--port", str(ports.prefect), "--analytics-off"),
         ready_url=f"{urls.prefect_api}/health",
         start_seconds=180,
         env=env,

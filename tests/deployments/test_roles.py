@@ -6,7 +6,9 @@ import time
 
 import pytest
 
+from deployments.parts import Ports, platform_urls, prefect_server_part
 from deployments.platform_state import read_state
+from deployments.settings import load_settings
 
 from .test_up import NO_STATE, Platform, platform, processes_tagged, status_of, wait_for  # noqa: F401
 
@@ -52,3 +54,16 @@ def test_up_only_with_an_unknown_part_names_it_and_the_valid_ones_in_one_line(tm
     assert result.returncode == 2
     assert result.stderr == "vigia: --only: unknown part 'worker'; valid: server, receiver, dashboard, runner, transcriber\n"
     assert not (tmp_path / "up.json").exists()
+
+
+def test_the_prefect_server_listens_on_vigia_bind_so_workers_on_other_hosts_reach_it():
+    local = load_settings({}, env_file=None)
+    assert prefect_server_part(local, Ports(), platform_urls(local, Ports()), None).argv[3:5] == ("--host", "127.0.0.1")
+    shared = load_settings(
+        {"VIGIA_BIND": "0.0.0.0", "PREFECT_SERVER_API_AUTH_STRING": "vigia:s3cret", "VIGIA_DASHBOARD_PASSWORD": "x"}, env_file=None
+    )
+    urls = platform_urls(shared, Ports())
+    assert prefect_server_part(shared, Ports(), urls, None).argv[3:5] == ("--host", "0.0.0.0")
+    assert urls.prefect_api == "http://127.0.0.1:4200/api"  # how this host reaches it
+    named = load_settings({"VIGIA_BIND": "10.7.0.1", "PREFECT_SERVER_API_AUTH_STRING": "vigia:s3cret"}, env_file=None)
+    assert platform_urls(named, Ports()).prefect_api == "http://10.7.0.1:4200/api"
