@@ -13,9 +13,9 @@ from deployments.settings import load_settings
 from .test_up import NO_STATE, Platform, platform, processes_tagged, status_of, wait_for  # noqa: F401
 
 
-def start_only(platform: Platform, only: str) -> subprocess.Popen:
+def start_only(platform: Platform, only: str, **environ: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    env.update({"VIGIA_HOME": str(platform.home), "VIGIA_TEST_TAG": platform.tag})
+    env.update({"VIGIA_HOME": str(platform.home), "VIGIA_TEST_TAG": platform.tag, **environ})
     ports = ("--prefect-port", str(platform.prefect_port), "--webhook-port", str(platform.webhook_port))
     argv = ["vigia", "up", *ports, "--dashboard-port", str(platform.dashboard_port), "--only", only]
     return subprocess.Popen(argv, cwd=platform.home, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -67,3 +67,29 @@ def test_the_prefect_server_listens_on_vigia_bind_so_workers_on_other_hosts_reac
     assert urls.prefect_api == "http://127.0.0.1:4200/api"  # how this host reaches it
     named = load_settings({"VIGIA_BIND": "10.7.0.1", "PREFECT_SERVER_API_AUTH_STRING": "vigia:s3cret"}, env_file=None)
     assert platform_urls(named, Ports()).prefect_api == "http://10.7.0.1:4200/api"
+
+
+@pytest.mark.timeout(400)
+def test_up_only_receiver_and_transcriber_uses_the_prefect_server_named_and_runs_a_transcriber_of_its_own(
+    platform, tmp_path, prefect_server
+):
+    process = start_only(platform, "receiver,transcriber", PREFECT_API_URL=prefect_server)
+    try:
+        wait_for(
+            lambda: (
+                status_of(platform.health) in (200, 503) and set((read_state(tmp_path) or NO_STATE).parts) == {"receiver", "transcriber"}
+            ),
+            240,
+            "the receiver and the transcriber",
+            process,
+        )
+        assert read_state(tmp_path).prefect_api_url == prefect_server
+        time.sleep(3)
+        assert set(read_state(tmp_path).parts) == {"receiver", "transcriber"}  # the transcriber stays up
+    finally:
+        code, stderr = platform.stop(process)
+    assert code == 0, stderr
+    assert sorted(line.split()[1] for line in stderr.splitlines() if " stopped after " in line) == ["receiver", "transcriber"]
+    assert (tmp_path / "vigia.db").exists()  # the receiver's store, migrated here
+    assert not (tmp_path / "prefect").exists() or not (tmp_path / "prefect" / "prefect.db").exists()
+    assert "Traceback" not in (tmp_path / "logs" / "transcriber.log").read_text()
