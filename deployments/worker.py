@@ -2,8 +2,8 @@
 
     python -m deployments.worker [--name NAME] [--pool vigia] [--queue QUEUE]
 
-Prefect's process worker ignores SIGTERM while it is idle (research §10; PrefectHQ/prefect#22528), so a plain
-`systemctl stop` or `docker stop` would wait and then kill it. This light parent (no Prefect import) runs the worker in
+Prefect's process worker has been seen to ignore SIGTERM while idle (research §10: alive 30 s later in 2 of 3 trials;
+PrefectHQ/prefect#22528), so a plain `systemctl stop` or `docker stop` could wait and then kill it. This light parent (no Prefect import) runs the worker in
 a session of its own and turns the first SIGTERM, SIGINT or SIGHUP into one SIGINT, which the worker obeys; the worker
 also gets SIGINT should this parent die. Flow runs start in the directory `VIGIA_CHECKOUT` names (prefect.yaml's pull
 step), by default the checkout this module is in."""
