@@ -327,6 +327,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vigia: {error}", file=sys.stderr, flush=True)
         return 2
     settings = load_settings_or_exit()
+    if args.only is not None and "server" in roles and settings.prefect_api_url:
+        print(
+            f"vigia: --only server: PREFECT_API_URL names another Prefect server ({settings.prefect_api_url}); unset it on this host",
+            file=sys.stderr,
+        )
+        return 2
     ports = Ports(prefect=args.prefect_port, webhook=args.webhook_port, dashboard=args.dashboard_port)
     return run_up(
         settings,

@@ -93,3 +93,13 @@ def test_up_only_receiver_and_transcriber_uses_the_prefect_server_named_and_runs
     assert (tmp_path / "vigia.db").exists()  # the receiver's store, migrated here
     assert not (tmp_path / "prefect").exists() or not (tmp_path / "prefect" / "prefect.db").exists()
     assert "Traceback" not in (tmp_path / "logs" / "transcriber.log").read_text()
+
+
+def test_up_only_server_on_a_host_that_names_another_prefect_server_says_so_in_one_line(tmp_path):
+    env = {**os.environ, "VIGIA_HOME": str(tmp_path), "PREFECT_API_URL": "http://10.0.0.9:4200/api"}
+    result = subprocess.run(["vigia", "up", "--only", "server"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert (
+        result.stderr
+        == "vigia: --only server: PREFECT_API_URL names another Prefect server (http://10.0.0.9:4200/api); unset it on this host\n"
+    )
