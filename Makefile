@@ -2,8 +2,8 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.local/bin:$(PATH)
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
-DEBIAN_TOOLS := rclone postgresql-client redis-tools redis-server zstd ffmpeg espeak-ng chromium
-TOOL_BINARIES := rclone pg_dump redis-cli redis-check-rdb redis-server zstd ffmpeg espeak-ng chromium
+DEBIAN_TOOLS := rclone postgresql-client redis-tools redis-server zstd ffmpeg espeak-ng chromium socat iproute2
+TOOL_BINARIES := rclone pg_dump redis-cli redis-check-rdb redis-server zstd ffmpeg espeak-ng chromium socat ip
 
 .PHONY: up test lint deps tools python services
 

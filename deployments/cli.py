@@ -51,14 +51,33 @@ def up(
     prefect_port: Annotated[int, typer.Option(help="Port of the Prefect server and UI.")] = 4200,
     webhook_port: Annotated[int, typer.Option(help="Port of the webhook receiver.")] = 8787,
     dashboard_port: Annotated[int, typer.Option(help="Port of the SLA dashboard.")] = 8501,
+    only: Annotated[
+        str, typer.Option(help="Run only these parts on this host, a comma list of: server, receiver, dashboard, runner, transcriber.")
+    ] = "",
 ) -> None:
     """Run the whole platform until Ctrl-C: Prefect server, store, Blocks, every deployment, the receiver, the dashboard."""
     # The supervisor stays up as long as the platform: this process becomes it (`python -m deployments.up`, same pid,
     # so `uv run`'s and a terminal's signals reach it as before), leaving Typer, pydantic and the CLI's imports behind.
     ports = ("--prefect-port", str(prefect_port), "--webhook-port", str(webhook_port), "--dashboard-port", str(dashboard_port))
+    if only:
+        ports += ("--only", only)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, [sys.executable, "-m", "deployments.up", *ports])
+
+
+@app.command(cls=VigiaCommand)
+def worker(
+    name: Annotated[str, typer.Option(help="The worker's name in the Prefect UI (default: vigia-HOST-PID).")] = "",
+    queue: Annotated[str, typer.Option(help="Take runs from this work queue of the pool only (default: all).")] = "",
+) -> None:
+    """Run a Prefect process worker on work pool vigia with Vigia's environment until Ctrl-C or SIGTERM (README: roles)."""
+    # Like `up`: this process becomes the light parent (`python -m deployments.worker`) that turns SIGTERM into the
+    # SIGINT an idle Prefect worker obeys.
+    options = (("--name", name) if name else ()) + (("--queue", queue) if queue else ())
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "deployments.worker", *options])
 
 
 @app.command(cls=VigiaCommand)

@@ -30,6 +30,10 @@ UNUSED_SERVER_SERVICES = {
     "PREFECT_SERVER_SERVICES_EVENT_LOGGER_ENABLED": "false",
 }
 PREFECT_DATABASE_SCHEMES = ("postgresql+asyncpg", "postgresql", "postgres")
+# `vigia up --only ROLE,…` (README: "From one machine to several"): each role is one service part; the one-shot steps
+# a chosen part needs (migrate, setup) come along. The transcriber role is for a host without a runner, which hosts one.
+ROLES = {"server": "prefect-server", "receiver": "receiver", "dashboard": "dashboard", "runner": "serve", "transcriber": "transcriber"}
+DEFAULT_ROLES = ("server", "receiver", "dashboard", "runner")
 
 
 class PartsError(Exception):
@@ -63,7 +67,7 @@ def platform_urls(settings: Settings, ports: Ports) -> Urls:
     """The URL of every part: a Prefect server named by PREFECT_API_URL wins over our own."""
     host = local_host(settings.bind)
     return Urls(
-        prefect_api=settings.prefect_api_url or f"http://127.0.0.1:{ports.prefect}/api",
+        prefect_api=settings.prefect_api_url or f"http://{host}:{ports.prefect}/api",
         receiver=f"http://{host}:{ports.webhook}",
         dashboard=f"http://{host}:{ports.dashboard}",
     )
@@ -129,10 +133,42 @@ def prefect_database_url(environ: Mapping[str, str] = os.environ, env_file: Path
     return "postgresql+asyncpg" + url[len(scheme) :]
 
 
-def build_parts(settings: Settings, ports: Ports, urls: Urls, prefect_database: str | None) -> list[Part]:
-    """Every part of the platform, with what it needs first: the store's migration, Prefect and the dashboard start
-    together; the receiver waits for the migration; setup for it too (and for Prefect's API, by itself); the runner
-    (hosting the transcriber) for setup. The runner and setup run at a lower priority, behind the parts people open."""
+def parse_roles(text: str | None) -> tuple[str, ...]:
+    """The roles `--only` names (a comma list); every default role when it is not given.
+
+    Raises:
+        PartsError: naming an unknown role and listing the valid ones.
+    """
+    if text is None:
+        return DEFAULT_ROLES
+    roles = tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+    unknown = [name for name in roles if name not in ROLES]
+    if unknown or not roles:
+        named = f"unknown part {', '.join(repr(name) for name in unknown)}" if unknown else "no part named"
+        raise PartsError(f"--only: {named}; valid: {', '.join(ROLES)}")
+    return roles
+
+
+def build_parts(
+    settings: Settings, ports: Ports, urls: Urls, prefect_database: str | None, roles: tuple[str, ...] = DEFAULT_ROLES
+) -> list[Part]:
+    """The parts of the platform `roles` name (every one by default), with the one-shot steps they need: the store's
+    migration, Prefect and the dashboard start together; the receiver waits for the migration; setup for it too (and
+    for Prefect's API, by itself); the runner (hosting a transcriber) for setup. The runner and setup run at a lower
+    priority, behind the parts people open."""
+    return _chosen(_every_part(settings, ports, urls, prefect_database), roles)
+
+
+def _chosen(parts: list[Part], roles: tuple[str, ...]) -> list[Part]:
+    """The parts `roles` name, plus the one-shot steps they need (transitively); a service they need runs elsewhere."""
+    by_name = {part.name: part for part in parts}
+    wanted = [ROLES[role] for role in roles if ROLES[role] in by_name]
+    for name in wanted:
+        wanted += [need for need in by_name[name].needs if need in by_name and by_name[need].one_shot and need not in wanted]
+    return [part for part in parts if part.name in wanted]
+
+
+def _every_part(settings: Settings, ports: Ports, urls: Urls, prefect_database: str | None) -> list[Part]:
     host = local_host(settings.bind)
     parts = []
     if not is_migrated(settings.home, "store", store_stamp(settings.database_url)):
@@ -184,12 +220,14 @@ def build_parts(settings: Settings, ports: Ports, urls: Urls, prefect_database: 
             start_seconds=120,
             headers=prefect_headers(settings),
         ),
+        Part("transcriber", (PYTHON, "-m", "deployments.transcriber"), needs=("setup",)),  # only on its own (`--only transcriber`)
     ]
     return parts
 
 
 def prefect_server_part(settings: Settings, ports: Ports, urls: Urls, prefect_database: str | None) -> Part:
-    """Prefect's server on 127.0.0.1 (SQLite under VIGIA_HOME, or PostgreSQL), without the services Vigia does not use."""
+    """Prefect's server on VIGIA_BIND (127.0.0.1 unless set; `vigia up` refuses another address without Prefect's auth
+    string), on SQLite under VIGIA_HOME or PostgreSQL, without the services Vigia does not use."""
     env = dict(UNUSED_SERVER_SERVICES)
     if prefect_database:
         env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = prefect_database
@@ -200,7 +238,7 @@ def prefect_server_part(settings: Settings, ports: Ports, urls: Urls, prefect_da
         env.update(skip_migrations)  # this Prefect already migrated this database: no Alembic, a faster, smaller start
     return Part(
         "prefect-server",
-        (PYTHON, "-m", "deployments.prefect_server", "--host", "127.0.0.1", "--port", str(ports.prefect), "--analytics-off"),
+        (PYTHON, "-m", "deployments.prefect_server", "--host", settings.bind, "--port", str(ports.prefect), "--analytics-off"),
         ready_url=f"{urls.prefect_api}/health",
         start_seconds=180,
         env=env,

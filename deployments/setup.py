@@ -18,6 +18,7 @@ from deployments.backup_plans import save_backup_plan
 from deployments.connection_names import name_connections
 from deployments.settings import Settings
 from deployments.tokens import TOKEN_FILE, create_token_file, read_token_file
+from deployments.work_pool import ensure_work_pool
 from tasks.groq_gate import GroqLimits, ensure_groq_limits
 
 LOCAL_POSTGRES = "postgresql://127.0.0.1:5432/postgres"
@@ -67,6 +68,7 @@ def run_setup(settings: Settings, *, dashboard_url: str, prefect_ui_url: str) ->
         ensure_groq_limits(GroqLimits(settings.groq_max_concurrency, settings.groq_rpm, settings.groq_audio_seconds_per_hour))
     )
     lines.append(_ensure_webhook_token(settings))
+    lines.append(asyncio.run(ensure_work_pool()))
     derived = asyncio.run(derive_targets(settings))
     kept = [target for target in _existing_targets() if not target.managed and target.name not in {t.name for t in derived}]
     HealthTargets(targets=derived + kept).save(BLOCK_NAME, overwrite=True)

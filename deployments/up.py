@@ -22,12 +22,14 @@ from pathlib import Path
 
 from deployments.migration_stamps import prefect_stamp, record_migrated, store_stamp
 from deployments.parts import (
+    DEFAULT_ROLES,
     HEALTH_CHECK_DEPLOYMENT,
     PartsError,
     Ports,
     Urls,
     build_parts,
     child_environment,
+    parse_roles,
     platform_urls,
     prefect_database_url,
     prefect_headers,
@@ -63,8 +65,15 @@ class StopRequest:
         return self.signal_name is not None
 
 
-def run_up(settings: Settings, ports: Ports, say: Callable[[str], None], show: Callable[[str], None]) -> int:
-    """Run the platform until a stop signal; return the exit code (0 stopped on request, 1 failed, 2 bad setting)."""
+def run_up(
+    settings: Settings,
+    ports: Ports,
+    say: Callable[[str], None],
+    show: Callable[[str], None],
+    roles: tuple[str, ...] = DEFAULT_ROLES,
+) -> int:
+    """Run the parts `roles` name (the whole platform by default) until a stop signal; return the exit code (0 stopped
+    on request, 1 failed, 2 bad setting)."""
     say, show = _never_failing(say), _never_failing(show)
     if not settings.bind_is_loopback and not (settings.prefect_auth_string and settings.dashboard_password):
         say(f"VIGIA_BIND={settings.bind} is not loopback: set PREFECT_SERVER_API_AUTH_STRING and VIGIA_DASHBOARD_PASSWORD first")
@@ -83,7 +92,7 @@ def run_up(settings: Settings, ports: Ports, say: Callable[[str], None], show: C
         return 1
     env = child_environment(settings, urls, marker)
     alerts = PartAlerts(env, settings.home / "logs")
-    supervisor = Supervisor(build_parts(settings, ports, urls, prefect_database), env, settings.home / "logs", say, alerts.send)
+    supervisor = Supervisor(build_parts(settings, ports, urls, prefect_database, roles), env, settings.home / "logs", say, alerts.send)
     code = 0
     try:
         state = PlatformState(os.getpid(), marker, urls.prefect_api, urls.receiver, urls.dashboard)
@@ -124,7 +133,7 @@ def watch(
         record_stamps(supervisor, settings, prefect_database)
         if not printed and all(supervisor.is_ready(name) for name in PRINTED_PARTS if name in supervisor.children):
             printed = True
-            show_urls(state, show)
+            show_urls(state, show, set(supervisor.children))
         if check_tries < FIRST_CHECK_TRIES and time.monotonic() >= next_check_at and supervisor.is_ready("serve"):
             check_tries, next_check_at = check_tries + 1, time.monotonic() + FIRST_CHECK_RETRY_SECONDS
             if start_health_check(state, settings, say, last_try=check_tries == FIRST_CHECK_TRIES):
@@ -144,11 +153,13 @@ def record_stamps(supervisor: Supervisor, settings: Settings, prefect_database: 
             record_migrated(settings.home, name, stamp())
 
 
-def show_urls(state: PlatformState, show: Callable[[str], None]) -> None:
-    """Print where each part answers."""
+def show_urls(state: PlatformState, show: Callable[[str], None], running: frozenset[str] | set[str] = frozenset(PRINTED_PARTS)) -> None:
+    """Print where each part running here answers (the Prefect UI also when another host serves it)."""
     show(f"Prefect UI:       {state.prefect_ui_url}")
-    show(f"webhook receiver: {state.receiver_url}  (GET /health)")
-    show(f"SLA dashboard:    {state.dashboard_url}")
+    if "receiver" in running:
+        show(f"webhook receiver: {state.receiver_url}  (GET /health)")
+    if "dashboard" in running:
+        show(f"SLA dashboard:    {state.dashboard_url}")
     show("Vigia is up; Ctrl-C stops everything.")
 
 
@@ -308,11 +319,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefect-port", type=int, default=Ports.prefect, help="Port of the Prefect server and UI.")
     parser.add_argument("--webhook-port", type=int, default=Ports.webhook, help="Port of the webhook receiver.")
     parser.add_argument("--dashboard-port", type=int, default=Ports.dashboard, help="Port of the SLA dashboard.")
+    parser.add_argument("--only", help="Run only these parts, a comma list of: server, receiver, dashboard, runner, transcriber.")
     args = parser.parse_args(argv)
+    try:
+        roles = parse_roles(args.only)
+    except PartsError as error:
+        print(f"vigia: {error}", file=sys.stderr, flush=True)
+        return 2
     settings = load_settings_or_exit()
+    if args.only is not None and "server" in roles and settings.prefect_api_url:
+        print(
+            f"vigia: --only server: PREFECT_API_URL names another Prefect server ({settings.prefect_api_url}); unset it on this host",
+            file=sys.stderr,
+        )
+        return 2
     ports = Ports(prefect=args.prefect_port, webhook=args.webhook_port, dashboard=args.dashboard_port)
     return run_up(
-        settings, ports, say=lambda line: print(f"vigia: {line}", file=sys.stderr, flush=True), show=lambda line: print(line, flush=True)
+        settings,
+        ports,
+        say=lambda line: print(f"vigia: {line}", file=sys.stderr, flush=True),
+        show=lambda line: print(line, flush=True),
+        roles=roles,
     )
 
 
