@@ -24,6 +24,7 @@ HEALTH_CHECK_DEPLOYMENT = "health-check/every-5-min"
 # Prefect server services Vigia does not use (it defines no automations and never pauses a run). Each is a
 # loop in the server process; the rest (scheduler, late runs, foreman, repossessor, event persister, task run
 # recorder, cancellation cleanup, vacuum) stay on.
+HEARTBEAT_SECONDS = "30"  # tasks.zombies.HEARTBEAT_SECONDS (not imported: the supervisor loads no Prefect)
 UNUSED_SERVER_SERVICES = {
     "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false",
     "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_ENABLED": "false",
@@ -95,6 +96,8 @@ def child_environment(settings: Settings, urls: Urls, marker: str, environ: Mapp
             # Our loggers also speak outside runs (the transcriber, the receiver): those lines stay in the log files
             # instead of a UserWarning each that they could not go to a run's logs.
             "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+            # Every run beats every 30 s (Prefect's default 180), so the zombie sweep finds a dead one within 2 min.
+            "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": HEARTBEAT_SECONDS,
         }
     )
     if settings.prefect_auth_string:

@@ -108,6 +108,7 @@ async def serve_with_transcriber(deployments: list[RunnerDeployment]) -> None:
     """
     from deployments.dispatch import TranscriberThread
     from deployments.transcriber import DRAIN_SECONDS, configured
+    from tasks.zombies import sweep_forever
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -116,6 +117,8 @@ async def serve_with_transcriber(deployments: list[RunnerDeployment]) -> None:
         await runner.add_deployment(deployment)
     transcriber = TranscriberThread.from_config(await configured())
     serving = asyncio.create_task(runner.start())
+    done_sweeping = asyncio.Event()
+    sweeping = asyncio.create_task(sweep_forever(done_sweeping))  # runs whose process died: marked Crashed, alerted
     for signum in (signal.SIGINT, signal.SIGTERM):  # after runner.start() has set its own SIGTERM handler
         loop.add_signal_handler(signum, stop.set)
     await asyncio.to_thread(transcriber.start)
@@ -126,8 +129,10 @@ async def serve_with_transcriber(deployments: list[RunnerDeployment]) -> None:
             except TimeoutError:
                 pass
     finally:
+        done_sweeping.set()
         await asyncio.to_thread(transcriber.stop, DRAIN_SECONDS + 10)
         await runner.astop()
+        await sweeping
     if serving.done() and not serving.cancelled() and serving.exception() is not None:
         raise serving.exception()
     await asyncio.gather(serving, return_exceptions=True)

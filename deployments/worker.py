@@ -64,20 +64,35 @@ def worker_argv(name: str, pool: str = POOL, queue: str | None = None) -> list[s
 def run_worker(argv: list[str], env: Mapping[str, str]) -> int:
     """Run the worker until it ends or a stop signal; return 0 when it stopped on request, else its exit code."""
     worker = subprocess.Popen(argv, env=dict(env), stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_interrupt_on_parent_death)
+    # Beside it, the sweep that marks Crashed (and alerts) the runs whose process died, here or on another host.
+    sweeper = subprocess.Popen(
+        [sys.executable, "-m", "tasks.zombies"],
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=_interrupt_on_parent_death,
+    )
     stopping: list[str] = []
 
     def stop(signum, frame) -> None:
         if not stopping:  # once: a second SIGINT makes Prefect abandon its runs with a traceback
             stopping.append(signal.Signals(signum).name)
             print(f"vigia: stopping the worker ({stopping[0]})…", file=sys.stderr, flush=True)
-            try:
-                os.killpg(worker.pid, signal.SIGINT)
-            except ProcessLookupError:
-                pass
+            for process in (worker, sweeper):
+                try:
+                    os.killpg(process.pid, signal.SIGINT)
+                except ProcessLookupError:
+                    pass
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, stop)
     code = worker.wait()
+    if sweeper.poll() is None:
+        os.killpg(sweeper.pid, signal.SIGINT)
+    try:
+        sweeper.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        sweeper.kill()
     return 0 if stopping and code in (0, 1, 130, -signal.SIGINT) else code
 
 

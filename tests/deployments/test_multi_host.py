@@ -2,7 +2,7 @@
 `vigia up --only server` runs Prefect on PostgreSQL on one host and `vigia worker` runs on two others, each from its
 own checkout, all reaching the store across the bridge. Runs on pool vigia are taken by the remote workers; prefect.yaml,
 deployed after `vigia setup`, runs a health check on a worker into the shared store; and when one worker's link is cut
-mid-run, the next run completes on the other."""
+mid-run, the next run completes on the other and the cut run is marked Crashed by the zombie sweep."""
 
 from __future__ import annotations
 
@@ -198,13 +198,14 @@ def test_remote_workers_take_the_runs_and_a_cut_workers_next_run_completes_on_th
     cluster.lan.hosts[victim].cut()
     survivor, _ = run_to_the_end(deployment_id, cluster.tmp / "after-cut.json")
     recovery = time.time() - cut_at
-    cut_run_state = asyncio.run(run_state(long_run))
+    # Its worker can tell Prefect nothing any more; the other worker's zombie sweep marks it Crashed (tasks/zombies.py).
+    wait_until(lambda: asyncio.run(run_state(long_run)) == "CRASHED", 180, "the cut run to be marked Crashed")
+    crash_marked = time.time() - cut_at
 
     timings = {"pickup_seconds": [round(p, 2) for p in pickups], "hosts": sorted(hosts_seen), "cut": victim}
-    timings.update(recovery_seconds=round(recovery, 2), cut_run_state=cut_run_state)
+    timings.update(recovery_seconds=round(recovery, 2), crash_marked_seconds=round(crash_marked, 1))
     print(f"multi-host timings: {json.dumps(timings)}")
     assert survivor != victim
-    assert cut_run_state == "RUNNING"  # its worker can tell Prefect nothing any more, and nothing else marks it
     assert max(pickups) < 30
 
 

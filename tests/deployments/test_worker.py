@@ -37,6 +37,7 @@ async def deploy_where_it_ran(queue: str, pool: str = "vigia") -> str:
             work_queue_name=queue,
             entrypoint="tests/deployments/worker_flows.py:where_it_ran",
             pull_steps=PULL_FROM_CHECKOUT,
+            tags=["vigia"],  # as prefect.yaml's: the zombie sweep closes only Vigia's runs
         )
         return str(deployment_id)
 

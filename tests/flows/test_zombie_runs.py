@@ -1,0 +1,97 @@
+"""A run whose process dies without a word (kill -9) is marked Crashed by the sweep and alerted once; a live run is left alone."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from prefect.client.orchestration import get_client
+
+from blocks.alert_routes import AlertRoutes
+from blocks.vigia import VigiaSettings
+from deployments.parts import HEARTBEAT_SECONDS
+from store.alerts import list_alerts
+from store.database import open_session
+from tasks import zombies
+from tests.fakes.capture import CaptureServer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_long_backup(prefect_server: str, out: Path) -> subprocess.Popen:
+    env = {**os.environ, "PREFECT_API_URL": prefect_server, "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": HEARTBEAT_SECONDS}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.flows.zombie_flows", str(out)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_for(predicate, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
+
+
+async def state_of(run_id: str) -> str:
+    async with get_client() as client:
+        return (await client.read_flow_run(run_id)).state.type.value
+
+
+async def heartbeats(run_id: str) -> int:
+    async with get_client() as client:
+        since = datetime.now(timezone.utc) - timedelta(hours=1)
+        page = await client.read_events(zombies._heartbeats([run_id], since, datetime.now(timezone.utc)), limit=10)
+        return len(page.events)
+
+
+def test_a_killed_run_is_marked_crashed_and_alerted_once_while_a_live_one_keeps_running(prefect_server, sqlite_store_url, tmp_path):
+    assert HEARTBEAT_SECONDS == str(zombies.HEARTBEAT_SECONDS)
+    capture = CaptureServer()
+    victim, survivor = (start_long_backup(prefect_server, tmp_path / f"{name}.id") for name in ("victim", "survivor"))
+    try:
+        victim_id, survivor_id = (
+            wait_for(lambda path=tmp_path / f"{name}.id": path.exists() and path.read_text(), 120, f"the {name} run to start")
+            for name in ("victim", "survivor")
+        )
+        wait_for(lambda: asyncio.run(heartbeats(victim_id)) >= 1, 60, "the victim's first heartbeat")
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        # The survivor's second heartbeat comes ~30 s after its first; the victim has been silent since its first.
+        wait_for(lambda: asyncio.run(heartbeats(survivor_id)) >= 2, 90, "the survivor's second heartbeat")
+        assert asyncio.run(state_of(victim_id)) == "RUNNING"  # Prefect alone never learns it died
+        with capture.serving() as base:
+            VigiaSettings(home=str(tmp_path), database_url=sqlite_store_url).save("default", overwrite=True)
+            AlertRoutes(
+                config=f"urls:\n  - json://{base.removeprefix('http://')}/ok/telegram:\n      - tag: critical\n", config_format="yaml"
+            ).save("default", overwrite=True)
+            try:
+                closed = asyncio.run(zombies.sweep(silence=timedelta(seconds=20)))
+                again = asyncio.run(zombies.sweep(silence=timedelta(seconds=20)))
+            finally:
+                AlertRoutes().save("default", overwrite=True)
+        assert [zombie.run_id for zombie in closed] == [victim_id] and again == []
+        assert (asyncio.run(state_of(victim_id)), asyncio.run(state_of(survivor_id))) == ("CRASHED", "RUNNING")
+        assert [call.json["title"] for call in capture.received] == [f"[CRITICAL] backup run {closed[0].name} crashed: its process died"]
+        assert f"/runs/flow-run/{victim_id}" in capture.received[0].json["message"]
+        with open_session(sqlite_store_url) as session:
+            assert [(a.key, a.severity) for a in list_alerts(session)] == [(f"run:{victim_id}:crashed", "critical")]
+    finally:
+        for process in (victim, survivor):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+def test_every_part_beats_often_enough_for_the_sweep_to_find_a_dead_run_within_two_minutes():
+    silence = zombies.SILENCE.total_seconds()
+    assert int(HEARTBEAT_SECONDS) * 3 <= silence and silence + zombies.SWEEP_SECONDS <= 120
