@@ -28,6 +28,7 @@ from tasks.backups import (
 )
 from tasks.captures import capture_source, verify_capture
 from tasks.retention import prune_backups
+from tasks.run_names import backup_run_name
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,11 @@ class _Progress:
     errors: list[str] = field(default_factory=list)
 
 
-@flow(name="backup", description="Dump, compress, checksum, upload, verify and prune every configured source.")
+@flow(
+    name="backup",
+    description="Dump, compress, checksum, upload, verify and prune every configured source.",
+    flow_run_name=backup_run_name,
+)
 def backup(plan_block: str = "default", verify: bool = True, prune: bool = True, dry_run: bool = False) -> BackupResult:
     """Back up every source of the plan; the run is `verified` only when every copy restored and matched.
 

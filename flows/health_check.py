@@ -21,6 +21,7 @@ from tasks.bot_service import check_bot_service
 from tasks.heartbeat import ping_heartbeat
 from tasks.notifier import notify_changes
 from tasks.probes import ProbeContext, probe_targets
+from tasks.run_names import health_check_run_name
 from tasks.states import record_results, record_run
 
 
@@ -28,7 +29,11 @@ class MissingBlock(Exception):
     """A Block document the flow needs has not been created."""
 
 
-@flow(name="health-check", description="Probe every target, update states and incidents, ping the heartbeat.")
+@flow(
+    name="health-check",
+    description="Probe every target, update states and incidents, ping the heartbeat.",
+    flow_run_name=health_check_run_name,
+)
 async def health_check(
     targets_block: str = "default",
     confirm_after_seconds: Annotated[int, Field(ge=0)] = 120,

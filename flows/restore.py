@@ -21,7 +21,11 @@ TARGET_REFERENCE = r"^(secret/[a-z0-9][a-z0-9_-]*|[a-z0-9][a-z0-9_.-]{0,62}|/[^\
 TargetReference = Annotated[str | None, Field(default=None, json_schema_extra={"pattern": TARGET_REFERENCE})]
 
 
-@flow(name="restore", description="Restore one item of a backup run into a target (fetched and SHA-256 checked first).")
+@flow(
+    name="restore",
+    description="Restore one item of a backup run into a target (fetched and SHA-256 checked first).",
+    flow_run_name="restore {run_id} {source}",
+)
 def restore(run_id: str, source: str, target: TargetReference = None, force: bool = False, plan_block: str = "default") -> RestoreOutcome:
     """Fetch one backup item (from the remote when it is not local), check its SHA-256, restore it, and time it.
 
