@@ -21,6 +21,7 @@ from tasks.bot_service import check_bot_service
 from tasks.heartbeat import ping_heartbeat
 from tasks.notifier import notify_changes
 from tasks.probes import ProbeContext, probe_targets
+from tasks.run_failures import alert_on_failed_run
 from tasks.run_names import health_check_run_name
 from tasks.states import record_results, record_run
 
@@ -33,6 +34,8 @@ class MissingBlock(Exception):
     name="health-check",
     description="Probe every target, update states and incidents, ping the heartbeat.",
     flow_run_name=health_check_run_name,
+    on_failure=[alert_on_failed_run("warning")],
+    on_crashed=[alert_on_failed_run("warning")],
 )
 async def health_check(
     targets_block: str = "default",
