@@ -78,7 +78,9 @@ async def health_check(
     await _publish_summary(states, latest, settings.timezone)
     await check_bot_service(settings)
     if settings.heartbeat_url is not None:
-        await ping_heartbeat(settings.heartbeat_url)
+        ping = await ping_heartbeat(settings.heartbeat_url, return_state=True)
+        if not ping.is_completed():  # a lost heartbeat is the monitor's to report; this run's checks still hold
+            logger.warning("heartbeat not pinged: %s", ping.message)
     down = sorted(name for name, state in states.items() if state.state == "DOWN")
     logger.info("health check done: %d targets, %d DOWN%s", len(states), len(down), f" ({', '.join(down)})" if down else "")
     return states
