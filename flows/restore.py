@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from prefect import flow, get_run_logger, runtime
+from prefect.artifacts import create_markdown_artifact
 from pydantic import Field
 
 from blocks.backup_plan import BackupPlan
@@ -64,4 +65,20 @@ def restore(run_id: str, source: str, target: TargetReference = None, force: boo
         raise
     within = "within" if outcome.seconds <= RTO_SECONDS else "OUTSIDE"
     logger.info("restore of %s from %s took %.1f s, %s the 30-minute RTO", source, run_id, outcome.seconds, within)
+    _publish(outcome, within)
     return outcome
+
+
+def _publish(outcome: RestoreOutcome, within: str) -> None:
+    lines = [
+        f"# Restore of {outcome.source} from backup {outcome.run_id}",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| what | {outcome.source}, from backup run {outcome.run_id} |",
+        f"| from | {outcome.origin or 'the backup'}, SHA-256 checked |",
+        f"| into | {outcome.target} |",
+        f"| restored | {outcome.detail} |",
+        f"| took | {outcome.seconds:.1f} s, {within} the 30-minute RTO |",
+    ]
+    create_markdown_artifact("\n".join(lines), key="restore", description=f"Restore of {outcome.source} from {outcome.run_id}")
