@@ -27,6 +27,7 @@ from tasks.backups import (
     write_sums,
 )
 from tasks.captures import capture_source, verify_capture
+from tasks.events import emit_backup
 from tasks.retention import prune_backups
 from tasks.run_failures import alert_on_failed_run, run_alert_key
 from tasks.run_names import backup_run_name
@@ -106,6 +107,7 @@ def backup(plan_block: str = "default", verify: bool = True, prune: bool = True,
             error=error,
         )
         _publish(run.run_id, status, done)
+        emit_backup(run.run_id, status, size, list(done.items), error)
         if done.errors:
             # Under the run's own key: its on_failure hook then finds the run alerted and adds nothing.
             key = run_alert_key(flow_run_id) if flow_run_id else f"backup-critical:{run.run_id}"

@@ -12,6 +12,7 @@ from blocks.backup_plan import BackupPlan
 from blocks.vigia import VigiaSettings
 from tasks.alerts import raise_alert
 from tasks.backups import load_block, restore_failure_body
+from tasks.events import emit_restore
 from tasks.restores import RestoreOutcome, RestoreRefused, restore_item
 
 RTO_SECONDS = 30 * 60
@@ -66,6 +67,7 @@ def restore(run_id: str, source: str, target: TargetReference = None, force: boo
     within = "within" if outcome.seconds <= RTO_SECONDS else "OUTSIDE"
     logger.info("restore of %s from %s took %.1f s, %s the 30-minute RTO", source, run_id, outcome.seconds, within)
     _publish(outcome, within)
+    emit_restore(run_id, source, outcome.target, outcome.seconds, outcome.seconds <= RTO_SECONDS, flow_run_id)
     return outcome
 
 
