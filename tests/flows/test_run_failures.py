@@ -99,7 +99,6 @@ def poll(read, done, what: str, seconds: float = 90):
 
 def test_a_health_check_killed_mid_run_is_marked_crashed_and_alerts_once(prefect_server, sqlite_store_url, tmp_path):
     VigiaSettings(home=str(tmp_path), database_url=sqlite_store_url).save("default", overwrite=True)
-    AlertRoutes().save("default", overwrite=True)
     targets = f"t-{uuid.uuid4().hex[:12]}"
     # A target that keeps failing while confirmation is far away: the run re-probes it for minutes.
     HealthTargets(targets=[HealthTarget(name="gone", kind="tcp", url=f"127.0.0.1:{free_port()}")]).save(targets, overwrite=True)
@@ -110,18 +109,25 @@ def test_a_health_check_killed_mid_run_is_marked_crashed_and_alerts_once(prefect
             parameters = {"targets_block": targets, "confirm_after_seconds": 3600, "recheck_every_seconds": 1}
             return await client.create_flow_run_from_deployment(deployment.id, parameters=parameters)
 
-    with serving(prefect_server):
-        run = asyncio.run(start_run())
-        pid = poll(lambda: flow_run_process(run.id), bool, "the flow run's process")
-        poll(lambda: asyncio.run(read_run(run.id)).state.type.value, lambda value: value == "RUNNING", "the run Running")
-        os.kill(pid, signal.SIGKILL)
-        crashed = poll(lambda: asyncio.run(read_run(run.id)), lambda r: r.state.type.value == "CRASHED", "the run Crashed")
+    def alerts():
+        with open_session(sqlite_store_url) as session:
+            return list_alerts(session)
 
-        def alerts():
-            with open_session(sqlite_store_url) as session:
-                return list_alerts(session)
-
-        [alert] = poll(alerts, bool, "the crash alert")
+    capture = CaptureServer()
+    with capture.serving() as base, serving(prefect_server):
+        AlertRoutes(config=routes(base), config_format="yaml").save("default", overwrite=True)
+        try:
+            run = asyncio.run(start_run())
+            pid = poll(lambda: flow_run_process(run.id), bool, "the flow run's process")
+            poll(lambda: asyncio.run(read_run(run.id)).state.type.value, lambda value: value == "RUNNING", "the run Running")
+            os.kill(pid, signal.SIGKILL)
+            crashed = poll(lambda: asyncio.run(read_run(run.id)), lambda r: r.state.type.value == "CRASHED", "the run Crashed")
+            [message] = capture.wait_for(count=1, timeout=60)  # sent by the runner, which saw the process die
+            [alert] = poll(alerts, lambda stored: stored and stored[0].status != "sending", "the delivery recorded")
+        finally:
+            AlertRoutes().save("default", overwrite=True)
+    assert (message.path, message.json["title"]) == ("/ok/discord", f"[WARNING] {crashed.name} crashed")
+    assert alert.status == "sent"
     assert (alert.key, alert.severity) == (f"flow-run:{run.id}", "warning")
     assert alert.title == f"[WARNING] {crashed.name} crashed"
     assert "Reason: Process exited with status code: -9" in alert.body
