@@ -27,7 +27,10 @@ from tasks.backups import (
     write_sums,
 )
 from tasks.captures import capture_source, verify_capture
+from tasks.events import emit_backup
 from tasks.retention import prune_backups
+from tasks.run_failures import alert_on_failed_run, run_alert_key
+from tasks.run_names import backup_run_name
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,13 @@ class _Progress:
     errors: list[str] = field(default_factory=list)
 
 
-@flow(name="backup", description="Dump, compress, checksum, upload, verify and prune every configured source.")
+@flow(
+    name="backup",
+    description="Dump, compress, checksum, upload, verify and prune every configured source.",
+    flow_run_name=backup_run_name,
+    on_failure=[alert_on_failed_run("critical")],
+    on_crashed=[alert_on_failed_run("critical")],
+)
 def backup(plan_block: str = "default", verify: bool = True, prune: bool = True, dry_run: bool = False) -> BackupResult:
     """Back up every source of the plan; the run is `verified` only when every copy restored and matched.
 
@@ -98,19 +107,27 @@ def backup(plan_block: str = "default", verify: bool = True, prune: bool = True,
             error=error,
         )
         _publish(run.run_id, status, done)
+        emit_backup(run.run_id, status, size, list(done.items), error)
         if done.errors:
-            _alert("critical", f"backup {run.run_id} failed", failure_body(run, error, bool(done.captures)), run.run_id)
+            # Under the run's own key: its on_failure hook then finds the run alerted and adds nothing.
+            key = run_alert_key(flow_run_id) if flow_run_id else f"backup-critical:{run.run_id}"
+            _alert("critical", f"backup {run.run_id} failed", failure_body(run, error, bool(done.captures)), key)
             raise BackupFailed(f"backup {run.run_id} failed: {error}")
-        _alert("report", f"backup {run.run_id} {status}", report_body(run, list(done.items.values()), done.timings), run.run_id)
+        _alert(
+            "report",
+            f"backup {run.run_id} {status}",
+            report_body(run, list(done.items.values()), done.timings),
+            f"backup-report:{run.run_id}",
+        )
         if prune:
             prune_backups(plan, database_url, dry_run)
     logger.info("backup %s %s: %d sources, %.1f MiB", run.run_id, status, len(done.items), size / 2**20)
     return BackupResult(run.run_id, status, size, dict(done.timings))
 
 
-def _alert(severity: str, title: str, body: str, run_id: str) -> None:
+def _alert(severity: str, title: str, body: str, key: str) -> None:
     # raise_alert is an async task: submit it from this sync flow and wait for its delivery record.
-    raise_alert.submit(severity, title, body, key=f"backup-{severity}:{run_id}", cooldown=None, target="backup").result()
+    raise_alert.submit(severity, title, body, key=key, cooldown=None, target="backup").result()
 
 
 def _capture_all(plan: BackupPlan, run, database_url: str, done: _Progress) -> None:

@@ -21,6 +21,8 @@ from tasks.bot_service import check_bot_service
 from tasks.heartbeat import ping_heartbeat
 from tasks.notifier import notify_changes
 from tasks.probes import ProbeContext, probe_targets
+from tasks.run_failures import alert_on_failed_run
+from tasks.run_names import health_check_run_name
 from tasks.states import record_results, record_run
 
 
@@ -28,7 +30,13 @@ class MissingBlock(Exception):
     """A Block document the flow needs has not been created."""
 
 
-@flow(name="health-check", description="Probe every target, update states and incidents, ping the heartbeat.")
+@flow(
+    name="health-check",
+    description="Probe every target, update states and incidents, ping the heartbeat.",
+    flow_run_name=health_check_run_name,
+    on_failure=[alert_on_failed_run("warning")],
+    on_crashed=[alert_on_failed_run("warning")],
+)
 async def health_check(
     targets_block: str = "default",
     confirm_after_seconds: Annotated[int, Field(ge=0)] = 120,
@@ -70,7 +78,9 @@ async def health_check(
     await _publish_summary(states, latest, settings.timezone)
     await check_bot_service(settings)
     if settings.heartbeat_url is not None:
-        await ping_heartbeat(settings.heartbeat_url)
+        ping = await ping_heartbeat(settings.heartbeat_url, return_state=True)
+        if not ping.is_completed():  # a lost heartbeat is the monitor's to report; this run's checks still hold
+            logger.warning("heartbeat not pinged: %s", ping.message)
     down = sorted(name for name, state in states.items() if state.state == "DOWN")
     logger.info("health check done: %d targets, %d DOWN%s", len(states), len(down), f" ({', '.join(down)})" if down else "")
     return states

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from prefect import flow, get_run_logger, runtime
+from prefect.artifacts import create_markdown_artifact
 from pydantic import Field
 
 from blocks.backup_plan import BackupPlan
 from blocks.vigia import VigiaSettings
 from tasks.alerts import raise_alert
 from tasks.backups import load_block, restore_failure_body
+from tasks.events import emit_restore
 from tasks.restores import RestoreOutcome, RestoreRefused, restore_item
 
 RTO_SECONDS = 30 * 60
@@ -21,7 +23,11 @@ TARGET_REFERENCE = r"^(secret/[a-z0-9][a-z0-9_-]*|[a-z0-9][a-z0-9_.-]{0,62}|/[^\
 TargetReference = Annotated[str | None, Field(default=None, json_schema_extra={"pattern": TARGET_REFERENCE})]
 
 
-@flow(name="restore", description="Restore one item of a backup run into a target (fetched and SHA-256 checked first).")
+@flow(
+    name="restore",
+    description="Restore one item of a backup run into a target (fetched and SHA-256 checked first).",
+    flow_run_name="restore {run_id} {source}",
+)
 def restore(run_id: str, source: str, target: TargetReference = None, force: bool = False, plan_block: str = "default") -> RestoreOutcome:
     """Fetch one backup item (from the remote when it is not local), check its SHA-256, restore it, and time it.
 
@@ -60,4 +66,21 @@ def restore(run_id: str, source: str, target: TargetReference = None, force: boo
         raise
     within = "within" if outcome.seconds <= RTO_SECONDS else "OUTSIDE"
     logger.info("restore of %s from %s took %.1f s, %s the 30-minute RTO", source, run_id, outcome.seconds, within)
+    _publish(outcome, within)
+    emit_restore(run_id, source, outcome.target, outcome.seconds, outcome.seconds <= RTO_SECONDS, flow_run_id)
     return outcome
+
+
+def _publish(outcome: RestoreOutcome, within: str) -> None:
+    lines = [
+        f"# Restore of {outcome.source} from backup {outcome.run_id}",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| what | {outcome.source}, from backup run {outcome.run_id} |",
+        f"| from | {outcome.origin or 'the backup'}, SHA-256 checked |",
+        f"| into | {outcome.target} |",
+        f"| restored | {outcome.detail} |",
+        f"| took | {outcome.seconds:.1f} s, {within} the 30-minute RTO |",
+    ]
+    create_markdown_artifact("\n".join(lines), key="restore", description=f"Restore of {outcome.source} from {outcome.run_id}")

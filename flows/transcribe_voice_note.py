@@ -26,6 +26,7 @@ from store.database import in_session
 from store.voice_notes import VoiceNote
 from tasks.alerts import raise_alert
 from tasks.block_cache import load_block
+from tasks.events import emit_voice_note
 from tasks.groq_gate import GroqBusy, GroqGate, GroqLimits, billed_seconds, gate_for
 from tasks.leases import LEASE, holder_name, renewing
 from tasks.transcripts import (
@@ -179,6 +180,8 @@ async def _run_note(context: _Context, note: VoiceNote, started: float) -> NoteO
     note = await in_session(context.database_url, voice_notes.start_run, note.id, run_id, datetime.now(timezone.utc))
     if note.status in voice_notes.FINISHED:
         return NoteOutcome(note.id, note.status, "answered before", 0.0)
+    # Here, not in the receiver: its request path stays free of Prefect; the event keeps the webhook's time.
+    emit_voice_note("received", note, note.received_at)
     deadline = budget_deadline(note.received_at, context.settings.sla_seconds, datetime.now(timezone.utc))
     logger.info(
         "voice note %d from %s (instance %s), %.1f s left of the budget",
@@ -192,6 +195,10 @@ async def _run_note(context: _Context, note: VoiceNote, started: float) -> NoteO
     except VoiceNoteFailed as failure:
         await _fail(note, failure, context.settings, context.evolution_api, context.database_url)
         return NoteOutcome(note.id, "failed", failure.reason, time.perf_counter() - started)
+    if transcript is not None:  # this run sent the reply
+        replied_at = datetime.now(timezone.utc)
+        seconds = (replied_at - note.received_at).total_seconds()
+        emit_voice_note("replied", note, replied_at, seconds_to_reply=seconds)
     if transcript is not None and context.settings.keywords:
         await _watch(note, transcript, context.settings)
     return NoteOutcome(note.id, status, None, time.perf_counter() - started)

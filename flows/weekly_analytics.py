@@ -11,11 +11,19 @@ from prefect import flow, get_run_logger
 from blocks.vigia import VigiaSettings
 from tasks.alerts import raise_alert
 from tasks.report_render import publish_artifacts, write_report
+from tasks.run_failures import alert_on_failed_run
+from tasks.run_names import weekly_run_name
 from tasks.weekly_data import collect_weekly_data, parse_week
 from tasks.workflow_runs import count_workflow_runs
 
 
-@flow(name="weekly-analytics", description="The weekly SLA report: Prefect artifacts, PNG charts, CSVs, an HTML copy and an email.")
+@flow(
+    name="weekly-analytics",
+    description="The weekly SLA report: Prefect artifacts, PNG charts, CSVs, an HTML copy and an email.",
+    flow_run_name=weekly_run_name,
+    on_failure=[alert_on_failed_run("warning")],
+    on_crashed=[alert_on_failed_run("warning")],
+)
 async def weekly_analytics(week: str | None = None, send_email: bool = True) -> str:
     """Report one ISO week (default: the previous one in VIGIA_TIMEZONE); re-running a week replaces its report.
 

@@ -17,7 +17,7 @@ from prefect.exceptions import ObjectNotFound
 
 from blocks.backup_plan import BackupPlan
 from clients import archive, pg_dump, pg_inventory, rclone, redis_copy, redis_dump
-from clients.redaction import mask_url
+from clients.redaction import mask_secrets, mask_url
 from store.backups import BackupItem, BackupRun, finish_restore, get_run, start_restore
 from store.database import open_session
 from tasks.alerts import run_logger
@@ -42,6 +42,7 @@ class RestoreOutcome:
     target: str  # masked
     seconds: float
     detail: str
+    origin: str = ""  # where the copy came from: `the local copy` or `the remote copy on REMOTE`
 
 
 @task(name="restore-item", cache_policy=NO_CACHE)
@@ -72,7 +73,7 @@ def restore_item(
     with open_session(database_url) as session:
         restore_id = start_restore(session, run_id=run_id, source=source, target=shown, started_at=started_at, flow_run_id=flow_run_id)
     try:
-        path = fetch_item(plan, run, item, progress)
+        path, origin = fetch_item(plan, run, item, progress)
         detail = _restore(kind, path, target, force, item, progress, Path(plan.local_dir) / run_id)
     except Exception as error:
         with open_session(database_url) as session:
@@ -90,7 +91,7 @@ def restore_item(
     with open_session(database_url) as session:
         finish_restore(session, restore_id, status="restored", finished_at=datetime.now(timezone.utc), seconds=seconds)
     run_logger().info("%s of %s restored into %s in %.1f s: %s", source, run_id, shown, seconds, detail)
-    return RestoreOutcome(run_id, source, shown, seconds, detail)
+    return RestoreOutcome(run_id, source, shown, seconds, detail, origin)
 
 
 def format_of(file_name: str) -> str:
@@ -101,15 +102,15 @@ def format_of(file_name: str) -> str:
     raise RestoreRefused(f"{file_name}: unknown backup format")
 
 
-def fetch_item(plan: BackupPlan, run: BackupRun, item: BackupItem, progress: Progress | None = None) -> Path:
-    """Return a local copy of an item whose SHA-256 matches the run's record, downloading it when needed.
+def fetch_item(plan: BackupPlan, run: BackupRun, item: BackupItem, progress: Progress | None = None) -> tuple[Path, str]:
+    """Return a local copy of an item whose SHA-256 matches the run's record (downloading it when needed), and where it came from.
 
     Raises:
         RestoreRefused: when neither the local nor the remote copy matches its checksum.
     """
     local = Path(plan.local_dir) / run.id / item.file_name
     if local.is_file() and _matches(local, item, progress):
-        return local
+        return local, "the local copy"
     if not run.remote:
         raise RestoreRefused(f"{item.file_name} of {run.id} is not on this machine (or is damaged) and the run has no remote copy")
     local.parent.mkdir(parents=True, exist_ok=True)
@@ -126,7 +127,7 @@ def fetch_item(plan: BackupPlan, run: BackupRun, item: BackupItem, progress: Pro
             f"{item.file_name} on {run.remote} does not match the SHA-256 recorded at backup time; it was damaged or tampered with"
         )
     partial.replace(local)
-    return local
+    return local, f"the remote copy on {mask_secrets(run.remote)}"
 
 
 def check_backup(plan: BackupPlan, database_url: str, run_id: str) -> list[tuple[str, bool, str]]:

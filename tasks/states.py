@@ -14,6 +14,7 @@ from store.database import open_session
 from store.health_runs import record_health_run
 from store.probes import ProbeResult, insert_probe_results
 from store.states import StateChange, TargetState, record_probe
+from tasks.events import emit_target_change
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ def record_results(
         states[target.name] = state
         if change is not None:
             changes.append(change)
+            emit_target_change(change)
             cause = f" (root cause: {change.root_cause})" if change.root_cause else ""
             logger.info(
                 "%s %s → %s%s: %s",

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 
 from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType, FlowRunFilterTags
-from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter
 from prefect.states import Crashed
 
@@ -35,13 +35,15 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Zombie:
-    """A run marked Crashed by the sweep."""
+    """A run the sweep marked Crashed: the run as it was, its flow's name and the Crashed state it got."""
 
-    run_id: str
-    name: str
+    run: FlowRun
     flow_name: str
-    last_heartbeat: datetime | None
-    started: datetime | None
+    state: State
+
+    @property
+    def run_id(self) -> str:
+        return str(self.run.id)
 
 
 async def find_zombies(client: PrefectClient, now: datetime, silence: timedelta = SILENCE) -> list[FlowRun]:
@@ -66,32 +68,20 @@ async def close_zombies(client: PrefectClient, now: datetime, silence: timedelta
         last = await _last_heartbeat(client, str(run.id), now)
         heard = f"its last heartbeat was at {last:%H:%M:%S} UTC" if last else "it never sent a heartbeat"
         message = f"Its process stopped answering: {heard}, and none for {silence.total_seconds():.0f} s (killed, out of memory, or its host cut off)."
-        await client.set_flow_run_state(run.id, Crashed(message=message), force=True)
+        result = await client.set_flow_run_state(run.id, Crashed(message=message), force=True)
         flow = await client.read_flow(run.flow_id)
-        closed.append(Zombie(str(run.id), run.name, flow.name, last, run.start_time))
+        closed.append(Zombie(run, flow.name, result.state or Crashed(message=message)))
         logger.warning("flow run %s (%s) marked Crashed: %s", run.name, flow.name, message)
     return closed
 
 
 async def alert_zombies(zombies: list[Zombie]) -> None:
-    """Raise one alert per zombie: critical for a backup (no backup runs while it is stuck), a warning otherwise."""
-    from tasks.alerts import AlertSpec, deliver_alert, load_alert_context
+    """Raise each zombie's alert as the on_crashed hook would have (same key: one alert per run), critical for a backup."""
+    from tasks.run_failures import raise_run_alert
 
     for zombie in zombies:
-        context = await load_alert_context(zombie.run_id)
         severity = "critical" if zombie.flow_name == "backup" else "warning"
-        spec = AlertSpec(
-            key=f"run:{zombie.run_id}:crashed",
-            kind="custom",
-            severity=severity,
-            title=f"[{severity.upper()}] {zombie.flow_name} run {zombie.name} crashed: its process died",
-            body=(
-                f"The {zombie.flow_name} run {zombie.name} stopped sending heartbeats and was marked Crashed. Its process died "
-                f"without a word (killed, out of memory, or its host cut off). Run: {context.links.prefect_run or zombie.run_id}"
-            ),
-            target=zombie.flow_name,
-        )
-        await deliver_alert(context, spec)
+        await raise_run_alert(severity, zombie.flow_name, zombie.run, zombie.state)
 
 
 async def sweep(now: datetime | None = None, silence: timedelta = SILENCE) -> list[Zombie]:

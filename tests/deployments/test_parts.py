@@ -122,3 +122,10 @@ def test_a_part_that_keeps_dying_is_reported_by_a_critical_alert_from_a_child_wi
         "[CRITICAL] vigia up: prefect-server keeps dying",
     )
     assert alert.body.endswith("Its last log lines: starting | sqlite3.OperationalError: database is locked")
+
+
+def test_the_served_runner_polls_prefect_every_second(tmp_path):
+    settings = load_settings({"VIGIA_HOME": str(tmp_path)}, env_file=None)
+    parts = {part.name: part for part in build_parts(settings, Ports(), platform_urls(settings, Ports()), None)}
+    assert parts["serve"].env == {"PREFECT_RUNNER_POLL_FREQUENCY": "1"}
+    assert all("PREFECT_RUNNER_POLL_FREQUENCY" not in part.env for name, part in parts.items() if name != "serve")

@@ -17,6 +17,7 @@ from deployments.parts import HEARTBEAT_SECONDS
 from store.alerts import list_alerts
 from store.database import open_session
 from tasks import zombies
+from tasks.run_failures import run_alert_key
 from tests.fakes.capture import CaptureServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,10 +82,10 @@ def test_a_killed_run_is_marked_crashed_and_alerted_once_while_a_live_one_keeps_
                 AlertRoutes().save("default", overwrite=True)
         assert [zombie.run_id for zombie in closed] == [victim_id] and again == []
         assert (asyncio.run(state_of(victim_id)), asyncio.run(state_of(survivor_id))) == ("CRASHED", "RUNNING")
-        assert [call.json["title"] for call in capture.received] == [f"[CRITICAL] backup run {closed[0].name} crashed: its process died"]
+        assert [call.json["title"] for call in capture.received] == [f"[CRITICAL] {closed[0].run.name} crashed"]
         assert f"/runs/flow-run/{victim_id}" in capture.received[0].json["message"]
         with open_session(sqlite_store_url) as session:
-            assert [(a.key, a.severity) for a in list_alerts(session)] == [(f"run:{victim_id}:crashed", "critical")]
+            assert [(a.key, a.severity) for a in list_alerts(session)] == [(run_alert_key(victim_id), "critical")]
     finally:
         for process in (victim, survivor):
             if process.poll() is None:

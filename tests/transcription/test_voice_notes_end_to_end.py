@@ -317,3 +317,21 @@ def test_a_stopped_prefect_loses_nothing(blocks, deployment, prefect_server, sql
 def _alerts(platform: Platform) -> list:
     with open_session(platform.store_url) as session:
         return list_alerts(session)
+
+
+def test_a_replied_voice_note_is_received_and_replied_events_without_the_number(platform, clips: Clips):
+    from datetime import datetime, timezone
+
+    from tests.prefect_events import wait_for_events
+
+    started = datetime.now(timezone.utc)
+    voice_note_id = platform.send(voice_note_envelope(clips.speech, chat_jid=CHAT))
+    note = platform.wait_for(voice_note_id, "replied")
+    asyncio.run(run_again(voice_note_id))  # a re-run replies to nobody and emits nothing new
+    received, replied = wait_for_events(
+        f"vigia.voice-note.{voice_note_id}", ["vigia.voice-note.received", "vigia.voice-note.replied"], started
+    )
+    assert received.occurred == note.received_at
+    assert received.payload == {"instance": INSTANCE}
+    assert 0 < replied.payload["seconds_to_reply"] < 15
+    assert "5511987654321" not in received.model_dump_json() + replied.model_dump_json()
