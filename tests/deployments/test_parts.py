@@ -122,3 +122,22 @@ def test_a_part_that_keeps_dying_is_reported_by_a_critical_alert_from_a_child_wi
         "[CRITICAL] vigia up: prefect-server keeps dying",
     )
     assert alert.body.endswith("Its last log lines: starting | sqlite3.OperationalError: database is locked")
+
+
+def test_the_prefect_server_part_turns_on_prefects_flow_run_and_event_retention_as_prefect_reads_it(tmp_path, monkeypatch):
+    from datetime import timedelta
+
+    from prefect.settings.models.root import Settings as PrefectSettings
+
+    for environ, runs_days, events_days in (
+        ({}, 35, 7),
+        ({"VIGIA_PREFECT_KEEP_RUNS_DAYS": "60", "VIGIA_PREFECT_KEEP_EVENTS_DAYS": "3"}, 60, 3),
+    ):
+        settings = load_settings({"VIGIA_HOME": str(tmp_path), **environ}, env_file=None)
+        env = prefect_server_part(settings, Ports(), platform_urls(settings, Ports()), None).env
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        server = PrefectSettings().server
+        assert {"events", "flow_runs"} <= server.services.db_vacuum.enabled_vacuum_types
+        assert server.services.db_vacuum.retention_period == timedelta(days=runs_days)
+        assert server.events.retention_period == timedelta(days=events_days)
