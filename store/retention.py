@@ -156,6 +156,7 @@ def compact_sqlite(url: str, free_share: float = VACUUM_FREE_SHARE) -> bool:
         if not pages or free / pages < free_share:
             return False
         cursor.execute("VACUUM")
+        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # in WAL mode the file shrinks only at a checkpoint
         return True
     finally:
         connection.close()

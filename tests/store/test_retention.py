@@ -158,3 +158,23 @@ def test_vigia_prune_dry_run_prints_counts_and_deletes_nothing_then_prune_delete
     assert real.returncode == 0, real.stderr
     assert count_rows(sqlite_store_url)["health_runs"] == 1
     assert "; deleted 1 health_runs (" in real.stdout.splitlines()[-1]
+
+
+def test_a_sqlite_store_is_vacuumed_after_a_prune_that_frees_a_fifth_of_it_and_not_otherwise(sqlite_store_url, tmp_path):
+    from sqlalchemy import insert
+
+    from store.retention import apply_retention
+
+    old = NOW - timedelta(days=500)
+    with open_session(sqlite_store_url) as session:
+        rows = [{"run_id": "x" * 36, "started_at": old, "finished_at": old, "targets_total": 1, "targets_down": 0}] * 20000
+        session.execute(insert(HealthRunRow), rows)
+        session.add(HealthRunRow(started_at=RECENT, finished_at=RECENT, targets_total=1, targets_down=0))
+    files = [tmp_path / "vigia.db", tmp_path / "vigia.db-wal"]
+    size = sum(path.stat().st_size for path in files if path.exists())
+    first = apply_retention(sqlite_store_url, NOW, Limits())
+    second = apply_retention(sqlite_store_url, NOW, Limits())
+    assert (first.pruned.tables["health_runs"], first.compacted) == (20000, True)
+    assert (second.pruned.total, second.compacted) == (0, False)
+    assert sum(path.stat().st_size for path in files if path.exists()) < size / 2
+    assert count_rows(sqlite_store_url)["health_runs"] == 1
