@@ -17,6 +17,7 @@ from sqlalchemy import BigInteger, case, cast, delete, func, insert, select, upd
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from store.database import open_session
 from store.health_runs import CHECK_INTERVAL
 from store.models import ProbeHourRow, ProbeResultRow, RollupMarkRow
 from store.state_time import StateSeconds, state_seconds
@@ -88,6 +89,18 @@ def roll_up_hours(session: Session, now: datetime, *, max_hours: int = 24, max_g
     if rows:
         session.execute(insert(ProbeHourRow), rows)
     return len(hours) - 1
+
+
+def roll_up_pending_hours(url: str, now: datetime, *, max_days: int | None = None) -> int:
+    """Roll up every complete hour not rolled up yet (at most `max_days` of them), a day per transaction; return how many."""
+    total, days = 0, 0
+    while max_days is None or days < max_days:
+        with open_session(url) as session:
+            hours = roll_up_hours(session, now, max_hours=24)
+        total, days = total + hours, days + 1
+        if hours < 24:
+            return total
+    return total
 
 
 def forget_hours_before(session: Session, cutoff: datetime) -> int:

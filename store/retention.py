@@ -32,7 +32,7 @@ from store.models import (
     TargetStateRow,
     VoiceNoteRow,
 )
-from store.probe_hours import floor_hour, forget_hours_before, roll_up_hours, rolled_range
+from store.probe_hours import floor_hour, forget_hours_before, roll_up_pending_hours, rolled_range
 
 # VACUUM rewrites the whole file: worth it only once this share of its pages is free.
 VACUUM_FREE_SHARE = 0.2
@@ -130,13 +130,7 @@ def apply_retention(url: str, now: datetime, limits: Limits = Limits(), *, dry_r
 
     A dry run rolls nothing up and deletes nothing: it counts what a prune would delete now.
     """
-    hours = 0
-    while not dry_run:
-        with open_session(url) as session:
-            done = roll_up_hours(session, now, max_hours=24)
-        hours += done
-        if done == 0:
-            break
+    hours = 0 if dry_run else roll_up_pending_hours(url, now)
     with open_session(url) as session:
         pruned = prune_store(session, now, limits, dry_run=dry_run)
     compacted = not dry_run and pruned.total > 0 and compact_sqlite(url)

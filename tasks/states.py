@@ -12,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from blocks.health_targets import HealthTargets
 from store.database import open_session
 from store.health_runs import record_health_run
-from store.probe_hours import roll_up_hours
+from store.probe_hours import roll_up_pending_hours
 from store.probes import ProbeResult, insert_probe_results
 from store.states import StateChange, TargetState, record_probe
 
@@ -83,13 +83,7 @@ def record_run(database_url: str, run_id: str | None, started_at: datetime, fini
 @task(name="roll-up-hours", cache_policy=NO_CACHE)
 def roll_up_probe_hours(database_url: str, now: datetime, max_days: int = 7) -> int:
     """Roll up the complete hours not rolled up yet, a day per transaction, at most `max_days` per call; return how many."""
-    total = 0
-    for _ in range(max_days):
-        with open_session(database_url) as session:
-            hours = roll_up_hours(session, now, max_hours=24)
-        total += hours
-        if hours < 24:
-            break
+    total = roll_up_pending_hours(database_url, now, max_days=max_days)
     if total:
         get_run_logger().info("rolled up %d hours of probes", total)
     return total
