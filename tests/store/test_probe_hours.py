@@ -121,3 +121,30 @@ def test_a_roll_up_takes_only_complete_hours_once_and_counts_probes_and_latency(
     assert row.latency_sum_ms == pytest.approx(probes[2])
     assert (sum(histogram), row.up_seconds, row.unknown_seconds) == (row.latency_count, 3600, 0)
     assert hours[0].probes_failed == hours[0].probes_critical == 1  # the probe n = 0 failed
+
+
+def test_two_overlapping_roll_ups_roll_each_hour_once(store_url):
+    import threading
+
+    with open_session(store_url) as session:
+        seed_db(session)
+    with open_session(store_url) as session:
+        assert roll_up_hours(session, START, max_hours=100) == 1  # the mark exists: the next roll-ups race to move it
+    now = START + timedelta(hours=6, minutes=20)
+    second: list[int] = []
+    with open_session(store_url) as session:
+        first = roll_up_hours(session, now, max_hours=100)
+        racer = threading.Thread(target=lambda: second.append(roll_up_hours_in_own_session(store_url, now)))
+        racer.start()
+        racer.join(timeout=1)
+        assert racer.is_alive()  # it waits for this transaction (the mark's row lock, or SQLite's write lock)
+    racer.join(timeout=30)
+    with open_session(store_url) as session:
+        hours = session.scalars(select(ProbeHourRow.hour).order_by(ProbeHourRow.hour)).all()
+    assert (first, second) == (7, [0])
+    assert hours == [START - timedelta(hours=2) + timedelta(hours=n) for n in range(8)]
+
+
+def roll_up_hours_in_own_session(url: str, now: datetime) -> int:
+    with open_session(url) as session:
+        return roll_up_hours(session, now, max_hours=100)
