@@ -35,3 +35,11 @@ vigia_settings = VigiaSettings.load("BLOCK_NAME")
         le=100,
         description="VIGIA_UNANSWERED_ALERT_PERCENT: a warning when more of the last hour's messages go unanswered.",
     )
+    keep_probes_days: int = Field(
+        default=35, gt=0, description="VIGIA_KEEP_PROBES_DAYS: raw probes are deleted after this many days, once rolled up."
+    )
+    keep_history_days: int = Field(
+        default=400,
+        gt=0,
+        description="VIGIA_KEEP_HISTORY_DAYS: hourly roll-ups and every other store row are deleted after this many days.",
+    )

@@ -1,8 +1,8 @@
 """Every store read the pages make goes through one cached reader; a store that fails stops the page with a banner.
 
 `read(query, url, *args)` runs a `store` query — a function taking a session first — in a short
-session of its own and keeps the answer for a minute. The dashboard only reads, and the numbers are
-the ones `store` computes for the CLI and the weekly report.
+read-only session of its own (no write lock: a flow writing never stalls a page) and keeps the answer
+for a minute. The numbers are the ones `store` computes for the CLI and the weekly report.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import streamlit as st
 
-from store.database import StoreError, describe_url, open_session
+from store.database import StoreError, describe_url, open_read_session
 
 TTL_SECONDS = 60
 T = TypeVar("T")
@@ -36,7 +36,7 @@ def read(query: Callable[..., T], url: str, *args, **kwargs) -> T:
 def _cached(module: str, name: str, url: str, args: tuple, kwargs: tuple):
     # Keyed by the query's dotted name (stable across reruns), the store and the arguments.
     query: Callable[..., object] = getattr(importlib.import_module(module), name)
-    with open_session(url) as session:
+    with open_read_session(url) as session:
         return query(session, *args, **dict(kwargs))
 
 

@@ -49,6 +49,7 @@ def seed_demo_history(settings: Settings, days: int, seed: int, notes_per_day: i
     """Migrate the store and write the demo history; return the line to print."""
     from store.database import migrate, open_session
     from store.demo import seed_history
+    from store.probe_hours import roll_up_pending_hours
 
     migrate(settings.database_url)
     try:
@@ -58,5 +59,6 @@ def seed_demo_history(settings: Settings, days: int, seed: int, notes_per_day: i
             )
     except ValueError as error:
         raise fail(str(error)) from None
+    hours = roll_up_pending_hours(settings.database_url, datetime.now(timezone.utc))  # as the health checks would have
     counts = ", ".join(f"{count} {name.replace('_', ' ')}" for name, count in summary.rows.items())
-    return f"demo history {summary.start:%Y-%m-%d %H:%M} → {summary.end:%Y-%m-%d %H:%M} UTC: {counts}"
+    return f"demo history {summary.start:%Y-%m-%d %H:%M} → {summary.end:%Y-%m-%d %H:%M} UTC: {counts}; {hours} hours rolled up"

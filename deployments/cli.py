@@ -133,6 +133,20 @@ def check(
         raise fail(f"critical targets DOWN: {', '.join(down)}")
 
 
+@app.command(cls=VigiaCommand)
+def prune(dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be deleted; change nothing.")] = False) -> None:
+    """Apply the store's retention now: roll up complete hours, delete rows past VIGIA_KEEP_PROBES_DAYS and
+    VIGIA_KEEP_HISTORY_DAYS, compact a SQLite store (maintenance/daily does it every night)."""
+    from store.retention import Limits, apply_retention
+
+    settings = read_settings()
+    limits = Limits(probe_days=settings.keep_probes_days, history_days=settings.keep_history_days)
+    report = apply_retention(settings.database_url, datetime.now(timezone.utc), limits, dry_run=dry_run)
+    for name, count in report.pruned.tables.items():
+        typer.echo(f" {name:<24} {count:>10}")
+    typer.echo(report.describe())
+
+
 def _check_rows(settings: Settings, artifact: list[dict]) -> list[dict]:
     """Each target the run probed, as the run's artifact shows it, with `critical` and `since` from the store."""
     from store.database import open_session

@@ -231,10 +231,24 @@ def _every_part(settings: Settings, ports: Ports, urls: Urls, prefect_database: 
     return parts
 
 
+def prefect_retention(settings: Settings) -> dict[str, str]:
+    """Prefect's own retention: finished flow runs (with their logs and artifacts) and events past their settings go.
+
+    Prefect 3.9.1 vacuums only events by default (after 7 days) and keeps flow runs for ever; the
+    flow-run vacuum needs `flow_runs` among the enabled kinds. Runs are kept longer than any window the
+    dashboard and the report read from Prefect (30 days).
+    """
+    return {
+        "PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED": "events,flow_runs",
+        "PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD": str(settings.prefect_keep_runs_days * 86400),
+        "PREFECT_SERVER_EVENTS_RETENTION_PERIOD": f"P{settings.prefect_keep_events_days}D",
+    }
+
+
 def prefect_server_part(settings: Settings, ports: Ports, urls: Urls, prefect_database: str | None) -> Part:
     """Prefect's server on VIGIA_BIND (127.0.0.1 unless set; `vigia up` refuses another address without Prefect's auth
-    string), on SQLite under VIGIA_HOME or PostgreSQL, without the services Vigia does not use."""
-    env = dict(UNUSED_SERVER_SERVICES)
+    string), on SQLite under VIGIA_HOME or PostgreSQL, without the services Vigia does not use, with its retention."""
+    env = {**UNUSED_SERVER_SERVICES, **prefect_retention(settings)}
     if prefect_database:
         env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = prefect_database
     if settings.prefect_auth_string:

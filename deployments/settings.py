@@ -68,6 +68,10 @@ class Settings:
     response_target_seconds: float = 60.0
     bot_silent_minutes: float = 15.0
     unanswered_alert_percent: float = 20.0
+    keep_probes_days: int = 35  # raw probes, once rolled up (store/retention.py)
+    keep_history_days: int = 400  # every other store row
+    prefect_keep_runs_days: int = 35  # Prefect's flow runs, with their logs and artifacts
+    prefect_keep_events_days: int = 7  # Prefect's events
 
     @property
     def bind_is_loopback(self) -> bool:
@@ -152,7 +156,14 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
             "VIGIA_GROQ_AUDIO_SECONDS_PER_HOUR", _positive_int, "a whole number of audio seconds per hour above 0, e.g. 7200"
         )
         or 7200,
+        keep_probes_days=reader.parse("VIGIA_KEEP_PROBES_DAYS", _positive_int, "a whole number of days above 0, e.g. 35") or 35,
+        keep_history_days=reader.parse("VIGIA_KEEP_HISTORY_DAYS", _positive_int, "a whole number of days above 0, e.g. 400") or 400,
+        prefect_keep_runs_days=reader.parse("VIGIA_PREFECT_KEEP_RUNS_DAYS", _positive_int, "a whole number of days above 0, e.g. 35") or 35,
+        prefect_keep_events_days=reader.parse("VIGIA_PREFECT_KEEP_EVENTS_DAYS", _positive_int, "a whole number of days above 0, e.g. 7")
+        or 7,
     )
+    if settings.keep_history_days < settings.keep_probes_days:
+        reader.problems.append("VIGIA_KEEP_HISTORY_DAYS: shorter than VIGIA_KEEP_PROBES_DAYS; accepts at least as many days")
     evolution = {
         "EVOLUTION_API_URL": settings.evolution_url,
         "EVOLUTION_API_KEY": settings.evolution_key,

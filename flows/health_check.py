@@ -23,7 +23,7 @@ from tasks.notifier import notify_changes
 from tasks.probes import ProbeContext, probe_targets
 from tasks.run_failures import alert_on_failed_run
 from tasks.run_names import health_check_run_name
-from tasks.states import record_results, record_run
+from tasks.states import record_results, record_run, roll_up_probe_hours
 
 
 class MissingBlock(Exception):
@@ -75,6 +75,7 @@ async def health_check(
     record_run(database_url, run_id, started_at, datetime.now(timezone.utc), states)
     alert_context = await load_alert_context(run_id, settings)
     await notify_changes(alert_context, targets, claimer=run_id or f"health-check-{started_at:%Y%m%dT%H%M%S}")
+    roll_up_probe_hours(database_url, datetime.now(timezone.utc))  # after the alerts: they must not wait for it
     await _publish_summary(states, latest, settings.timezone)
     await check_bot_service(settings)
     if settings.heartbeat_url is not None:

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import DateTime, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -96,6 +96,49 @@ def open_session(url: str) -> Iterator[Session]:
             yield session
     except SQLAlchemyError as error:
         raise StoreError(f"store {describe_url(url)} failed: {_first_line(error)}") from error
+
+
+@contextmanager
+def open_read_session(url: str) -> Iterator[Session]:
+    """Yield a read-only session, for the dashboard and the report; it takes no write lock and writes nothing.
+
+    On SQLite a plain (deferred) BEGIN on a query_only connection: with WAL it reads the last committed
+    state while a flow holds the write lock, instead of queueing behind it as BEGIN IMMEDIATE does. On
+    PostgreSQL, SET TRANSACTION READ ONLY. The transaction is rolled back at the end.
+
+    Raises:
+        StoreError: when the store cannot be reached, naming it without its password.
+    """
+    try:
+        engine = _read_engine(url)
+        with _session_factory(engine)() as session:
+            if engine.dialect.name == "postgresql":
+                session.execute(text("SET TRANSACTION READ ONLY"))
+            yield session
+            session.rollback()
+    except SQLAlchemyError as error:
+        raise StoreError(f"store {describe_url(url)} failed: {_first_line(error)}") from error
+
+
+@functools.lru_cache(maxsize=8)
+def _read_engine(url: str) -> Engine:
+    """The engine read-only sessions use: the store's own on PostgreSQL, one without BEGIN IMMEDIATE on SQLite."""
+    database = make_url(normalize_url(url)).database
+    if not normalize_url(url).startswith("sqlite") or not database or database == ":memory:":
+        return get_engine(url)  # an in-memory SQLite exists only on the store's own connections
+    get_engine(url)  # the store's engine first: it creates the folder and turns WAL on
+    engine = create_engine(normalize_url(url), connect_args={"timeout": 30})
+    event.listen(engine, "connect", _configure_sqlite_reader)
+    event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN"))
+    return engine
+
+
+def _configure_sqlite_reader(connection, _record) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA query_only=ON")  # a write through a read session fails instead of taking the lock
+    cursor.close()
+    connection.isolation_level = None
 
 
 async def in_session(url: str, function: Callable[..., T], *args, **kwargs) -> T:

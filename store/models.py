@@ -34,6 +34,46 @@ class ProbeResultRow(Base):
     run_id: Mapped[str | None] = mapped_column(String(36))
 
 
+class ProbeHourRow(Base):
+    """One target's probes over one whole UTC hour, rolled up: the same uptime figures as its raw rows."""
+
+    __tablename__ = "probe_hours"
+    __table_args__ = (Index("ix_probe_hours_hour", "hour"),)
+
+    target: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(UtcDateTime(), primary_key=True)  # the hour's start
+    up_seconds: Mapped[float] = mapped_column(Float)
+    down_seconds: Mapped[float] = mapped_column(Float)
+    maintenance_seconds: Mapped[float] = mapped_column(Float)
+    unknown_seconds: Mapped[float] = mapped_column(Float)
+    probes: Mapped[int] = mapped_column(Integer)
+    probes_failed: Mapped[int] = mapped_column(Integer)
+    probes_warning: Mapped[int] = mapped_column(Integer)
+    probes_critical: Mapped[int] = mapped_column(Integer)
+    latency_count: Mapped[int] = mapped_column(Integer)
+    latency_sum_ms: Mapped[float] = mapped_column(Float)
+    latency_max_ms: Mapped[float | None] = mapped_column(Float)
+    # A fixed-bucket histogram (store.probe_hours.LATENCY_BOUNDS_MS): probes with latency in (previous bound, bound].
+    latency_le_50_ms: Mapped[int] = mapped_column(Integer)
+    latency_le_100_ms: Mapped[int] = mapped_column(Integer)
+    latency_le_250_ms: Mapped[int] = mapped_column(Integer)
+    latency_le_500_ms: Mapped[int] = mapped_column(Integer)
+    latency_le_1000_ms: Mapped[int] = mapped_column(Integer)
+    latency_le_2500_ms: Mapped[int] = mapped_column(Integer)
+    latency_le_5000_ms: Mapped[int] = mapped_column(Integer)
+    latency_over_5000_ms: Mapped[int] = mapped_column(Integer)
+
+
+class RollupMarkRow(Base):
+    """Which whole hours a roll-up covers, [rolled_from, rolled_until); moved with a conditional UPDATE."""
+
+    __tablename__ = "rollup_marks"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    rolled_from: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    rolled_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
 class IncidentRow(Base):
     """An outage of one target: opened at its first failure, resolved at its first success."""
 

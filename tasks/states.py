@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from blocks.health_targets import HealthTargets
 from store.database import open_session
 from store.health_runs import record_health_run
+from store.probe_hours import roll_up_pending_hours
 from store.probes import ProbeResult, insert_probe_results
 from store.states import StateChange, TargetState, record_probe
 from tasks.events import emit_target_change
@@ -79,6 +80,15 @@ def record_run(database_url: str, run_id: str | None, started_at: datetime, fini
             targets_total=len(states),
             targets_down=sum(state.state == "DOWN" for state in states.values()),
         )
+
+
+@task(name="roll-up-hours", cache_policy=NO_CACHE)
+def roll_up_probe_hours(database_url: str, now: datetime, max_days: int = 7) -> int:
+    """Roll up the complete hours not rolled up yet, a day per transaction, at most `max_days` per call; return how many."""
+    total = roll_up_pending_hours(database_url, now, max_days=max_days)
+    if total:
+        get_run_logger().info("rolled up %d hours of probes", total)
+    return total
 
 
 def _label(state: str | None, level: str | None) -> str:

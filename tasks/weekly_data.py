@@ -13,7 +13,7 @@ from prefect.cache_policies import NO_CACHE
 
 from store.alerts import count_alerts_by_severity, deliveries_by_channel
 from store.conversations import ConversationFigures, conversation_figures
-from store.database import open_session
+from store.database import open_read_session
 from store.history import NoteVolume, backup_runs_between, note_volume, notes_per_hour, restores_between, transcription_failures
 from store.sla import (
     RESPONSE_TARGET_SECONDS,
@@ -112,7 +112,7 @@ def collect_weekly_data(
     now = now or datetime.now(timezone.utc)
     before = week.before()
     report = WeeklyReport(week)
-    with open_session(database_url) as session:
+    with open_read_session(database_url) as session:
         installed = installed_at(session, min(now, week.end))
         report.monitored_since = installed if installed < min(now, week.end) else None
         this = _read_figures(session, week, total_runs(workflows), min(now, week.end))

@@ -22,6 +22,7 @@ def test_demo_data_fills_an_empty_store_once_and_status_shows_its_sla(tmp_path):
     made = vigia("demo-data", "--days", "8", "--seed", "5", "--notes-per-day", "40", env=env)
     assert made.returncode == 0, made.stderr
     assert "20 target states" in made.stdout and "probe results" in made.stdout
+    assert int(made.stdout.split("; ")[-1].removesuffix(" hours rolled up\n")) >= 8 * 24 - 1  # as the health checks would have
 
     again = vigia("demo-data", "--days", "2", env=env)
     assert (again.returncode, again.stderr) == (1, "vigia: the store already holds history; demo data only goes into an empty store\n")

@@ -129,3 +129,22 @@ def test_the_served_runner_polls_prefect_every_second(tmp_path):
     parts = {part.name: part for part in build_parts(settings, Ports(), platform_urls(settings, Ports()), None)}
     assert parts["serve"].env == {"PREFECT_RUNNER_POLL_FREQUENCY": "1"}
     assert all("PREFECT_RUNNER_POLL_FREQUENCY" not in part.env for name, part in parts.items() if name != "serve")
+
+
+def test_the_prefect_server_part_turns_on_prefects_flow_run_and_event_retention_as_prefect_reads_it(tmp_path, monkeypatch):
+    from datetime import timedelta
+
+    from prefect.settings.models.root import Settings as PrefectSettings
+
+    for environ, runs_days, events_days in (
+        ({}, 35, 7),
+        ({"VIGIA_PREFECT_KEEP_RUNS_DAYS": "60", "VIGIA_PREFECT_KEEP_EVENTS_DAYS": "3"}, 60, 3),
+    ):
+        settings = load_settings({"VIGIA_HOME": str(tmp_path), **environ}, env_file=None)
+        env = prefect_server_part(settings, Ports(), platform_urls(settings, Ports()), None).env
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        server = PrefectSettings().server
+        assert {"events", "flow_runs"} <= server.services.db_vacuum.enabled_vacuum_types
+        assert server.services.db_vacuum.retention_period == timedelta(days=runs_days)
+        assert server.events.retention_period == timedelta(days=events_days)

@@ -43,11 +43,14 @@ def test_prefect_deploy_all_creates_every_deployment_with_its_schedule_and_time_
     assert (backup.work_pool_name, backup.tags) == ("vigia", ["vigia"])
     assert (backup.global_concurrency_limit.limit, backup.concurrency_options.collision_strategy.value) == (1, "CANCEL_NEW")
     assert set(backup.parameter_openapi_schema["properties"]) == {"plan_block", "verify", "prune", "dry_run"}
+    maintenance = deployments["maintenance/daily"]
+    assert [(s.schedule.cron, s.schedule.timezone) for s in maintenance.schedules] == [("30 3 * * *", "America/Sao_Paulo")]
+    assert set(maintenance.parameter_openapi_schema["properties"]) == {"settings_block", "dry_run"}
     restore = deployments["restore/on-demand"]
     assert (restore.schedules, restore.work_pool_name, restore.tags) == ([], "vigia", ["vigia"])
     assert set(restore.parameter_openapi_schema["properties"]) == {"run_id", "source", "target", "force", "plan_block"}
     assert restore.parameter_openapi_schema["required"] == ["run_id", "source"]
-    for deployment in (backup, restore):
+    for deployment in (backup, restore, maintenance):
         assert all(p.get("description") for p in deployment.parameter_openapi_schema["properties"].values())
     transcribe = deployments["transcribe-voice-note/on-webhook"]
     assert (transcribe.schedules, transcribe.work_pool_name, transcribe.tags) == ([], "vigia", ["vigia"])
@@ -68,6 +71,17 @@ def test_vigia_up_serves_the_same_definitions_unpaused():
     assert [(s.schedule.cron, s.schedule.timezone) for s in health.schedules] == [("*/5 * * * *", "UTC")]
     assert (health.paused, health.tags, health.concurrency_limit) == (False, ["vigia"], 1)
     assert health.entrypoint == "flows.health_check.health_check"
+
+
+def test_vigia_up_serves_the_store_maintenance_daily_after_the_backup_one_run_at_a_time():
+    [maintenance] = [
+        d for d in build_deployments({"VIGIA_TIMEZONE": "America/Sao_Paulo"}) if d.entrypoint == "flows.maintenance.maintenance"
+    ]
+    assert maintenance.name == "daily"
+    assert [(s.schedule.cron, s.schedule.timezone) for s in maintenance.schedules] == [("30 3 * * *", "America/Sao_Paulo")]
+    assert (maintenance.paused, maintenance.tags, maintenance.concurrency_limit) == (False, ["vigia"], 1)
+    properties = maintenance._parameter_openapi_schema.properties
+    assert set(properties) == {"settings_block", "dry_run"} and all(p.get("description") for p in properties.values())
 
 
 def test_the_health_check_schedule_matches_the_interval_used_for_freshness():

@@ -139,3 +139,19 @@ def test_the_secrets_list_for_masking_holds_every_secret_and_url_password(tmp_pa
     secrets = settings_with_every_secret(tmp_path).secrets()
 
     assert set(SECRET_VALUES.values()) | set(URL_PASSWORDS) <= set(secrets)
+
+
+def test_retention_limits_are_whole_days_and_the_store_history_outlives_the_raw_probes(tmp_path):
+    settings = load({}, tmp_path)
+    assert (settings.keep_probes_days, settings.keep_history_days, settings.prefect_keep_runs_days, settings.prefect_keep_events_days) == (
+        35,
+        400,
+        35,
+        7,
+    )
+    with pytest.raises(SettingsError) as caught:
+        load({"VIGIA_KEEP_PROBES_DAYS": "40", "VIGIA_KEEP_HISTORY_DAYS": "30", "VIGIA_PREFECT_KEEP_RUNS_DAYS": "0"}, tmp_path)
+    assert caught.value.problems == [
+        "VIGIA_PREFECT_KEEP_RUNS_DAYS: invalid value ('0' is not a whole number above 0); accepts a whole number of days above 0, e.g. 35",
+        "VIGIA_KEEP_HISTORY_DAYS: shorter than VIGIA_KEEP_PROBES_DAYS; accepts at least as many days",
+    ]

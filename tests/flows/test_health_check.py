@@ -164,3 +164,24 @@ def test_the_runs_summary_artifact_shows_since_in_vigia_timezone(sqlite_store_ur
 
     [row] = json.loads(asyncio.run(newest_summary()))
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d -03", row["since"]), row
+
+
+def test_a_health_check_rolls_up_the_hours_completed_since_the_first_probe(sqlite_store_url, tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import func, select
+
+    from store.models import ProbeHourRow
+    from store.probe_hours import floor_hour, rolled_range
+    from store.probes import ProbeResult, insert_probe_results
+
+    earlier = datetime.now(timezone.utc) - timedelta(hours=3)
+    with open_session(sqlite_store_url) as session:
+        insert_probe_results(session, [ProbeResult("disk", "disk", earlier, True, "ok", latency_ms=2.0)], run_id=None)
+    name = save_blocks(sqlite_store_url, tmp_path, [HealthTarget(name="disk", kind="disk", url=str(tmp_path))])
+    asyncio.run(health_check(targets_block=name))
+    with open_session(sqlite_store_url) as session:
+        done = rolled_range(session)
+        [(probes, latency)] = session.execute(select(func.sum(ProbeHourRow.probes), func.sum(ProbeHourRow.latency_sum_ms))).all()
+    assert done.start == floor_hour(earlier) and done.end >= floor_hour(earlier) + timedelta(hours=2)
+    assert (probes, latency) == (1, 2.0)  # the probe of three hours ago; this run's hour is not complete yet

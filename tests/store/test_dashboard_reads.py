@@ -176,3 +176,25 @@ def test_transcription_failures_count_failed_and_skipped_notes_by_reason(store_u
         ("failed", "unknown", 1),
         ("skipped", "too-short", 1),
     ]
+
+
+def test_latency_buckets_of_whole_hours_start_on_the_hour_and_hold_only_the_windows_probes(store_url):
+    with open_session(store_url) as session:
+        insert_probe_results(
+            session,
+            [ProbeResult("api", "http", at(minute), True, "ok", latency_ms=float(minute)) for minute in (5, 20, 70, 130, 140)],
+            run_id=None,
+        )
+    with open_session(store_url) as session:
+        hourly = latency_series(session, at(10), at(135), 3600)
+        short = latency_series(session, at(10), at(135), 1800)
+    assert hourly == [
+        LatencyPoint("api", at(0), 20.0, 20.0, 1),
+        LatencyPoint("api", at(60), 70.0, 70.0, 1),
+        LatencyPoint("api", at(120), 130.0, 130.0, 1),
+    ]
+    assert short == [
+        LatencyPoint("api", at(10), 20.0, 20.0, 1),
+        LatencyPoint("api", at(70), 70.0, 70.0, 1),
+        LatencyPoint("api", at(130), 130.0, 130.0, 1),
+    ]
