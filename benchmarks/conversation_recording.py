@@ -61,7 +61,11 @@ def send(receiver: str, bodies: list[list[str]], every_seconds: float) -> list[f
         "notes": bodies,
     }
     sender = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("webhook_sender.py"))], input=json.dumps(spec), capture_output=True, text=True, check=True
+        [sys.executable, str(Path(__file__).with_name("webhook_sender.py"))],
+        input=json.dumps(spec),
+        capture_output=True,
+        text=True,
+        check=True,
     )
     acks = []
     for message_id, _, ack_seconds, status in json.loads(sender.stdout):
