@@ -19,7 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, literal, or_, select, union, update
+from sqlalchemy import ColumnElement, and_, case, exists, func, literal, literal_column, or_, select, union, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -111,14 +111,16 @@ def _touched_by(new_ids: list[int]) -> ColumnElement[bool]:
 
     - the new customer messages themselves;
     - for a new answer, the customer messages from the chat's answer before it up to it (it may be their next answer);
-    - for any new message, the customer messages after it whose previous message is not later than it (it arrived late).
+    - for any new message, the message right after it, if it is a customer's (the new one arrived late: it is now its previous).
     """
     table = ConversationMessageRow.__table__
     new, other, answer = table.alias("new"), table.alias("other"), table.alias("answer")
     chat = and_(other.c.instance == new.c.instance, other.c.chat == new.c.chat)
     answer_before = (
-        select(func.max(answer.c.at))
-        .where(answer.c.instance == new.c.instance, answer.c.chat == new.c.chat, answer.c.direction != "customer", answer.c.at < new.c.at)
+        select(answer.c.at)
+        .where(answer.c.instance == new.c.instance, answer.c.chat == new.c.chat, _is_answer(answer), answer.c.at < new.c.at)
+        .order_by(answer.c.at.desc())
+        .limit(1)
         .scalar_subquery()
     )
     themselves = select(new.c.id).where(new.c.id.in_(new_ids), new.c.direction == "customer")
@@ -133,16 +135,10 @@ def _touched_by(new_ids: list[int]) -> ColumnElement[bool]:
             other.c.at >= func.coalesce(answer_before, literal(EPOCH, UtcDateTime())),  # a bound the index can use
         )
     )
-    following = (
-        select(other.c.id)
-        .join(new, chat)
-        .where(
-            new.c.id.in_(new_ids),
-            other.c.direction == "customer",
-            other.c.at >= new.c.at,
-            or_(other.c.previous_at.is_(None), other.c.previous_at <= new.c.at),
-        )
+    successor = (  # the message right after a new one: only it can have the new one as its previous message
+        select(other.c.id).where(chat, *_after(other, new)).order_by(other.c.at, other.c.id).limit(1).scalar_subquery()
     )
+    following = select(successor).where(new.c.id.in_(new_ids))
     return table.c.id.in_(union(themselves, answered, following))
 
 
@@ -154,12 +150,21 @@ def _pair(session: Session, which: ColumnElement[bool]) -> None:
     def same_chat(other):
         return and_(other.c.instance == row.c.instance, other.c.chat == row.c.chat)
 
+    # Each is the first row in index order: a chat's history (or a second's worth of messages) is not scanned.
     answer = (
-        select(func.min(later.c.at))
-        .where(same_chat(later), later.c.direction != "customer", *_after(later, row))  # an answer: the bot or a human agent
+        select(later.c.at)
+        .where(same_chat(later), _is_answer(later), *_after(later, row))
+        .order_by(later.c.at, later.c.id)
+        .limit(1)
         .scalar_subquery()
     )
-    previous = select(func.max(earlier.c.at)).where(same_chat(earlier), *_after(row, earlier)).scalar_subquery()
+    previous = (
+        select(earlier.c.at)
+        .where(same_chat(earlier), *_after(row, earlier))
+        .order_by(earlier.c.at.desc(), earlier.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
     session.execute(update(row).where(row.c.direction == "customer", which).values(answered_at=answer, previous_at=previous))
 
 
@@ -249,6 +254,11 @@ def messages_per_hour(session: Session, start: datetime, end: datetime) -> dict[
     for at, direction in rows:
         counts[(at.replace(minute=0, second=0, microsecond=0), direction)] += 1
     return dict(counts)
+
+
+def _is_answer(message) -> ColumnElement[bool]:
+    """A message from the bot or a human agent; written as the partial index on answers says it, so the index serves it."""
+    return message.c.direction != literal_column("'customer'")
 
 
 def _after(one, other) -> tuple[ColumnElement[bool], ...]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from store.database import UtcDateTime
@@ -311,6 +311,9 @@ class VoiceNoteRow(Base):
     notice_message_id: Mapped[str | None] = mapped_column(String(128))  # the failure notice sent, at most once
 
 
+ANSWERS_ONLY = text("direction != 'customer'")
+
+
 class ConversationMessageRow(Base):
     """One message of a bot's chats, without its content: who spoke (customer, bot, human agent), what kind, when.
 
@@ -322,6 +325,8 @@ class ConversationMessageRow(Base):
         UniqueConstraint("instance", "message_id", name="uq_conversation_messages_instance_message"),
         Index("ix_conversation_messages_at", "at"),
         Index("ix_conversation_messages_chat_at", "instance", "chat", "at"),
+        # The answers alone, for pairing: a chat's customer messages are not walked to find the bot's next answer.
+        Index("ix_conversation_messages_answers", "instance", "chat", "at", sqlite_where=ANSWERS_ONLY, postgresql_where=ANSWERS_ONLY),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)

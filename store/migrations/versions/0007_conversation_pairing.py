@@ -37,10 +37,19 @@ def upgrade() -> None:
     with op.batch_alter_table("conversation_messages") as table:
         table.add_column(sa.Column("answered_at", store.database.UtcDateTime(), nullable=True))
         table.add_column(sa.Column("previous_at", store.database.UtcDateTime(), nullable=True))
+    answers_only = sa.text("direction != 'customer'")
+    op.create_index(
+        "ix_conversation_messages_answers",
+        "conversation_messages",
+        ["instance", "chat", "at"],
+        sqlite_where=answers_only,
+        postgresql_where=answers_only,
+    )
     op.execute(PAIR)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_conversation_messages_answers", table_name="conversation_messages")
     with op.batch_alter_table("conversation_messages") as table:
         table.drop_column("previous_at")
         table.drop_column("answered_at")
