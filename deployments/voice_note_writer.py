@@ -16,6 +16,8 @@ import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from sqlalchemy.exc import DataError, IntegrityError
+
 from clients.audio import extension_for
 from store.conversations import NewMessage, insert_messages
 from store.database import open_session
@@ -24,6 +26,8 @@ from store.voice_notes import NewVoiceNote, insert_voice_notes
 
 logger = logging.getLogger(__name__)
 MAX_BATCH = 100
+RETRY_SECONDS = 2.0
+MAX_UNWRITTEN = 10_000  # acknowledged chat messages kept while the store is away (more wait for it: their webhooks get 503)
 
 
 @dataclass
@@ -31,8 +35,8 @@ class _Pending:
     record: NewVoiceNote | None  # None: a chat message alone
     audio: bytes | None
     message: NewMessage | None
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future = field(repr=False)
+    loop: asyncio.AbstractEventLoop | None  # None with no future: a chat message nobody waits for
+    future: asyncio.Future | None = field(repr=False)
 
 
 class VoiceNoteWriter:
@@ -50,13 +54,26 @@ class VoiceNoteWriter:
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._store_answers = True  # the last batch was stored
+        self._unwritten: list[_Pending] = []  # acknowledged chat messages a failed batch could not store (writer thread only)
 
     async def store(self, record: NewVoiceNote, audio: bytes | None, message: NewMessage | None = None) -> tuple[int, bool]:
         """Spool `audio` (when given) and store `record` with it (and its chat message); return the note's id and whether it was stored before."""
         return await self._submit(record, audio, message)
 
     async def record_message(self, message: NewMessage) -> None:
-        """Store a chat message's metadata in the next batch; return once it is committed."""
+        """Store a chat message's metadata in the next batch.
+
+        While the store takes the writer's batches, return at once: the message is written within
+        milliseconds (a webhook for a text need not wait for a commit). Should that batch fail, the
+        message is kept and tried again every RETRY_SECONDS; a killed receiver loses at most what is in
+        flight. After a failure, wait for the commit instead, so the webhook answers 503 and Evolution
+        delivers it again until the store is back.
+        """
+        if self._store_answers:
+            self._start()
+            self._queue.put(_Pending(None, None, message, None, None))
+            return
         await self._submit(None, None, message)
 
     async def _submit(self, record: NewVoiceNote | None, audio: bytes | None, message: NewMessage | None):
@@ -81,9 +98,16 @@ class VoiceNoteWriter:
                 self._thread.start()
 
     def _run(self) -> None:
-        while (first := self._queue.get()) is not None:
-            batch, stopping = [first], False
-            while len(batch) < self.max_batch:
+        while True:
+            try:
+                first = self._queue.get(timeout=RETRY_SECONDS if self._unwritten else None)
+            except queue.Empty:  # no webhook meanwhile: try the kept chat messages alone
+                self._write(self._take_unwritten())
+                continue
+            batch, stopping = self._take_unwritten(), first is None
+            if first is not None:
+                batch.append(first)
+            while not stopping and len(batch) < self.max_batch:
                 try:
                     following = self._queue.get_nowait()
                 except queue.Empty:
@@ -92,9 +116,18 @@ class VoiceNoteWriter:
                     stopping = True
                     break
                 batch.append(following)
-            self._write(batch)
+            if batch:
+                self._write(batch)
             if stopping:
+                if self._unwritten:
+                    logger.error(
+                        "%d chat messages not recorded: the store did not answer before the receiver stopped", len(self._unwritten)
+                    )
                 return
+
+    def _take_unwritten(self) -> list[_Pending]:
+        taken, self._unwritten = self._unwritten, []
+        return taken
 
     def _write(self, batch: list[_Pending]) -> None:
         notes = [(p.record, p.audio) for p in batch if p.record is not None]
@@ -106,13 +139,35 @@ class VoiceNoteWriter:
                 for pending in batch:
                     self._write([pending])
                 return
-            _settle(batch[0], None, error)
+            self._store_answers = False
+            if batch[0].future is None:  # acknowledged already: kept to be written once the store answers again
+                self._keep_unwritten(batch[0], error)
+            else:
+                _settle(batch[0], None, error)
             return
+        self._store_answers = True
         for pending in batch:
             _settle(pending, next(results) if pending.record is not None else None, None)
 
+    def _keep_unwritten(self, pending: _Pending, error: Exception) -> None:
+        message = pending.message
+        if isinstance(error.__cause__, (IntegrityError, DataError)):  # this message itself is refused: no retry helps
+            logger.error("chat message %s not recorded: the store refuses it (%s)", message and message.message_id, error)
+            return
+        if len(self._unwritten) >= MAX_UNWRITTEN:
+            dropped = self._unwritten.pop(0).message
+            logger.error(
+                "chat message %s not recorded: %d wait for the store already (%s)", dropped and dropped.message_id, MAX_UNWRITTEN, error
+            )
+        elif not self._unwritten:
+            logger.warning("chat messages wait for the store (tried again every %.0f s): %s", RETRY_SECONDS, error)
+        self._unwritten.append(pending)
+
 
 def _settle(pending: _Pending, result: tuple[int, bool] | None, error: Exception | None) -> None:
+    if pending.future is None or pending.loop is None:  # a chat message nobody waits for, stored
+        return
+
     def settle() -> None:
         if pending.future.done():  # the webhook's client went away; the note is stored all the same
             return

@@ -1,10 +1,11 @@
 """The receiver records every chat message's metadata — who spoke, the kind, when, what it quotes — and nothing else."""
 
 import json
+import time
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from deployments.webhook import WebhookConfig, create_app
 from store.conversations import chat_key
@@ -23,9 +24,15 @@ def post(url: str, envelope: dict, path: str = "/webhooks/evolution") -> httpx.R
     return httpx.post(f"{url}{path}", content=json.dumps(envelope), headers={"x-vigia-token": TOKEN}, timeout=10)
 
 
-def rows(store_url: str) -> list[ConversationMessageRow]:
-    with open_session(store_url) as session:
-        return list(session.scalars(select(ConversationMessageRow).order_by(ConversationMessageRow.id)))
+def rows(store_url: str, expected: int = 0, seconds: float = 10) -> list[ConversationMessageRow]:
+    """The recorded rows, once there are `expected` of them (a text's webhook is answered before its row is committed)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        with open_session(store_url) as session:
+            found = list(session.scalars(select(ConversationMessageRow).order_by(ConversationMessageRow.id)))
+        if len(found) >= expected or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -46,7 +53,7 @@ def test_customer_bot_and_agent_messages_are_recorded_once_without_text_or_numbe
     assert post(receiver, typed).status_code == 200
     assert post(receiver, question).status_code == 200  # Evolution delivers again: still one row
 
-    recorded = [(row.direction, row.kind, row.reply_to, row.chat) for row in rows(store_url)]
+    recorded = [(row.direction, row.kind, row.reply_to, row.chat) for row in rows(store_url, expected=4)]
     chat = chat_key(CUSTOMER, KEY)
     assert recorded == [
         ("customer", "text", None, chat),
@@ -81,3 +88,19 @@ def test_the_conversation_key_is_generated_once_for_this_user_only_and_kept(tmp_
     assert conversation_key(tmp_path) == first and len(first) == 32
     assert (tmp_path / CONVERSATION_KEY_FILE).stat().st_mode & 0o777 == 0o600
     assert [path.name for path in tmp_path.iterdir()] == [CONVERSATION_KEY_FILE]  # no partial file left
+
+
+def test_a_text_is_answered_at_once_and_recorded_even_when_the_store_was_away_meanwhile(receiver, store_url):
+    first, second = text_envelope("oi", chat_jid=CUSTOMER), text_envelope("alguém aí?", chat_jid=CUSTOMER)
+    with open_session(store_url) as session:
+        session.execute(text("ALTER TABLE conversation_messages RENAME TO conversation_messages_away"))
+    assert post(receiver, first).status_code == 200  # answered before the write, which fails: kept, tried again
+    deadline = time.monotonic() + 10
+    while (answer := post(receiver, second)).status_code == 200 and time.monotonic() < deadline:
+        time.sleep(0.1)  # until the writer has seen the store fail
+    assert answer.status_code == 503 and "retry later" in answer.json()["reason"]  # Evolution delivers it again
+    with open_session(store_url) as session:
+        session.execute(text("ALTER TABLE conversation_messages_away RENAME TO conversation_messages"))
+    assert post(receiver, second).status_code == 200  # the redelivery
+    ids = {row.message_id for row in rows(store_url, expected=2)}
+    assert ids == {first["data"]["key"]["id"], second["data"]["key"]["id"]}  # the acknowledged one was not lost
