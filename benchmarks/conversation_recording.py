@@ -52,7 +52,7 @@ def traffic(rng: random.Random, speech: bytes, count: int) -> list[list[str]]:
     return bodies
 
 
-def send(receiver: str, bodies: list[list[str]], every_seconds: float) -> list[float]:
+def send(receiver: str, bodies: list[list[str]], every_seconds: float, voice: dict[str, list[float]] | None = None) -> list[float]:
     spec = {
         "url": f"{receiver}/webhooks/evolution",
         "headers": {"X-Vigia-Token": TOKEN, "Content-Type": "application/json"},
@@ -72,10 +72,12 @@ def send(receiver: str, bodies: list[list[str]], every_seconds: float) -> list[f
         if status not in (200, 202):
             raise SystemExit(f"the receiver answered {status} to message {message_id}")
         acks.append(ack_seconds)
+        if voice is not None:
+            voice["voice notes" if status == 202 else "chat messages"].append(ack_seconds)
     return acks
 
 
-def one_round(recording: bool, speech: bytes, rng: random.Random) -> list[float]:
+def one_round(recording: bool, speech: bytes, rng: random.Random, kinds: dict[str, list[float]]) -> list[float]:
     home = Path(tempfile.mkdtemp(prefix="vigia-bench-recording-"))
     store_url = f"sqlite:///{home / 'vigia.db'}"
     migrate(store_url)
@@ -84,7 +86,7 @@ def one_round(recording: bool, speech: bytes, rng: random.Random) -> list[float]
         stack.callback(shutil.rmtree, home, True)
         receiver = start_receiver(stack, home, store_url, "http://127.0.0.1:9/api")  # the receiver never calls Prefect
         send(receiver, traffic(rng, speech, 10), 0.0)  # warm: imports, the first connection, the key file
-        return send(receiver, traffic(rng, speech, 200), 0.05) + send(receiver, traffic(rng, speech, 100), 0.0)
+        return send(receiver, traffic(rng, speech, 200), 0.05, kinds) + send(receiver, traffic(rng, speech, 100), 0.0, kinds)
 
 
 def main() -> None:
@@ -93,11 +95,15 @@ def main() -> None:
     shutil.rmtree(speech_home, True)
     rng = random.Random(5)
     acks: dict[bool, list[float]] = {False: [], True: []}
+    kinds: dict[bool, dict[str, list[float]]] = {flag: {"voice notes": [], "chat messages": []} for flag in (False, True)}
     for _ in range(ROUNDS):
         for recording in (False, True):
-            values = one_round(recording, speech, rng)
+            values = one_round(recording, speech, rng, kinds[recording])
             acks[recording].extend(values)
             print(f"recording {'on ' if recording else 'off'}: p95 {p95(values) * 1000:.1f} ms over {len(values)} webhooks")
+    for recording in (False, True):
+        by_kind = ", ".join(f"{kind} {p95(values) * 1000:.1f} ms" for kind, values in kinds[recording].items())
+        print(f"recording {'on ' if recording else 'off'}: p95 by kind: {by_kind}")
     on, off = p95(acks[True]) * 1000, p95(acks[False]) * 1000
     print(f"recording: receiver p95 {on:.1f} ms with conversations (without: {off:.1f} ms, ratio {on / off:.2f})")
 

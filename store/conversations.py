@@ -88,13 +88,13 @@ def insert_messages(session: Session, messages: list[NewMessage]) -> int:
     if not messages:
         return 0
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    # One statement for any number of rows (SQLAlchemy batches the rows itself): compiled once, not once per batch size.
     statement = (
-        insert(ConversationMessageRow)
-        .values([vars(message) for message in messages])
+        insert(ConversationMessageRow.__table__)
         .on_conflict_do_nothing(index_elements=["instance", "message_id"])
-        .returning(ConversationMessageRow.id)
+        .returning(ConversationMessageRow.__table__.c.id)
     )
-    stored = [new_id for (new_id,) in session.execute(statement)]
+    stored = [new_id for (new_id,) in session.execute(statement, [vars(message) for message in messages])]
     if stored:
         _pair(session, _touched_by(stored))
     return len(stored)
