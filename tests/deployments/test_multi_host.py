@@ -28,7 +28,7 @@ from tests.fakes.server import free_port
 
 from .netns import Host, NamespacesUnavailable, Network, network
 from .test_parts import POSTGRES_ADMIN
-from .test_worker import deploy_where_it_ran, run_state, start_run
+from .test_worker import PULL_FROM_CHECKOUT, deploy_where_it_ran, run_state, start_run
 
 ROOT = Path(__file__).resolve().parents[2]
 AUTH = "vigia:multi-host-s3cret"
@@ -255,3 +255,39 @@ def test_prefect_yaml_deployed_after_vigia_setup_runs_a_health_check_on_a_remote
         targets = {row[0] for row in connection.execute("SELECT DISTINCT target FROM probe_results")}
     assert {"prefect", "disk", "memory"} <= targets
     print(f"multi-host health check: on {ran_on[0]}, started {asyncio.run(started_after(run_id)):.2f} s after it was created")
+
+
+async def deploy_limited_like_the_backup() -> str:
+    """A where-it-ran deployment on pool vigia with the backup's own concurrency limit from prefect.yaml; return its id."""
+    from prefect.client.schemas.objects import ConcurrencyLimitStrategy, ConcurrencyOptions
+
+    from deployments.definitions import read_definitions
+
+    [backup] = [d for d in read_definitions(environ={"VIGIA_TIMEZONE": "UTC"}) if d.entrypoint == "flows/backup.py:backup"]
+    async with get_client() as client:
+        flow_id = await client.create_flow_from_name("where-it-ran")
+        deployment_id = await client.create_deployment(
+            flow_id=flow_id,
+            name="limited-like-the-backup",
+            work_pool_name="vigia",
+            work_queue_name="default",
+            entrypoint="tests/deployments/worker_flows.py:where_it_ran",
+            pull_steps=PULL_FROM_CHECKOUT,
+            tags=["vigia"],
+            concurrency_limit=backup.concurrency_limit,
+            concurrency_options=ConcurrencyOptions(collision_strategy=ConcurrencyLimitStrategy(backup.collision_strategy)),
+        )
+    return str(deployment_id)
+
+
+@pytest.mark.timeout(600)
+def test_the_backups_limit_of_one_run_holds_across_two_workers(cluster):
+    deployment_id = asyncio.run(deploy_limited_like_the_backup())
+    first_out, second_out = cluster.tmp / "first.json", cluster.tmp / "second.json"
+    first = asyncio.run(start_run(deployment_id, first_out, seconds=20))
+    wait_until(lambda: read_json(first_out), 120, "the first run to start")
+    second = asyncio.run(start_run(deployment_id, second_out, seconds=0))  # a second backup while one runs: two idle workers
+    wait_until(lambda: asyncio.run(run_state(second)) in ("CANCELLED", "COMPLETED", "FAILED", "CRASHED"), 120, "the second run to end")
+    wait_until(lambda: asyncio.run(run_state(first)) == "COMPLETED", 120, "the first run to complete")
+    assert asyncio.run(run_state(second)) == "CANCELLED"  # CANCEL_NEW, as prefect.yaml says for the backup
+    assert not second_out.exists()  # it never started, on either worker
