@@ -16,11 +16,9 @@ import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from sqlalchemy.exc import DataError, IntegrityError
-
 from clients.audio import extension_for
 from store.conversations import NewMessage, insert_messages
-from store.database import open_session
+from store.database import open_session, refused_by_store
 from store.voice_note_queue import notify_stored
 from store.voice_notes import NewVoiceNote, insert_voice_notes
 
@@ -151,7 +149,7 @@ class VoiceNoteWriter:
 
     def _keep_unwritten(self, pending: _Pending, error: Exception) -> None:
         message = pending.message
-        if isinstance(error.__cause__, (IntegrityError, DataError)):  # this message itself is refused: no retry helps
+        if refused_by_store(error):  # this message itself is refused: no retry helps
             logger.error("chat message %s not recorded: the store refuses it (%s)", message and message.message_id, error)
             return
         if len(self._unwritten) >= MAX_UNWRITTEN:

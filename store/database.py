@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from sqlalchemy import DateTime, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -42,6 +42,14 @@ class UtcDateTime(TypeDecorator):
 
     def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+def refused_by_store(error: BaseException) -> bool:
+    """True when the store refused the data itself (a constraint, a value it cannot hold): trying again cannot help.
+
+    False for a store that could not be reached or was busy, which a later try may get past.
+    """
+    return isinstance(error.__cause__, (IntegrityError, DataError))
 
 
 def describe_url(url: str) -> str:

@@ -126,9 +126,14 @@ def test_a_pg_dump_killed_mid_way_prints_one_line_with_the_servers_reason_and_ex
         r"(terminating connection due to administrator command|server closed the connection unexpectedly)\n",
         last,
     ), result.stderr
-    state, messages = asyncio.run(flow_run_logs(run.flow_run_id))
+    deadline = time.monotonic() + 20  # the server stores a run's logs a moment after the process sent them
+    while True:
+        state, messages = asyncio.run(flow_run_logs(run.flow_run_id))
+        if any("the server said" in message and "Traceback" in message for message in messages) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert state == "FAILED"
-    assert any("the server said" in message and "Traceback" in message for message in messages)
+    assert any("the server said" in message and "Traceback" in message for message in messages), messages
 
 
 def test_backup_run_without_a_backup_plan_says_to_run_vigia_setup(platform_env, sqlite_store_url, tmp_path):
