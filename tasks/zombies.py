@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -25,8 +27,27 @@ from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFi
 from prefect.states import Crashed
 
 HEARTBEAT_SECONDS = 30  # Prefect's minimum; its default (180 s) would find a dead run only after 9 minutes
-SILENCE = timedelta(seconds=90)  # three heartbeats missed
-SWEEP_SECONDS = 30  # with SILENCE: a dead run is marked Crashed within two minutes
+MIN_SILENCE_SECONDS = 45  # a heartbeat late by half its interval is not a death
+
+
+def configured_silence(environ: Mapping[str, str] = os.environ) -> timedelta:
+    """VIGIA_ZOMBIE_AFTER_SECONDS (default 90: three heartbeats missed), at least MIN_SILENCE_SECONDS.
+
+    Raises:
+        ValueError: when it is not a number of seconds of at least MIN_SILENCE_SECONDS.
+    """
+    raw = environ.get("VIGIA_ZOMBIE_AFTER_SECONDS", "90")
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1
+    if seconds < MIN_SILENCE_SECONDS:
+        raise ValueError(f"VIGIA_ZOMBIE_AFTER_SECONDS={raw!r}: give a number of seconds of at least {MIN_SILENCE_SECONDS}")
+    return timedelta(seconds=seconds)
+
+
+SILENCE = timedelta(seconds=90)  # three heartbeats missed: the default of VIGIA_ZOMBIE_AFTER_SECONDS
+SWEEP_SECONDS = 15  # with SILENCE: a dead run is marked Crashed within two minutes
 HEARTBEAT_EVENT = "prefect.flow-run.heartbeat"
 TAG = "vigia"
 
@@ -95,9 +116,14 @@ async def sweep(now: datetime | None = None, silence: timedelta = SILENCE) -> li
 
 async def sweep_forever(stop: asyncio.Event, every: float = SWEEP_SECONDS) -> None:
     """Sweep every `every` seconds until `stop` is set; a failed sweep (Prefect away, the store down) is logged and retried."""
+    try:
+        silence = configured_silence()
+    except ValueError as error:
+        logger.error("zombie sweep off: %s", error)
+        return
     while not stop.is_set():
         try:
-            await sweep()
+            await sweep(silence=silence)
         except Exception as error:  # the next sweep tries again; a sweep must never take its host process down
             logger.warning("zombie sweep failed: %s: %s", type(error).__name__, error)
         try:

@@ -136,14 +136,19 @@ def start_worker_host(cluster: Cluster, name: str) -> None:
             "VIGIA_WORKER_HOST": name,
             "PREFECT_WORKER_QUERY_SECONDS": "1",
             "PREFECT_LOGGING_LEVEL": "INFO",  # the worker's log names each flow run it submits
+            "VIGIA_ZOMBIE_AFTER_SECONDS": "45",  # the shortest the sweep allows: the cut run is Crashed sooner
         }
     )
     cluster.lan.start(host.argv(VIGIA, "worker", "--name", name), cluster.tmp / f"{name}.log", env, cwd=checkout)
 
 
-@pytest.fixture
-def cluster(tmp_path):
-    """Prefect on PostgreSQL on host srv, `vigia worker` on w1 and w2, the store on PostgreSQL; all torn down after."""
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """Prefect on PostgreSQL on host srv, `vigia worker` on w1 and w2, the store on PostgreSQL; all torn down after.
+
+    One cluster for the module (its start is ~45 s): the test that cuts a worker off comes last.
+    """
+    tmp_path = tmp_path_factory.mktemp("cluster")
     prefect_database, store_database = create_database("vigia_prefect"), create_database("vigia_store")
     try:
         with network() as lan:
@@ -175,38 +180,6 @@ def run_to_the_end(deployment_id: str, out: Path, seconds: float = 0.0, timeout:
 
 def namespace_of(cluster: Cluster, host: str) -> str:
     return f"net:[{os.stat(f'/var/run/netns/{cluster.lan.hosts[host].namespace}').st_ino}]"
-
-
-@pytest.mark.timeout(600)
-def test_remote_workers_take_the_runs_and_a_cut_workers_next_run_completes_on_the_other(cluster):
-    deployment_id = asyncio.run(deploy_where_it_ran(queue="default"))
-    # Remote pickup: each run is taken by one of the workers, from its own checkout, in its own namespace.
-    pickups, hosts_seen = [], set()
-    for number in range(4):
-        out = cluster.tmp / f"run-{number}.json"
-        host, pickup = run_to_the_end(deployment_id, out)
-        seen = json.loads(out.read_text())
-        assert (seen["cwd"], seen["netns"], seen["store_answers"]) == (str(cluster.checkouts[host]), namespace_of(cluster, host), True)
-        pickups.append(pickup)
-        hosts_seen.add(host)
-
-    # A worker's link cut mid-run: the next run completes on the other worker.
-    long_out = cluster.tmp / "long.json"
-    long_run = asyncio.run(start_run(deployment_id, long_out, seconds=600))
-    victim = wait_until(lambda: (read_json(long_out) or {}).get("VIGIA_WORKER_HOST"), 120, "the long run to start")
-    cut_at = time.time()
-    cluster.lan.hosts[victim].cut()
-    survivor, _ = run_to_the_end(deployment_id, cluster.tmp / "after-cut.json")
-    recovery = time.time() - cut_at
-    # Its worker can tell Prefect nothing any more; the other worker's zombie sweep marks it Crashed (tasks/zombies.py).
-    wait_until(lambda: asyncio.run(run_state(long_run)) == "CRASHED", 180, "the cut run to be marked Crashed")
-    crash_marked = time.time() - cut_at
-
-    timings = {"pickup_seconds": [round(p, 2) for p in pickups], "hosts": sorted(hosts_seen), "cut": victim}
-    timings.update(recovery_seconds=round(recovery, 2), crash_marked_seconds=round(crash_marked, 1))
-    print(f"multi-host timings: {json.dumps(timings)}")
-    assert survivor != victim
-    assert max(pickups) < 30
 
 
 async def health_check_run(parameters: dict) -> str:
@@ -291,3 +264,35 @@ def test_the_backups_limit_of_one_run_holds_across_two_workers(cluster):
     wait_until(lambda: asyncio.run(run_state(first)) == "COMPLETED", 120, "the first run to complete")
     assert asyncio.run(run_state(second)) == "CANCELLED"  # CANCEL_NEW, as prefect.yaml says for the backup
     assert not second_out.exists()  # it never started, on either worker
+
+
+@pytest.mark.timeout(600)
+def test_remote_workers_take_the_runs_and_a_cut_workers_next_run_completes_on_the_other(cluster):
+    deployment_id = asyncio.run(deploy_where_it_ran(queue="default"))
+    # Remote pickup: each run is taken by one of the workers, from its own checkout, in its own namespace.
+    pickups, hosts_seen = [], set()
+    for number in range(4):
+        out = cluster.tmp / f"run-{number}.json"
+        host, pickup = run_to_the_end(deployment_id, out)
+        seen = json.loads(out.read_text())
+        assert (seen["cwd"], seen["netns"], seen["store_answers"]) == (str(cluster.checkouts[host]), namespace_of(cluster, host), True)
+        pickups.append(pickup)
+        hosts_seen.add(host)
+
+    # A worker's link cut mid-run: the next run completes on the other worker.
+    long_out = cluster.tmp / "long.json"
+    long_run = asyncio.run(start_run(deployment_id, long_out, seconds=600))
+    victim = wait_until(lambda: (read_json(long_out) or {}).get("VIGIA_WORKER_HOST"), 120, "the long run to start")
+    cut_at = time.time()
+    cluster.lan.hosts[victim].cut()
+    survivor, _ = run_to_the_end(deployment_id, cluster.tmp / "after-cut.json")
+    recovery = time.time() - cut_at
+    # Its worker can tell Prefect nothing any more; the other worker's zombie sweep marks it Crashed (tasks/zombies.py).
+    wait_until(lambda: asyncio.run(run_state(long_run)) == "CRASHED", 180, "the cut run to be marked Crashed")
+    crash_marked = time.time() - cut_at
+
+    timings = {"pickup_seconds": [round(p, 2) for p in pickups], "hosts": sorted(hosts_seen), "cut": victim}
+    timings.update(recovery_seconds=round(recovery, 2), crash_marked_seconds=round(crash_marked, 1))
+    print(f"multi-host timings: {json.dumps(timings)}")
+    assert survivor != victim
+    assert max(pickups) < 30

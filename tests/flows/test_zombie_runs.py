@@ -9,6 +9,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 from prefect.client.orchestration import get_client
 
 from blocks.alert_routes import AlertRoutes
@@ -96,3 +97,11 @@ def test_a_killed_run_is_marked_crashed_and_alerted_once_while_a_live_one_keeps_
 def test_every_part_beats_often_enough_for_the_sweep_to_find_a_dead_run_within_two_minutes():
     silence = zombies.SILENCE.total_seconds()
     assert int(HEARTBEAT_SECONDS) * 3 <= silence and silence + zombies.SWEEP_SECONDS <= 120
+
+
+def test_the_silence_before_a_run_is_declared_dead_is_a_setting_of_at_least_45_s():
+    assert zombies.configured_silence({}) == timedelta(seconds=90)
+    assert zombies.configured_silence({"VIGIA_ZOMBIE_AFTER_SECONDS": "60"}) == timedelta(seconds=60)
+    for wrong in ("30", "soon"):
+        with pytest.raises(ValueError, match="VIGIA_ZOMBIE_AFTER_SECONDS="):
+            zombies.configured_silence({"VIGIA_ZOMBIE_AFTER_SECONDS": wrong})
