@@ -20,13 +20,12 @@ import json  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
 import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
 import tempfile  # noqa: E402
 from contextlib import ExitStack  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from transcription_latency import TOKEN, make_speech, p95, start_receiver  # noqa: E402
+from webhook_sender import post_webhooks  # noqa: E402
 
 from store.database import migrate  # noqa: E402
 from tests.fakes.evolution_webhook import sent_message_envelope, text_envelope, voice_note_envelope  # noqa: E402
@@ -53,22 +52,8 @@ def traffic(rng: random.Random, speech: bytes, count: int) -> list[list[str]]:
 
 
 def send(receiver: str, bodies: list[list[str]], every_seconds: float, voice: dict[str, list[float]] | None = None) -> list[float]:
-    spec = {
-        "url": f"{receiver}/webhooks/evolution",
-        "headers": {"X-Vigia-Token": TOKEN, "Content-Type": "application/json"},
-        "connections": 32,
-        "every_seconds": every_seconds,
-        "notes": bodies,
-    }
-    sender = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("webhook_sender.py"))],
-        input=json.dumps(spec),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
     acks = []
-    for message_id, _, ack_seconds, status in json.loads(sender.stdout):
+    for message_id, _, ack_seconds, status in post_webhooks(receiver, TOKEN, bodies, every_seconds):
         if status not in (200, 202):
             raise SystemExit(f"the receiver answered {status} to message {message_id}")
         acks.append(ack_seconds)

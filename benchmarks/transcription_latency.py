@@ -36,6 +36,7 @@ import httpx  # noqa: E402
 import psycopg  # noqa: E402
 from hermetic import PREFECT_HOME  # noqa: E402,I001 — first: sets up the environment before Prefect loads
 from starlette.types import ASGIApp, Message, Receive, Scope, Send  # noqa: E402
+from webhook_sender import post_webhooks  # noqa: E402
 
 from deployments.parts import UNUSED_SERVER_SERVICES  # noqa: E402
 from tests.fakes.evolution import FakeEvolution  # noqa: E402
@@ -259,22 +260,8 @@ def post_all(url: str, speech: bytes, count: int, every_seconds: float, acks: li
     for _ in range(count):
         envelope = voice_note_envelope(speech, instance=INSTANCE, seconds=3)
         notes.append([envelope["data"]["key"]["id"], json.dumps(envelope)])
-    spec = {
-        "url": f"{url}/webhooks/evolution",
-        "headers": {"X-Vigia-Token": TOKEN, "Content-Type": "application/json"},
-        "connections": 32,
-        "every_seconds": every_seconds,
-        "notes": notes,
-    }
-    sender = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("webhook_sender.py"))],
-        input=json.dumps(spec),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
     sent: dict[str, float] = {}
-    for message_id, started, ack_seconds, status in json.loads(sender.stdout):
+    for message_id, started, ack_seconds, status in post_webhooks(url, TOKEN, notes, every_seconds):
         if status != 202:
             raise SystemExit(f"the receiver answered {status} to voice note {message_id}")
         sent[message_id] = started

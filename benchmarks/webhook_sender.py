@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 import time
 from urllib.parse import urlsplit
+
+CONNECTIONS = 32  # Evolution's HTTP agent keeps this many alive
 
 
 class Connection:
@@ -61,6 +64,22 @@ async def send_all(spec: dict) -> list[list]:
     while not idle.empty():
         idle.get_nowait().writer.close()
     return results
+
+
+def post_webhooks(receiver: str, token: str, notes: list[list[str]], every_seconds: float) -> list[list]:
+    """Post [[message_id, body], …] to the receiver's Evolution webhook from a process of this script's own.
+
+    Returns [[message_id, sent_monotonic, ack_seconds, status], …].
+    """
+    spec = {
+        "url": f"{receiver}/webhooks/evolution",
+        "headers": {"X-Vigia-Token": token, "Content-Type": "application/json"},
+        "connections": CONNECTIONS,
+        "every_seconds": every_seconds,
+        "notes": notes,
+    }
+    sender = subprocess.run([sys.executable, __file__], input=json.dumps(spec), capture_output=True, text=True, check=True)
+    return json.loads(sender.stdout)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -18,6 +17,7 @@ from blocks.backup_plan import BackupPlan, BackupSource
 from blocks.vigia import VigiaSettings
 from tests.conftest import POSTGRES_ADMIN
 from tests.fakes.server import free_port
+from tests.polling import wait_until
 
 LOOPBACK = "127.0.0.1"
 DAV_USER, DAV_PASS = "bk", "bk-pass-loopback"
@@ -35,14 +35,6 @@ INSERT INTO public.execution_data (data) SELECT repeat(md5(g::text), 20) FROM ge
 CREATE VIEW "Sales"."BigOrders" AS SELECT "Id", "Customer Name" FROM "Sales"."CustomerOrders" WHERE "Id" > 300;
 UPDATE "Sales"."CustomerOrders" SET attachment = lo_from_bytea(0, convert_to('the large object', 'UTF8')) WHERE "Id" = 100;
 """
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not ready after {timeout} s")
-        time.sleep(0.05)
 
 
 def listening(port: int) -> bool:
@@ -108,7 +100,7 @@ def remotes(tmp_path_factory) -> Iterator[dict[str, Path]]:
     os.environ.update(env)
     try:
         for name, port in ports.items():
-            wait_until(lambda port=port: listening(port), f"rclone serve for {name}")
+            wait_until(lambda port=port: listening(port), 20, f"rclone serve for {name}")
         yield folders
     finally:
         for process in processes:
@@ -164,7 +156,7 @@ def start_redis(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, int]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    wait_until(lambda: listening(port), f"redis-server on {port}")
+    wait_until(lambda: listening(port), 20, f"redis-server on {port}")
     return process, port
 
 

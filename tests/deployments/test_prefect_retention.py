@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-import time
 from datetime import datetime, timedelta
 
 import httpx
 import pytest
+
+from tests.polling import wait_until
 
 from .test_prefect_server import prefect_server_part_running
 
@@ -15,13 +16,6 @@ from .test_prefect_server import prefect_server_part_running
 def query(database, sql: str, *args) -> list[tuple]:
     with sqlite3.connect(database) as connection:
         return connection.execute(sql, args).fetchall()
-
-
-def poll(check, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, f"{what} within {seconds:.0f} s"
-        time.sleep(0.5)
 
 
 def backdate(database, table: str, column: str, where: str, args: tuple, days: int) -> None:
@@ -51,7 +45,7 @@ def test_prefects_server_vacuums_flow_runs_past_35_days_with_their_artifacts_and
         def events_of(name: str) -> int:
             return query(database, "SELECT count(*) FROM events WHERE resource_id = ?", f"prefect.flow-run.{runs[name]}")[0][0]
 
-        poll(lambda: events_of("old") and events_of("recent"), 60, "the runs' events were not persisted")
+        wait_until(lambda: events_of("old") and events_of("recent"), 60, "the runs' events were not persisted")
     backdate(database, "flow_run", "end_time", "id = ?", (runs["old"],), 40)
     old_events = "resource_id = ?", (f"prefect.flow-run.{runs['old']}",)
     backdate(database, "events", "occurred", *old_events, 10)
@@ -63,7 +57,7 @@ def test_prefects_server_vacuums_flow_runs_past_35_days_with_their_artifacts_and
         def run_names() -> set[str]:
             return {name for (name,) in query(database, "SELECT name FROM flow_run")}
 
-        poll(lambda: run_names() == {"recent"} and events_of("old") == 0, 120, "the old run and its events were not vacuumed")
+        wait_until(lambda: run_names() == {"recent"} and events_of("old") == 0, 120, "the old run and its events to be vacuumed", every=0.5)
         artifacts = {run for (run,) in query(database, "SELECT flow_run_id FROM artifact")}
     assert artifacts == {runs["recent"]}
     assert events_of("recent") == events_before["recent"] > 0

@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from store.database import open_session
 from tasks import zombies
 from tasks.run_failures import run_alert_key
 from tests.fakes.capture import CaptureServer
+from tests.polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,15 +33,6 @@ def start_long_backup(prefect_server: str, out: Path) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-
-
-def wait_for(predicate, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
 
 
 async def state_of(run_id: str) -> str:
@@ -62,14 +53,14 @@ def test_a_killed_run_is_marked_crashed_and_alerted_once_while_a_live_one_keeps_
     victim, survivor = (start_long_backup(prefect_server, tmp_path / f"{name}.id") for name in ("victim", "survivor"))
     try:
         victim_id, survivor_id = (
-            wait_for(lambda path=tmp_path / f"{name}.id": path.exists() and path.read_text(), 120, f"the {name} run to start")
+            wait_until(lambda path=tmp_path / f"{name}.id": path.exists() and path.read_text(), 120, f"the {name} run to start", every=0.5)
             for name in ("victim", "survivor")
         )
-        wait_for(lambda: asyncio.run(heartbeats(victim_id)) >= 1, 60, "the victim's first heartbeat")
+        wait_until(lambda: asyncio.run(heartbeats(victim_id)) >= 1, 60, "the victim's first heartbeat", every=0.5)
         victim.send_signal(signal.SIGKILL)
         victim.wait()
         # The survivor's second heartbeat comes ~30 s after its first; the victim has been silent since its first.
-        wait_for(lambda: asyncio.run(heartbeats(survivor_id)) >= 2, 90, "the survivor's second heartbeat")
+        wait_until(lambda: asyncio.run(heartbeats(survivor_id)) >= 2, 90, "the survivor's second heartbeat", every=0.5)
         assert asyncio.run(state_of(victim_id)) == "RUNNING"  # Prefect alone never learns it died
         with capture.serving() as base:
             VigiaSettings(home=str(tmp_path), database_url=sqlite_store_url).save("default", overwrite=True)

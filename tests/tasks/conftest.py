@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.fakes.server import free_port, serve_app
-from tests.tasks.servers import LOOPBACK, REDIS_PASSWORD, LocalCa, build_site, wait_until
+from tests.polling import wait_until
+from tests.tasks.servers import LOOPBACK, REDIS_PASSWORD, LocalCa, build_site
 
 
 @pytest.fixture
@@ -107,7 +108,7 @@ def password_redis_port() -> Iterator[int]:
             return False
 
     try:
-        wait_until(answers, "throwaway redis-server")
+        wait_until(answers, 10, "throwaway redis-server", every=0.01)
         yield port
     finally:
         client.close()

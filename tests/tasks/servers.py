@@ -7,7 +7,6 @@ import ipaddress
 import socket
 import struct
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from fastapi.responses import HTMLResponse
 from blocks.health_targets import HealthTarget
 from store.probes import ProbeResult
 from tasks.probes import ProbeContext, probe_target
+from tests.polling import wait_until
 
 LOOPBACK = "127.0.0.1"
 REDIS_PASSWORD = "s3cret-redis-pw"
@@ -34,15 +34,6 @@ REDIS_PASSWORD = "s3cret-redis-pw"
 def probe(target: HealthTarget, context: ProbeContext | None = None) -> ProbeResult:
     """Run one real probe, outside any Prefect run."""
     return asyncio.run(probe_target(target, context or ProbeContext()))
-
-
-def wait_until(condition, what: str, timeout_seconds: float = 10.0) -> None:
-    """Poll `condition` until it holds, failing after the deadline."""
-    deadline = time.monotonic() + timeout_seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not ready within {timeout_seconds} s")
-        time.sleep(0.01)
 
 
 def build_site() -> FastAPI:
@@ -82,7 +73,7 @@ def serve_https(app: FastAPI, certfile: Path, keyfile: Path) -> Iterator[str]:
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
     try:
-        wait_until(lambda: server.started or not thread.is_alive(), "HTTPS server")
+        wait_until(lambda: server.started or not thread.is_alive(), 10, "HTTPS server", every=0.01)
         assert thread.is_alive(), "HTTPS server thread died before it listened"
         yield f"https://{LOOPBACK}:{port}"
     finally:

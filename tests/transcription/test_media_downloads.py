@@ -13,6 +13,7 @@ from blocks.evolution import EvolutionApi
 from store.alerts import list_alerts
 from store.database import open_session
 from tests.fakes.evolution_webhook import media_key_of, voice_note_envelope
+from tests.polling import wait_until
 
 from .conftest import EVOLUTION_KEY, INSTANCE, Clips
 from .test_voice_notes_end_to_end import (  # noqa: F401  (blocks, deployment and platform are fixtures)
@@ -26,7 +27,6 @@ from .test_voice_notes_end_to_end import (  # noqa: F401  (blocks, deployment an
     read_flow_run,
     run_again,
     save_settings,
-    wait_until,
 )
 
 pytestmark = pytest.mark.usefixtures("prefect_server")

@@ -31,9 +31,10 @@ from tasks.groq_gate import GroqLimits, ensure_groq_limits
 from tests.conftest import TABLES
 from tests.fakes.evolution_webhook import voice_note_envelope
 from tests.fakes.server import serve_app
+from tests.polling import wait_until
 
 from .conftest import EVOLUTION_KEY, GROQ_KEY, INSTANCE, TOKEN, Clips
-from .test_voice_notes_end_to_end import CHAT, REPLY, Platform, blocks, deployment, save_settings, wait_until  # noqa: F401
+from .test_voice_notes_end_to_end import CHAT, REPLY, Platform, blocks, deployment, save_settings  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 ROOMY = {"groq_max_concurrency": 16, "groq_requests_per_minute": 100_000, "groq_audio_seconds_per_hour": 100_000_000}

@@ -32,6 +32,7 @@ from tests.fakes.evolution import FakeEvolution
 from tests.fakes.evolution_webhook import WebhookSender, voice_note_envelope
 from tests.fakes.groq import FakeGroq
 from tests.fakes.server import serve_app
+from tests.polling import wait_until
 
 from .conftest import EVOLUTION_KEY, GROQ_KEY, INSTANCE, SPOKEN, TOKEN, Clips
 from .proxy import SwitchableProxy
@@ -40,15 +41,6 @@ pytestmark = pytest.mark.usefixtures("prefect_server")
 CHAT = "5511987654321@s.whatsapp.net"
 REPLY = f"🎙️ *Transcrição:*\n{SPOKEN}"
 FAILURE = "⚠️ Não consegui transcrever este áudio agora. Tente novamente mais tarde."
-
-
-def wait_until(predicate: Callable[[], object], seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
 
 
 @dataclass
