@@ -4,14 +4,22 @@ Each webhook hands its note to one writer thread, which takes every note waiting
 spools their audio and stores them in one transaction (a group commit), then answers each webhook.
 Concurrent transactions from a thread pool made SQLite's busy handler sleep (1, 2, 5, 10 … ms per
 retry) while another held the write lock: 100 notes at once took a p95 of ~600 ms to acknowledge.
+
+Chat messages' metadata (a voice note's own included) is nobody's answer: it is held up to
+HOLD_SECONDS so that a busy bot's messages share a transaction and one pairing, and written after
+the voice notes that came meanwhile. Written as they came, one small transaction each, they kept
+the writer (and the GIL) busy while voice notes queued behind them: recording doubled the
+receiver's p95 for voice notes in benchmarks/conversation_recording.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import queue
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,6 +33,7 @@ from store.voice_notes import NewVoiceNote, insert_voice_notes
 logger = logging.getLogger(__name__)
 MAX_BATCH = 100
 RETRY_SECONDS = 2.0
+HOLD_SECONDS = 0.1  # chat messages' metadata waits this long for others to share its transaction (and its pairing)
 MAX_UNWRITTEN = 10_000  # acknowledged chat messages kept while the store is away (more wait for it: their webhooks get 503)
 
 
@@ -54,16 +63,20 @@ class VoiceNoteWriter:
         self._lock = threading.Lock()
         self._store_answers = True  # the last batch was stored
         self._unwritten: list[_Pending] = []  # acknowledged chat messages a failed batch could not store (writer thread only)
+        self._retry_at = math.inf  # when the writer tries them again
 
     async def store(self, record: NewVoiceNote, audio: bytes | None, message: NewMessage | None = None) -> tuple[int, bool]:
-        """Spool `audio` (when given) and store `record` with it (and its chat message); return the note's id and whether it was stored before."""
+        """Spool `audio` (when given) and store `record`; return the note's id and whether it was stored before.
+
+        Its chat `message` is recorded as record_message does, after the note, without holding its answer.
+        """
         return await self._submit(record, audio, message)
 
     async def record_message(self, message: NewMessage) -> None:
         """Store a chat message's metadata in the next batch.
 
         While the store takes the writer's batches, return at once: the message is written within
-        milliseconds (a webhook for a text need not wait for a commit). Should that batch fail, the
+        HOLD_SECONDS (a webhook for a text need not wait for a commit). Should that batch fail, the
         message is kept and tried again every RETRY_SECONDS; a killed receiver loses at most what is in
         flight. After a failure, wait for the commit instead, so the webhook answers 503 and Evolution
         delivers it again until the store is back.
@@ -96,32 +109,52 @@ class VoiceNoteWriter:
                 self._thread.start()
 
     def _run(self) -> None:
+        held: list[_Pending] = []  # acknowledged chat messages waiting for their batch
+        write_by = math.inf  # when the held (and the kept) messages are written
         while True:
-            try:
-                first = self._queue.get(timeout=RETRY_SECONDS if self._unwritten else None)
-            except queue.Empty:  # no webhook meanwhile: try the kept chat messages alone
-                self._write(self._take_unwritten())
-                continue
-            batch, stopping = self._take_unwritten(), first is None
-            if first is not None:
-                batch.append(first)
-            while not stopping and len(batch) < self.max_batch:
-                try:
-                    following = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if following is None:
-                    stopping = True
-                    break
-                batch.append(following)
-            if batch:
-                self._write(batch)
+            if self._unwritten:
+                write_by = min(write_by, self._retry_at)
+            waiting = None if write_by == math.inf else max(write_by - time.monotonic(), 0)
+            items, stopping = self._take_queued(waiting)
+            waited = [pending for pending in items if pending.future is not None]
+            for pending in waited:  # a voice note's answer waits for the note, not for its chat message's metadata
+                if pending.record is not None and pending.message is not None:
+                    items.append(_Pending(None, None, pending.message, None, None))
+                    pending.message = None
+            if waited:
+                self._write(waited)
+            for pending in items:
+                if pending.future is None:
+                    if not held:
+                        write_by = min(write_by, time.monotonic() + HOLD_SECONDS)
+                    held.append(pending)
+            if stopping or len(held) >= self.max_batch or time.monotonic() >= write_by:
+                batch, held, write_by = self._take_unwritten() + held, [], math.inf
+                if batch:
+                    self._write(batch)
             if stopping:
                 if self._unwritten:
                     logger.error(
                         "%d chat messages not recorded: the store did not answer before the receiver stopped", len(self._unwritten)
                     )
                 return
+
+    def _take_queued(self, waiting: float | None) -> tuple[list[_Pending], bool]:
+        """What the webhooks queued: block until the first (at most `waiting` s), then take what else is there; and whether to stop."""
+        items: list[_Pending] = []
+        try:
+            item = self._queue.get(timeout=waiting)
+        except queue.Empty:
+            return items, False
+        while item is not None:
+            items.append(item)
+            if len(items) >= self.max_batch:
+                return items, False
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return items, False
+        return items, True
 
     def _take_unwritten(self) -> list[_Pending]:
         taken, self._unwritten = self._unwritten, []
@@ -160,6 +193,7 @@ class VoiceNoteWriter:
         elif not self._unwritten:
             logger.warning("chat messages wait for the store (tried again every %.0f s): %s", RETRY_SECONDS, error)
         self._unwritten.append(pending)
+        self._retry_at = time.monotonic() + RETRY_SECONDS
 
 
 def _settle(pending: _Pending, result: tuple[int, bool] | None, error: Exception | None) -> None:

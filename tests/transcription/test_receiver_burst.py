@@ -9,11 +9,13 @@ from datetime import datetime, timezone
 
 import httpx
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event, select, text
 
 from deployments.voice_note_writer import VoiceNoteWriter
 from deployments.webhook import WebhookConfig, create_app
+from store.conversations import NewMessage, chat_key
 from store.database import StoreError, get_engine, open_session
+from store.models import ConversationMessageRow
 from store.voice_notes import NewVoiceNote, count_by_status, insert_voice_notes
 from tests.fakes.evolution_webhook import voice_note_envelope
 from tests.fakes.server import serve_app
@@ -119,3 +121,72 @@ def test_a_spool_the_disk_refuses_answers_its_error_and_stores_nothing(sqlite_st
         writer.stop()
     with open_session(sqlite_store_url) as session:
         assert count_by_status(session) == {}
+
+
+def new_message(message_id: str, direction: str = "customer") -> NewMessage:
+    return NewMessage(
+        instance="ops-bot",
+        message_id=message_id,
+        chat=chat_key(new_note("").chat_jid, bytes(32)),
+        direction=direction,
+        kind="text",
+        at=NOW,
+        reply_to=None,
+    )
+
+
+def recorded(store_url: str) -> set[str]:
+    with open_session(store_url) as session:
+        return set(session.scalars(select(ConversationMessageRow.message_id)))
+
+
+@pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
+def test_a_voice_notes_answer_never_waits_for_chat_messages_being_recorded(store_url, tmp_path):
+    """Recording metadata is the receiver's side job: a slow metadata write must not hold a voice note's 202."""
+    with open_session(store_url) as session:
+        session.execute(
+            text("CREATE FUNCTION slow_messages() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1.5); RETURN NULL; END $$")
+        )
+        session.execute(text("CREATE TRIGGER slow_messages AFTER INSERT ON conversation_messages EXECUTE FUNCTION slow_messages()"))
+    writer = VoiceNoteWriter(store_url, tmp_path / "spool")
+
+    async def text_then_note() -> set[str]:
+        await writer.record_message(new_message("TEXT"))  # answered at once; written in the background
+        await writer.store(new_note("NOTE"), AUDIO, new_message("NOTE"))
+        return recorded(store_url)
+
+    try:
+        recorded_when_answered = asyncio.run(text_then_note())
+        with open_session(store_url) as session:
+            assert count_by_status(session) == {"received": 1}
+        assert recorded_when_answered == set()  # the note was answered while the chat messages were still being written
+    finally:
+        writer.stop()
+        with open_session(store_url) as session:
+            session.execute(text("DROP TRIGGER slow_messages ON conversation_messages"))
+            session.execute(text("DROP FUNCTION slow_messages()"))
+    assert recorded(store_url) == {"TEXT", "NOTE"}  # and nothing was lost
+
+
+def test_chat_messages_arriving_together_are_recorded_in_a_few_transactions(sqlite_store_url, tmp_path):
+    commits = []
+    engine = get_engine(sqlite_store_url)
+
+    def count_commit(connection) -> None:
+        commits.append(connection)
+
+    event.listen(engine, "commit", count_commit)
+    writer = VoiceNoteWriter(sqlite_store_url, tmp_path / "spool")
+
+    async def chatter() -> None:
+        for index in range(40):  # a busy bot: a message every 5 ms
+            await writer.record_message(new_message(f"TEXT-{index}", "customer" if index % 3 else "bot"))
+            await asyncio.sleep(0.005)
+
+    try:
+        asyncio.run(chatter())
+    finally:
+        writer.stop()
+        event.remove(engine, "commit", count_commit)
+    assert len(recorded(sqlite_store_url)) == 40
+    assert len(commits) <= 8  # not one transaction (and one pairing) per message
