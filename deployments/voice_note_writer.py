@@ -117,12 +117,8 @@ class VoiceNoteWriter:
             waiting = None if write_by == math.inf else max(write_by - time.monotonic(), 0)
             items, stopping = self._take_queued(waiting)
             waited = [pending for pending in items if pending.future is not None]
-            for pending in waited:  # a voice note's answer waits for the note, not for its chat message's metadata
-                if pending.record is not None and pending.message is not None:
-                    items.append(_Pending(None, None, pending.message, None, None))
-                    pending.message = None
-            if waited:
-                self._write(waited)
+            if waited:  # a stored voice note's chat message comes back, to be recorded with the held ones
+                items += self._write(waited)
             for pending in items:
                 if pending.future is None:
                     if not held:
@@ -160,25 +156,30 @@ class VoiceNoteWriter:
         taken, self._unwritten = self._unwritten, []
         return taken
 
-    def _write(self, batch: list[_Pending]) -> None:
+    def _write(self, batch: list[_Pending]) -> list[_Pending]:
+        """Store the batch in one transaction (else each alone) and settle it; return the stored voice notes' chat messages.
+
+        A voice note's answer waits for the note, not for its chat message's metadata: that is returned
+        to be recorded as record_message does, and only once the note is stored (a refused note is
+        delivered again, message and all).
+        """
         notes = [(p.record, p.audio) for p in batch if p.record is not None]
-        messages = [p.message for p in batch if p.message is not None]
+        messages = [p.message for p in batch if p.message is not None and p.record is None]
         try:
             results = iter(store_voice_notes(self.database_url, self.spool_dir, notes, messages))
         except Exception as error:
             if len(batch) > 1:
-                for pending in batch:
-                    self._write([pending])
-                return
+                return [message for pending in batch for message in self._write([pending])]
             self._store_answers = False
             if batch[0].future is None:  # acknowledged already: kept to be written once the store answers again
                 self._keep_unwritten(batch[0], error)
             else:
                 _settle(batch[0], None, error)
-            return
+            return []
         self._store_answers = True
         for pending in batch:
             _settle(pending, next(results) if pending.record is not None else None, None)
+        return [_Pending(None, None, p.message, None, None) for p in batch if p.record is not None and p.message is not None]
 
     def _keep_unwritten(self, pending: _Pending, error: Exception) -> None:
         message = pending.message
