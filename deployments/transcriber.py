@@ -25,6 +25,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+if __name__ == "__main__":  # loading Prefect takes seconds on a busy host: a stop meanwhile just ends the process
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # (no KeyboardInterrupt traceback in the log); main() sets the real handlers
+
 from prefect.flow_engine import run_flow_async
 
 from deployments.transcription_runs import RunMaker

@@ -60,3 +60,26 @@ def test_a_sigterm_while_a_batch_runs_lets_the_batch_finish_and_the_process_exit
             return (await client.read_flow_run(note.flow_run_id)).state.type.value
 
     assert asyncio.run(run_state()) == "COMPLETED"
+
+
+def test_a_ctrl_c_while_the_transcriber_still_loads_ends_it_without_a_traceback(tmp_path):
+    """`vigia up` stopped right after it started (or on a busy host, where loading Prefect takes seconds)."""
+    transcriber = subprocess.Popen(
+        [sys.executable, "-X", "importtime", "-m", "deployments.transcriber"],
+        env={**os.environ, "VIGIA_HOME": str(tmp_path)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for line in transcriber.stderr:  # -X importtime: one line per module imported
+            if "prefect" in line:  # still loading
+                transcriber.send_signal(signal.SIGINT)
+                break
+        output = transcriber.stderr.read()
+        transcriber.wait(timeout=30)
+    finally:
+        if transcriber.poll() is None:
+            transcriber.kill()
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output[-2000:]
+    assert "deployments.transcription_runs" not in output  # the signal came while it was loading, not after
