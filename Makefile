@@ -11,7 +11,7 @@ up: deps
 	$(UV) run vigia up
 
 test: deps services lint
-	$(UV) run pytest -q
+	$(UV) run pytest -q -n 2 --dist loadfile
 
 lint: python
 	$(UV) run ruff check --quiet .

@@ -1,5 +1,6 @@
 """Shared fixtures: real PostgreSQL, Redis and a Prefect test server, all on 127.0.0.1."""
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -24,8 +25,11 @@ from store.database import get_engine, migrate  # noqa: E402
 from store.models import Base  # noqa: E402
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
-# VIGIA_TEST_REDIS_DB lets two suites share one Redis without flushing each other's keys.
-REDIS_TEST_DB = int(os.environ.get("VIGIA_TEST_REDIS_DB", "9"))
+# VIGIA_TEST_REDIS_DB lets two suites share one Redis without flushing each other's keys; each
+# pytest-xdist worker (gw0, gw1, …) takes two databases of its own from there.
+XDIST_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+REDIS_TEST_DB = int(os.environ.get("VIGIA_TEST_REDIS_DB", "9")) + 2 * XDIST_WORKER
+REDIS_SCRATCH_DB = REDIS_TEST_DB + 1  # a second database of this suite's own, for restores into a shared server
 TABLES = tuple(Base.metadata.tables)  # every table of the store, truncated between PostgreSQL tests
 
 
@@ -140,13 +144,28 @@ YEAR_END = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)  # a Friday
 
 @pytest.fixture(scope="session")
 def year_store_url(tmp_path_factory):
-    """A SQLite store holding a year of synthetic history (demo data) ending YEAR_END; tests only read it."""
+    """A SQLite store holding a year of synthetic history (demo data) ending YEAR_END; tests only read it.
+
+    Seeded once per run (~40 s of CPU): pytest-xdist's workers share the file through the run's own
+    folder, the first to come seeding it under a lock while the others wait.
+    """
     from store.database import open_session
     from store.demo import seed_history
 
-    url = f"sqlite:///{tmp_path_factory.mktemp('year') / 'vigia.db'}"
-    migrate(url)
-    with open_session(url) as session:
-        seed_history(session, days=365, seed=3, now=YEAR_END, notes_per_day=60, chats_per_day=40)
+    basetemp = tmp_path_factory.getbasetemp()
+    folder = (basetemp.parent if "PYTEST_XDIST_WORKER" in os.environ else basetemp) / "year-store"
+    folder.mkdir(exist_ok=True)
+    database = folder / "vigia.db"
+    with open(folder / "seeding.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not database.exists():
+            partial = folder / "vigia.db.partial"
+            partial.unlink(missing_ok=True)
+            migrate(f"sqlite:///{partial}")
+            with open_session(f"sqlite:///{partial}") as session:
+                seed_history(session, days=365, seed=3, now=YEAR_END, notes_per_day=60, chats_per_day=40)
+            get_engine(f"sqlite:///{partial}").dispose()
+            partial.rename(database)
+    url = f"sqlite:///{database}"
     yield url
     get_engine(url).dispose()

@@ -59,7 +59,7 @@ def test_a_backup_of_redis_db_5_is_verified_per_database_and_vigia_restore_moves
             try:
                 restored = vigia("restore", result.run_id, "--source", "redis", "--to", f"{SHARED_REDIS}/{SHARED_TARGET_DB}", env=env)
                 assert restored.returncode == 0, restored.stderr
-                assert "407 keys moved with DUMP/RESTORE, TTLs kept (db 5 → db 13: 407)" in restored.stdout
+                assert f"407 keys moved with DUMP/RESTORE, TTLs kept (db 5 → db {SHARED_TARGET_DB}: 407)" in restored.stdout
                 assert read_everything(target) == expected
             finally:
                 target.flushdb()

@@ -12,10 +12,11 @@ import redis
 from clients.redis_dump import RedisDumpError, fetch_rdb
 from tasks.restores import RestoreRefused, restore_redis
 from tests.backup.conftest import start_redis
+from tests.conftest import REDIS_SCRATCH_DB
 
 TYPES_PER_DB = 7  # string, hash, list, set, zset, stream, a string with a TTL
 SHARED_REDIS = "redis://127.0.0.1:6379"
-SHARED_TARGET_DB = 13  # a database of this suite's own on the shared server (besides VIGIA_TEST_REDIS_DB)
+SHARED_TARGET_DB = REDIS_SCRATCH_DB
 
 
 def fill_every_type(client: redis.Redis, tag: str) -> None:
