@@ -62,8 +62,9 @@ def test_prefect_deploy_all_creates_every_deployment_with_its_schedule_and_time_
     assert voice_note_ids["description"].startswith("Ids of the stored voice notes")
 
 
-def test_vigia_up_serves_the_same_definitions_unpaused():
-    served = {d.name: d for d in build_deployments({"VIGIA_TIMEZONE": "America/Sao_Paulo"})}
+def test_vigia_up_serves_the_same_definitions_unpaused(monkeypatch):
+    monkeypatch.setenv("VIGIA_TIMEZONE", "America/Sao_Paulo")
+    served = {d.name: d for d in build_deployments()}
     transcribe = served["on-webhook"]
     assert (transcribe.schedules, transcribe.paused, transcribe.tags) == ([], False, ["vigia"])
     assert transcribe.entrypoint == "flows.transcribe_voice_note.transcribe_voice_note"
@@ -73,10 +74,9 @@ def test_vigia_up_serves_the_same_definitions_unpaused():
     assert health.entrypoint == "flows.health_check.health_check"
 
 
-def test_vigia_up_serves_the_store_maintenance_daily_after_the_backup_one_run_at_a_time():
-    [maintenance] = [
-        d for d in build_deployments({"VIGIA_TIMEZONE": "America/Sao_Paulo"}) if d.entrypoint == "flows.maintenance.maintenance"
-    ]
+def test_vigia_up_serves_the_store_maintenance_daily_after_the_backup_one_run_at_a_time(monkeypatch):
+    monkeypatch.setenv("VIGIA_TIMEZONE", "America/Sao_Paulo")
+    [maintenance] = [d for d in build_deployments() if d.entrypoint == "flows.maintenance.maintenance"]
     assert maintenance.name == "daily"
     assert [(s.schedule.cron, s.schedule.timezone) for s in maintenance.schedules] == [("30 3 * * *", "America/Sao_Paulo")]
     assert (maintenance.paused, maintenance.tags, maintenance.concurrency_limit) == (False, ["vigia"], 1)
