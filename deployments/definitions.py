@@ -20,7 +20,7 @@ import yaml
 from prefect.client.schemas.actions import DeploymentScheduleCreate
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, RRuleSchedule
-from prefect.types._datetime import parse_datetime
+from prefect.types._datetime import parse_datetime  # private, but what `prefect deploy` parses anchor_date with
 from prefect.utilities.templating import PlaceholderType, apply_values, find_placeholders
 
 PREFECT_YAML = Path(__file__).resolve().parent.parent / "prefect.yaml"

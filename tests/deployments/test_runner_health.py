@@ -2,7 +2,7 @@
 but stopped (SIGSTOP: it polls no more) is killed and restarted like a dead part, unless Prefect itself is down.
 
 A real Prefect runner polling the session's Prefect server, run as the `serve` part `vigia up` builds (its environment,
-health URL and limits), with a bare runner in place of prefect.yaml's deployments; a clock the test can move ahead."""
+health URL and limits), with a bare runner in place of prefect.yaml's deployments; a clock the test can move ahead; then the same through a real `vigia up`."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ from dataclasses import replace
 import pytest
 
 from deployments.parts import RUNNER_UNHEALTHY_SECONDS, Ports, build_parts, platform_urls
+from deployments.platform_state import PlatformState, read_state
 from deployments.settings import load_settings
 from deployments.supervisor import Supervisor
 from tests.deployments.test_supervisor import Recorder, step_until
-from tests.deployments.test_up import status_of
+from tests.deployments.test_up import platform, status_of, wait_for  # noqa: F401  the platform fixture
 from tests.fakes.server import free_port
 
 BARE_RUNNER = (sys.executable, "-c", "import asyncio; from prefect.runner import Runner; asyncio.run(Runner(limit=1).start())")
@@ -92,3 +93,27 @@ def test_a_runner_is_not_blamed_while_the_prefect_server_it_polls_is_down(tmp_pa
         supervisor.step()
     assert supervisor.pids() == {"serve": stopped}
     assert recorder.lines == []
+
+
+def environ_of(pid: int) -> dict[str, str]:
+    raw = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+    return dict(item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_vigia_up_restarts_its_runner_once_it_is_stopped_and_its_health_fails_for_30_s(platform, tmp_path):
+    process = platform.start()
+    try:
+        serve = wait_for(lambda: (read_state(tmp_path) or PlatformState(0, "")).parts.get("serve"), 240, "the runner to start", process)
+        health = f"http://127.0.0.1:{environ_of(serve)['PREFECT_RUNNER_SERVER_PORT']}/health"
+        wait_for(lambda: status_of(health) == 200, 180, "the runner's health endpoint", process)
+        os.kill(serve, signal.SIGSTOP)  # alive, polling nothing, answering nothing
+        restarted = wait_for(lambda: read_state(tmp_path).parts.get("serve") not in (None, serve), 120, "the runner's restart", process)
+        assert restarted and not os.path.exists(f"/proc/{serve}")
+        wait_for(lambda: status_of(health) == 200, 180, "the restarted runner's health endpoint", process)
+    finally:
+        code, stderr = platform.stop(process)
+    assert code == 0, stderr
+    assert re.search(rf"vigia: serve failed its health check for 3\d s at {re.escape(health)}; killing it\n", stderr), stderr
+    assert "vigia: serve died (exit -9, 1 in 10 min); restarting in 1 s" in stderr
