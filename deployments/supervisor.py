@@ -72,6 +72,7 @@ class Child:
     alerted: bool = False
     stamped: bool = False  # `vigia up` recorded what this part's first readiness means (a migrated database)
     health_checked_at: float | None = None
+    health_seen: bool = False  # its health URL answered 200 since it was spawned
     unhealthy_since: float | None = None
 
 
@@ -160,7 +161,7 @@ class Supervisor:
             if output is not None:
                 output.close()
         child.started_at, child.ready, child.restart_at = self.clock(), False, None
-        child.health_checked_at = child.unhealthy_since = None
+        child.health_checked_at, child.unhealthy_since, child.health_seen = None, None, False
         if child.deaths:
             self.say(f"{part.name} restarted (pid {child.process.pid})")
 
@@ -198,8 +199,14 @@ class Supervisor:
         if part.health_url is None or (child.health_checked_at is not None and now - child.health_checked_at < HEALTH_EVERY_SECONDS):
             return
         child.health_checked_at = now
-        if answers(part.health_url, (200,)) or (part.health_gate_url and not answers(part.health_gate_url, (200,), part.headers)):
-            child.unhealthy_since = None  # healthy, or what it depends on is down: not this part's fault
+        if answers(part.health_url, (200,)):
+            child.unhealthy_since, child.health_seen = None, True
+            return
+        # Not its fault while what it depends on is down, nor while it starts: a part may be ready (the runner's
+        # deployments exist from its last life) before its health endpoint listens (after it described prefect.yaml).
+        starting = not child.health_seen and now - child.started_at < part.start_seconds
+        if starting or (part.health_gate_url and not answers(part.health_gate_url, (200,), part.headers)):
+            child.unhealthy_since = None
             return
         child.unhealthy_since = now if child.unhealthy_since is None else child.unhealthy_since
         if now - child.unhealthy_since >= part.unhealthy_seconds:

@@ -18,8 +18,8 @@ import pytest
 from deployments.parts import RUNNER_UNHEALTHY_SECONDS, Ports, build_parts, platform_urls
 from deployments.platform_state import PlatformState, read_state
 from deployments.settings import load_settings
-from deployments.supervisor import Supervisor
-from tests.deployments.test_supervisor import Recorder, step_until
+from deployments.supervisor import Part, Supervisor
+from tests.deployments.test_supervisor import SLEEPER, Clock, Recorder, step_until
 from tests.deployments.test_up import platform, status_of, wait_for  # noqa: F401  the platform fixture
 from tests.fakes.server import free_port
 
@@ -52,7 +52,7 @@ def supervised(tmp_path, prefect_server):
         env = {**os.environ, "PREFECT_API_URL": prefect_server}
         supervisor = Supervisor([part], env, tmp_path / "logs", recorder.say, recorder.alert, clock)
         made.append(supervisor)
-        step_until(supervisor, lambda: status_of(part.health_url) == 200, 120, "the runner's health endpoint")
+        step_until(supervisor, lambda: supervisor.children["serve"].health_seen, 120, "the supervisor to see the runner healthy")
         return supervisor, recorder, clock
 
     yield make
@@ -95,13 +95,32 @@ def test_a_runner_is_not_blamed_while_the_prefect_server_it_polls_is_down(tmp_pa
     assert recorder.lines == []
 
 
+def test_a_part_whose_health_endpoint_never_answered_is_given_its_start_time_first(tmp_path):
+    recorder, clock = Recorder(), Clock()
+    part = Part("serve", SLEEPER, health_url=f"http://127.0.0.1:{free_port()}/health", start_seconds=120, unhealthy_seconds=30)
+    supervisor = Supervisor([part], os.environ, tmp_path / "logs", recorder.say, recorder.alert, clock)
+    try:
+        step_until(supervisor, lambda: supervisor.is_ready("serve"), what="the part")
+        first = supervisor.pids()["serve"]
+        for ahead in (0, 119, 125):  # still describing prefect.yaml, say: its endpoint listens later
+            clock.now = 1000 + ahead
+            supervisor.step()
+        assert (supervisor.pids(), recorder.lines) == ({"serve": first}, [])
+        clock.now += 30  # past its start time, and failing for 30 s since
+        supervisor.step()
+        assert recorder.lines[0] == f"serve failed its health check for 30 s at {part.health_url}; killing it"
+        assert supervisor.pids() == {}
+    finally:
+        supervisor.stop()
+
+
 def environ_of(pid: int) -> dict[str, str]:
     raw = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
     return dict(item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item)
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)
 def test_vigia_up_restarts_its_runner_once_it_is_stopped_and_its_health_fails_for_30_s(platform, tmp_path):
     process = platform.start()
     try:
@@ -109,7 +128,8 @@ def test_vigia_up_restarts_its_runner_once_it_is_stopped_and_its_health_fails_fo
         health = f"http://127.0.0.1:{environ_of(serve)['PREFECT_RUNNER_SERVER_PORT']}/health"
         wait_for(lambda: status_of(health) == 200, 180, "the runner's health endpoint", process)
         os.kill(serve, signal.SIGSTOP)  # alive, polling nothing, answering nothing
-        restarted = wait_for(lambda: read_state(tmp_path).parts.get("serve") not in (None, serve), 120, "the runner's restart", process)
+        # 30 s failing, after up to its start time (120 s) if the supervisor had not yet seen this runner healthy itself.
+        restarted = wait_for(lambda: read_state(tmp_path).parts.get("serve") not in (None, serve), 300, "the runner's restart", process)
         assert restarted and not os.path.exists(f"/proc/{serve}")
         wait_for(lambda: status_of(health) == 200, 180, "the restarted runner's health endpoint", process)
     finally:
