@@ -25,6 +25,7 @@ from prefect.utilities.templating import PlaceholderType, apply_values, find_pla
 
 PREFECT_YAML = Path(__file__).resolve().parent.parent / "prefect.yaml"
 SCHEDULE_KEYS = {"cron", "interval", "rrule", "timezone", "anchor_date", "active", "parameters", "slug", "replaces", "day_or"}
+NOT_SERVED = ("work_pool", "build", "push", "pull")  # a worker's: its pull steps are filled on the worker, at run time
 UNSERVED = {PlaceholderType.BLOCK_DOCUMENT: "a Block", PlaceholderType.VARIABLE: "a Prefect variable"}
 
 
@@ -76,6 +77,7 @@ def _definition(entry: dict[str, Any], file: str) -> Definition:
     if not entry.get("name") or not entry.get("entrypoint"):
         raise DefinitionError(f"{file}: every deployment needs a name and an entrypoint: {entry!r}")
     where = f"{file}: deployment {entry['name']!r}"
+    entry = {key: value for key, value in entry.items() if key not in NOT_SERVED}
     _refuse_unserved(entry, where)
     entry = apply_values(entry, {}, remove_notset=False)  # {{ $VAR }}: Prefect reads os.environ itself
     if entry.get("schedule") and entry.get("schedules") is not None:
