@@ -5,13 +5,16 @@ from typing import Literal
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
+from blocks.documentation import LOGO_URL, readme_section
+
 
 class AlertRoutes(Block):
     """Where alerts go: an Apprise YAML or text config routed by severity tags, and when to remind and escalate."""
 
     _block_type_name = "Alert Routes"
     _block_type_slug = "alert-routes"
-    _documentation_url = "https://github.com/vigia/vigia/blob/main/README.md#alerts"
+    _documentation_url = readme_section("Alerts")
+    _logo_url = LOGO_URL
     _code_example = """
 ```python
 from blocks.alert_routes import AlertRoutes

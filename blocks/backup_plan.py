@@ -9,6 +9,8 @@ from prefect.types import SecretDict
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from blocks.documentation import LOGO_URL, readme_section
+
 SourceKind = Literal["postgres", "redis", "files", "store"]
 
 
@@ -41,7 +43,8 @@ class BackupPlan(Block):
 
     _block_type_name = "Backup Plan"
     _block_type_slug = "backup-plan"
-    _documentation_url = "https://github.com/vigia/vigia/blob/main/README.md#backups"
+    _documentation_url = readme_section("Settings and Blocks")
+    _logo_url = LOGO_URL
     _code_example = """
 ```python
 from blocks.backup_plan import BackupPlan

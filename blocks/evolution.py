@@ -3,13 +3,16 @@
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr, field_validator
 
+from blocks.documentation import LOGO_URL, readme_section
+
 
 class EvolutionApi(Block):
     """Evolution API, the WhatsApp gateway: base URL, API key and instance."""
 
     _block_type_name = "Evolution API"
     _block_type_slug = "evolution-api"
-    _documentation_url = "https://github.com/vigia/vigia/blob/main/README.md#evolution-api"
+    _documentation_url = readme_section("Transcription")
+    _logo_url = LOGO_URL
     _code_example = """
 ```python
 from blocks.evolution import EvolutionApi

@@ -3,13 +3,16 @@
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr, field_validator
 
+from blocks.documentation import LOGO_URL, readme_section
+
 
 class GroqApi(Block):
     """Groq, for Whisper transcription: API key, base URL and model."""
 
     _block_type_name = "Groq"
     _block_type_slug = "groq"
-    _documentation_url = "https://github.com/vigia/vigia/blob/main/README.md#groq"
+    _documentation_url = readme_section("Transcription")
+    _logo_url = LOGO_URL
     _code_example = """
 ```python
 from blocks.groq import GroqApi

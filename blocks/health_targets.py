@@ -10,6 +10,8 @@ from prefect.types import SecretDict
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from blocks.documentation import LOGO_URL, readme_section
+
 ProbeKind = Literal["http", "tcp", "postgres", "redis", "disk", "memory", "queue", "prefect", "evolution", "groq", "backup"]
 
 # Two-tier thresholds per kind (DESIGN §6), on the one number each probe measures.
@@ -85,7 +87,8 @@ class HealthTargets(Block):
 
     _block_type_name = "Health Targets"
     _block_type_slug = "health-targets"
-    _documentation_url = "https://github.com/vigia/vigia/blob/main/README.md#health-targets"
+    _documentation_url = readme_section("Settings and Blocks")
+    _logo_url = LOGO_URL
     _code_example = """
 ```python
 from blocks.health_targets import HealthTargets

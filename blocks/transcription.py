@@ -6,6 +6,8 @@ from typing import Literal
 from prefect.blocks.core import Block
 from pydantic import Field, field_validator
 
+from blocks.documentation import LOGO_URL, readme_section
+
 KeywordSeverity = Literal["info", "warning", "critical", "emergency"]
 TEMPLATE_FIELDS = ("transcript", "seconds")
 
@@ -15,7 +17,8 @@ class TranscriptionSettings(Block):
 
     _block_type_name = "Transcription"
     _block_type_slug = "transcription"
-    _documentation_url = "https://github.com/vigia/vigia/blob/main/README.md#transcription"
+    _documentation_url = readme_section("Transcription")
+    _logo_url = LOGO_URL
     _code_example = """
 ```python
 from blocks.transcription import TranscriptionSettings

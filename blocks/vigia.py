@@ -3,13 +3,16 @@
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
+from blocks.documentation import LOGO_URL, readme_section
+
 
 class VigiaSettings(Block):
     """Vigia's own settings that flows need on any worker: store, home, time zone, links."""
 
     _block_type_name = "Vigia Settings"
     _block_type_slug = "vigia-settings"
-    _documentation_url = "https://github.com/vigia/vigia/blob/main/README.md#settings"
+    _documentation_url = readme_section("Settings and Blocks")
+    _logo_url = LOGO_URL
     _code_example = """
 ```python
 from blocks.vigia import VigiaSettings

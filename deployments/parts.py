@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import socket
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,6 +37,10 @@ PREFECT_DATABASE_SCHEMES = ("postgresql+asyncpg", "postgresql", "postgres")
 ROLES = {"server": "prefect-server", "receiver": "receiver", "dashboard": "dashboard", "runner": "serve", "transcriber": "transcriber"}
 DEFAULT_ROLES = ("server", "receiver", "dashboard", "runner")
 RUNNER_POLL_SECONDS = 1  # how often the served runner asks Prefect for runs to start (its default is 10)
+# Prefect's runner webserver answers /health 503 once the runner has missed this many polls; `vigia up` restarts it
+# after RUNNER_UNHEALTHY_SECONDS of that (a hung or SIGSTOPped runner alive but starting nothing).
+RUNNER_MISSED_POLLS = 10
+RUNNER_UNHEALTHY_SECONDS = 30
 
 
 class PartsError(Exception):
@@ -49,6 +54,7 @@ class Ports:
     prefect: int = 4200
     webhook: int = 8787
     dashboard: int = 8501
+    runner: int = 0  # the served runner's health endpoint, on 127.0.0.1; 0: none (`vigia up` picks a free port)
 
 
 @dataclass(frozen=True)
@@ -224,11 +230,33 @@ def _every_part(settings: Settings, ports: Ports, urls: Urls, prefect_database: 
             start_seconds=120,
             headers=prefect_headers(settings),
             # "Run" or "Retry" in the UI starts within ~1 s instead of up to Prefect's default 10 s poll.
-            env={"PREFECT_RUNNER_POLL_FREQUENCY": str(RUNNER_POLL_SECONDS)},
+            env={"PREFECT_RUNNER_POLL_FREQUENCY": str(RUNNER_POLL_SECONDS), **runner_health_env(ports)},
+            health_url=f"http://127.0.0.1:{ports.runner}/health" if ports.runner else None,
+            health_gate_url=f"{urls.prefect_api}/health",
+            unhealthy_seconds=RUNNER_UNHEALTHY_SECONDS,
         ),
         Part("transcriber", (PYTHON, "-m", "deployments.transcriber"), needs=("setup",)),  # only on its own (`--only transcriber`)
     ]
     return parts
+
+
+def free_loopback_port() -> int:
+    """A port nothing listens on at 127.0.0.1 now (the served runner's health endpoint takes it a moment later)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def runner_health_env(ports: Ports) -> dict[str, str]:
+    """Prefect's runner webserver on 127.0.0.1 (its /shutdown has no auth), answering /health while the runner polls."""
+    if not ports.runner:
+        return {}
+    return {
+        "PREFECT_RUNNER_SERVER_ENABLE": "true",
+        "PREFECT_RUNNER_SERVER_HOST": "127.0.0.1",
+        "PREFECT_RUNNER_SERVER_PORT": str(ports.runner),
+        "PREFECT_RUNNER_SERVER_MISSED_POLLS_TOLERANCE": str(RUNNER_MISSED_POLLS),
+    }
 
 
 def prefect_retention(settings: Settings) -> dict[str, str]:

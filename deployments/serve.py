@@ -13,55 +13,57 @@ import logging
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 from prefect import serve
-from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+from prefect.client.schemas.actions import DeploymentScheduleCreate
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
+from prefect.events import DeploymentTriggerTypes
 from prefect.runner import Runner
-from prefect.schedules import Cron
 from prefect.utilities.callables import ParameterSchema
+from pydantic import TypeAdapter
 
-from deployments.definitions import read_definitions
+from deployments.definitions import PREFECT_YAML, read_definitions
 
 RUN_LIMIT = 4  # serve(limit=None) would start a whole backlog of late runs at once
 DESCRIBE_SECONDS = 180
 
+TRIGGERS: TypeAdapter[DeploymentTriggerTypes] = TypeAdapter(DeploymentTriggerTypes)  # as `prefect deploy` validates them
+
 logger = logging.getLogger(__name__)
 
 
-def build_deployments(environ: dict[str, str] | None = None) -> list[RunnerDeployment]:
-    """Turn prefect.yaml's definitions into runner deployments, un-paused (imports every flow)."""
-    deployments = []
-    for definition in read_definitions(environ=environ):
-        limit = None
-        if definition.concurrency_limit is not None:
-            limit = ConcurrencyLimitConfig(
-                limit=definition.concurrency_limit,
-                collision_strategy=ConcurrencyLimitStrategy(definition.collision_strategy or "ENQUEUE"),
-            )
-        deployments.append(
-            definition.load_flow().to_deployment(
-                name=definition.name,
-                description=definition.description or None,
-                tags=definition.tags,
-                schedules=[Cron(item.cron, timezone=item.timezone) for item in definition.schedules],
-                parameters=definition.parameters or None,
-                concurrency_limit=limit,
-                # A previous serve() may have paused them on shutdown; start every one un-paused.
-                paused=False,
-                entrypoint_type=EntrypointType.MODULE_PATH,
-            )
+def build_deployments(path: Path = PREFECT_YAML) -> list[RunnerDeployment]:
+    """Turn prefect.yaml's definitions into runner deployments, as `prefect deploy` would (imports every flow).
+
+    Un-paused unless prefect.yaml pauses one: a previous serve() may have paused them on shutdown."""
+    return [
+        definition.load_flow().to_deployment(
+            name=definition.name,
+            description=definition.description,
+            version=definition.version,
+            version_type=definition.version_type,
+            tags=definition.tags,
+            schedules=definition.schedules,
+            triggers=[TRIGGERS.validate_python(spec) for spec in definition.triggers],
+            parameters=definition.parameters,
+            concurrency_limit=definition.concurrency_limit,
+            enforce_parameter_schema=True if definition.enforce_parameter_schema is None else definition.enforce_parameter_schema,
+            paused=bool(definition.paused),
+            entrypoint_type=EntrypointType.MODULE_PATH,
         )
-    return deployments
+        for definition in read_definitions(path)
+    ]
 
 
 def describe_deployments(deployments: list[RunnerDeployment]) -> list[dict]:
-    """What serving a deployment needs, as JSON-able dicts: its fields, schedules, parameter schema, entrypoint type."""
+    """What serving a deployment needs, as JSON-able dicts: its fields, schedules, triggers, parameter schema, entrypoint type."""
     return [
         {
-            "fields": deployment.model_dump(mode="json", exclude={"storage", "schedules"}),
-            "schedules": [{"cron": item.schedule.cron, "timezone": item.schedule.timezone} for item in deployment.schedules or []],
-            "parameter_schema": deployment._parameter_openapi_schema.model_dump(mode="json"),
+            "fields": deployment.model_dump(mode="json", exclude={"storage", "schedules", "triggers"}),
+            "schedules": [item.model_dump(mode="json", exclude_unset=True) for item in deployment.schedules or []],
+            "triggers": [trigger.model_dump(mode="json") for trigger in deployment.triggers],
+            "parameter_schema": deployment._parameter_openapi_schema.model_dump(mode="json", exclude_unset=True),  # as apply() sends it
             "entrypoint_type": deployment.entrypoint_type.value,
             "version_from_flow": deployment._version_from_flow,
         }
@@ -73,7 +75,11 @@ def deployments_from_description(described: list[dict]) -> list[RunnerDeployment
     """Rebuild the runner deployments `describe_deployments` described, without importing any flow."""
     deployments = []
     for item in described:
-        deployment = RunnerDeployment(**item["fields"], schedules=[Cron(s["cron"], timezone=s["timezone"]) for s in item["schedules"]])
+        deployment = RunnerDeployment(
+            **item["fields"],
+            schedules=[DeploymentScheduleCreate(**schedule) for schedule in item["schedules"]],
+            triggers=[TRIGGERS.validate_python(trigger) for trigger in item["triggers"]],
+        )
         # Private in Prefect 3.9.1: to_deployment() sets them from the flow, and apply() sends them.
         deployment._parameter_openapi_schema = ParameterSchema(**item["parameter_schema"])
         deployment._entrypoint_type = EntrypointType(item["entrypoint_type"])

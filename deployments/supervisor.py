@@ -24,6 +24,7 @@ STREAK_WINDOW_SECONDS = 600  # deaths this close together count as one streak; a
 ALERT_AFTER_DEATHS = 4  # a streak this long raises the `critical` alert (once per streak)
 STOP_GRACE_SECONDS = 20
 START_ATTEMPTS = 3  # a part that dies this many times before it was ever ready fails the start
+HEALTH_EVERY_SECONDS = 5  # how often a ready part's health URL is asked
 
 
 class PartFailed(Exception):
@@ -49,6 +50,11 @@ class Part:
     nice: int = 0  # added to the part's niceness: background work yields the CPU to what people open
     env: Mapping[str, str] = field(default_factory=dict)  # on top of the supervisor's environment for children
     restart_env: Mapping[str, str] = field(default_factory=dict)  # on top of `env` once it has been ready
+    # Alive is not enough: a ready part whose health URL fails for `unhealthy_seconds` (hung, stopped polling) is killed
+    # and restarted like a dead one, unless `health_gate_url` (what it depends on: Prefect's API) fails too.
+    health_url: str | None = None
+    health_gate_url: str | None = None
+    unhealthy_seconds: float = 30
 
 
 @dataclass
@@ -65,6 +71,9 @@ class Child:
     restart_at: float | None = None
     alerted: bool = False
     stamped: bool = False  # `vigia up` recorded what this part's first readiness means (a migrated database)
+    health_checked_at: float | None = None
+    health_seen: bool = False  # its health URL answered 200 since it was spawned
+    unhealthy_since: float | None = None
 
 
 class Supervisor:
@@ -115,6 +124,7 @@ class Supervisor:
                 if child.deaths and now - child.started_at > STREAK_WINDOW_SECONDS:
                     child.deaths, child.alerted = [], False  # up long enough: the streak is over
                 rotate_if_large(child.log_path)
+                self._check_health(child, now)
 
     def stop(self) -> None:
         """Stop every part, those that need others first, with SIGINT (a Prefect runner ignores SIGTERM when idle),
@@ -151,6 +161,7 @@ class Supervisor:
             if output is not None:
                 output.close()
         child.started_at, child.ready, child.restart_at = self.clock(), False, None
+        child.health_checked_at, child.unhealthy_since, child.health_seen = None, None, False
         if child.deaths:
             self.say(f"{part.name} restarted (pid {child.process.pid})")
 
@@ -181,6 +192,28 @@ class Supervisor:
             return
         if not child.ever_ready and now - child.started_at > part.start_seconds:
             raise PartFailed(f"{part.name} did not answer at {part.ready_url} within {part.start_seconds:.0f} s; see {child.log_path}")
+
+    def _check_health(self, child: Child, now: float) -> None:
+        """Kill a ready part whose health URL has failed for its `unhealthy_seconds`; `_exited` then restarts it."""
+        part = child.part
+        if part.health_url is None or (child.health_checked_at is not None and now - child.health_checked_at < HEALTH_EVERY_SECONDS):
+            return
+        child.health_checked_at = now
+        if answers(part.health_url, (200,)):
+            child.unhealthy_since, child.health_seen = None, True
+            return
+        # Not its fault while what it depends on is down, nor while it starts: a part may be ready (the runner's
+        # deployments exist from its last life) before its health endpoint listens (after it described prefect.yaml).
+        starting = not child.health_seen and now - child.started_at < part.start_seconds
+        if starting or (part.health_gate_url and not answers(part.health_gate_url, (200,), part.headers)):
+            child.unhealthy_since = None
+            return
+        child.unhealthy_since = now if child.unhealthy_since is None else child.unhealthy_since
+        if now - child.unhealthy_since >= part.unhealthy_seconds:
+            self.say(f"{part.name} failed its health check for {now - child.unhealthy_since:.0f} s at {part.health_url}; killing it")
+            signal_group(child.process.pid, signal.SIGKILL)  # a stopped process takes no SIGINT
+            child.process.wait()
+            self._exited(child, now)
 
     def _needs_met(self, part: Part) -> bool:
         return all(self.children[name].ready or self.children[name].ever_ready for name in part.needs if name in self.children)

@@ -29,6 +29,7 @@ from deployments.parts import (
     Urls,
     build_parts,
     child_environment,
+    free_loopback_port,
     parse_roles,
     platform_urls,
     prefect_database_url,
@@ -319,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefect-port", type=int, default=Ports.prefect, help="Port of the Prefect server and UI.")
     parser.add_argument("--webhook-port", type=int, default=Ports.webhook, help="Port of the webhook receiver.")
     parser.add_argument("--dashboard-port", type=int, default=Ports.dashboard, help="Port of the SLA dashboard.")
+    parser.add_argument(
+        "--runner-port", type=int, default=0, help="Port of the served runner's health endpoint (127.0.0.1); 0: a free one."
+    )
     parser.add_argument("--only", help="Run only these parts, a comma list of: server, receiver, dashboard, runner, transcriber.")
     args = parser.parse_args(argv)
     try:
@@ -333,7 +337,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    ports = Ports(prefect=args.prefect_port, webhook=args.webhook_port, dashboard=args.dashboard_port)
+    ports = Ports(
+        prefect=args.prefect_port, webhook=args.webhook_port, dashboard=args.dashboard_port, runner=args.runner_port or free_loopback_port()
+    )
     return run_up(
         settings,
         ports,

@@ -119,5 +119,5 @@ def test_the_first_scheduled_backup_follows_a_clock_change_in_the_zone():
 
 
 def test_the_daily_backup_time_is_the_one_prefect_yaml_schedules():
-    daily = next(d for d in read_definitions(environ={"VIGIA_TIMEZONE": ZONE}) if d.name == "daily")
-    assert [(s.cron, s.timezone) for s in daily.schedules] == [(DAILY_BACKUP_CRON, ZONE)]
+    daily = next(d for d in read_definitions() if d.entrypoint == "flows/backup.py:backup")  # VIGIA_TIMEZONE: the zone fixture
+    assert [(s.schedule.cron, s.schedule.timezone) for s in daily.schedules] == [(DAILY_BACKUP_CRON, ZONE)]

@@ -232,11 +232,11 @@ def test_prefect_yaml_deployed_after_vigia_setup_runs_a_health_check_on_a_remote
 
 async def deploy_limited_like_the_backup() -> str:
     """A where-it-ran deployment on pool vigia with the backup's own concurrency limit from prefect.yaml; return its id."""
-    from prefect.client.schemas.objects import ConcurrencyLimitStrategy, ConcurrencyOptions
+    from prefect.client.schemas.objects import ConcurrencyOptions
 
     from deployments.definitions import read_definitions
 
-    [backup] = [d for d in read_definitions(environ={"VIGIA_TIMEZONE": "UTC"}) if d.entrypoint == "flows/backup.py:backup"]
+    [backup] = [d for d in read_definitions() if d.entrypoint == "flows/backup.py:backup"]
     async with get_client() as client:
         flow_id = await client.create_flow_from_name("where-it-ran")
         deployment_id = await client.create_deployment(
@@ -247,14 +247,15 @@ async def deploy_limited_like_the_backup() -> str:
             entrypoint="tests/deployments/worker_flows.py:where_it_ran",
             pull_steps=PULL_FROM_CHECKOUT,
             tags=["vigia"],
-            concurrency_limit=backup.concurrency_limit,
-            concurrency_options=ConcurrencyOptions(collision_strategy=ConcurrencyLimitStrategy(backup.collision_strategy)),
+            concurrency_limit=backup.concurrency_limit.limit,
+            concurrency_options=ConcurrencyOptions(collision_strategy=backup.concurrency_limit.collision_strategy),
         )
     return str(deployment_id)
 
 
 @pytest.mark.timeout(600)
-def test_the_backups_limit_of_one_run_holds_across_two_workers(cluster):
+def test_the_backups_limit_of_one_run_holds_across_two_workers(cluster, monkeypatch):
+    monkeypatch.setenv("VIGIA_TIMEZONE", "UTC")  # prefect.yaml's {{ $VIGIA_TIMEZONE }}
     deployment_id = asyncio.run(deploy_limited_like_the_backup())
     first_out, second_out = cluster.tmp / "first.json", cluster.tmp / "second.json"
     first = asyncio.run(start_run(deployment_id, first_out, seconds=20))

@@ -6,8 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from prefect.client.orchestration import get_client
 
+from deployments.definitions import DefinitionError, read_definitions
 from deployments.serve import build_deployments
 from store.health_runs import CHECK_INTERVAL
 
@@ -62,8 +64,9 @@ def test_prefect_deploy_all_creates_every_deployment_with_its_schedule_and_time_
     assert voice_note_ids["description"].startswith("Ids of the stored voice notes")
 
 
-def test_vigia_up_serves_the_same_definitions_unpaused():
-    served = {d.name: d for d in build_deployments({"VIGIA_TIMEZONE": "America/Sao_Paulo"})}
+def test_vigia_up_serves_the_same_definitions_unpaused(monkeypatch):
+    monkeypatch.setenv("VIGIA_TIMEZONE", "America/Sao_Paulo")
+    served = {d.name: d for d in build_deployments()}
     transcribe = served["on-webhook"]
     assert (transcribe.schedules, transcribe.paused, transcribe.tags) == ([], False, ["vigia"])
     assert transcribe.entrypoint == "flows.transcribe_voice_note.transcribe_voice_note"
@@ -73,10 +76,9 @@ def test_vigia_up_serves_the_same_definitions_unpaused():
     assert health.entrypoint == "flows.health_check.health_check"
 
 
-def test_vigia_up_serves_the_store_maintenance_daily_after_the_backup_one_run_at_a_time():
-    [maintenance] = [
-        d for d in build_deployments({"VIGIA_TIMEZONE": "America/Sao_Paulo"}) if d.entrypoint == "flows.maintenance.maintenance"
-    ]
+def test_vigia_up_serves_the_store_maintenance_daily_after_the_backup_one_run_at_a_time(monkeypatch):
+    monkeypatch.setenv("VIGIA_TIMEZONE", "America/Sao_Paulo")
+    [maintenance] = [d for d in build_deployments() if d.entrypoint == "flows.maintenance.maintenance"]
     assert maintenance.name == "daily"
     assert [(s.schedule.cron, s.schedule.timezone) for s in maintenance.schedules] == [("30 3 * * *", "America/Sao_Paulo")]
     assert (maintenance.paused, maintenance.tags, maintenance.concurrency_limit) == (False, ["vigia"], 1)
@@ -87,3 +89,29 @@ def test_vigia_up_serves_the_store_maintenance_daily_after_the_backup_one_run_at
 def test_the_health_check_schedule_matches_the_interval_used_for_freshness():
     assert CHECK_INTERVAL.total_seconds() == 300
     assert '- cron: "*/5 * * * *"' in (ROOT / "prefect.yaml").read_text()
+
+
+def test_a_typo_in_a_schedule_or_a_value_vigia_up_cannot_fill_stops_the_reader_naming_the_deployment(tmp_path, monkeypatch):
+    monkeypatch.delenv("VIGIA_NOT_SET", raising=False)
+    prefect_file = tmp_path / "prefect.yaml"
+    entry = "deployments:\n  - name: nightly\n    entrypoint: flows/backup.py:backup\n"
+    cases = {
+        '    schedules:\n      - cron: "0 3 * * *"\n        timezon: UTC\n': (
+            "prefect.yaml: deployment 'nightly': unknown schedule field timezon; accepts active, anchor_date, cron, day_or, "
+            "interval, parameters, replaces, rrule, slug, timezone"
+        ),
+        '    description: "{{ prefect.variables.motd }}"\n': (
+            "prefect.yaml: deployment 'nightly' uses {{ prefect.variables.motd }}, a Prefect variable: vigia up fills only {{ $VAR }}"
+        ),
+        '    tags: ["{{ $VIGIA_NOT_SET }}"]\n': "prefect.yaml: deployment 'nightly' uses $VIGIA_NOT_SET, which is not set",
+    }
+    for fields, message in cases.items():
+        prefect_file.write_text(entry + fields)
+        with pytest.raises(DefinitionError) as raised:
+            read_definitions(prefect_file)
+        assert str(raised.value) == message
+    # A worker's pull steps are filled on the worker, when a run starts: not vigia up's to fill.
+    prefect_file.write_text(
+        entry + '    pull:\n      - prefect.deployments.steps.set_working_directory:\n          directory: "{{ $VIGIA_NOT_SET }}"\n'
+    )
+    assert [d.name for d in read_definitions(prefect_file)] == ["nightly"]

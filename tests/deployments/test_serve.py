@@ -10,8 +10,9 @@ import sys
 from deployments.serve import build_deployments, deployments_from_description, describe_deployments
 
 
-def test_deployments_rebuilt_from_their_description_are_the_ones_built_from_the_flows():
-    built = build_deployments({"VIGIA_TIMEZONE": "America/Sao_Paulo"})
+def test_deployments_rebuilt_from_their_description_are_the_ones_built_from_the_flows(monkeypatch):
+    monkeypatch.setenv("VIGIA_TIMEZONE", "America/Sao_Paulo")
+    built = build_deployments()
     rebuilt = deployments_from_description(json.loads(json.dumps(describe_deployments(built))))
     assert [d.model_dump(mode="json", exclude={"storage"}) for d in rebuilt] == [
         d.model_dump(mode="json", exclude={"storage"}) for d in built
