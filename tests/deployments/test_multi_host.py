@@ -12,15 +12,21 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import psycopg
 import pytest
 from prefect.client.orchestration import get_client
 
+from tests.fakes.evolution_webhook import WebhookSender, voice_note_envelope
+
 from .cluster import AUTH, ROOT, VIGIA, WORKERS, Cluster, read_json, running_cluster, wait_until
 from .netns import NamespacesUnavailable
 from .test_worker import PULL_FROM_CHECKOUT, deploy_where_it_ran, run_state, start_run
+from .voice_hosts import INSTANCE, TOKEN, voice_hosts
+
+BURST = 20  # voice notes posted at once to the receiver
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +133,41 @@ def test_the_backups_limit_of_one_run_holds_across_two_workers(cluster):
     wait_until(lambda: asyncio.run(run_state(first)) == "COMPLETED", 120, "the first run to complete")
     assert asyncio.run(run_state(second)) == "CANCELLED"  # CANCEL_NEW, as prefect.yaml says for the backup
     assert not second_out.exists()  # it never started, on either worker
+
+
+@pytest.mark.timeout(600)
+def test_a_burst_at_a_receiver_on_one_host_is_answered_once_each_by_transcribers_on_two_others(cluster):
+    with voice_hosts(cluster) as hosts:
+        envelopes = [voice_note_envelope(hosts.clip, instance=INSTANCE) for _ in range(BURST)]
+        message_ids = [envelope["data"]["key"]["id"] for envelope in envelopes]
+        for message_id in message_ids:  # what Evolution gives a host that does not have the receiver's spooled audio
+            hosts.evolution.media[message_id] = (hosts.clip, "audio/ogg; codecs=opus")
+        sender = WebhookSender(f"{hosts.receiver_url}/webhooks/evolution", headers={"X-Vigia-Token": TOKEN})
+        started = time.monotonic()
+        posted = [sender.deliver(envelope) for envelope in envelopes]
+        spooled_after_posting = hosts.spooled_on_receiver()  # on rx's disk alone: the transcribers' hosts cannot read it
+        wait_until(lambda: {row[2] for row in voice_note_rows(cluster)} == {"replied"}, 180, "every note to be replied")
+        burst_seconds = time.monotonic() - started
+    by_host = {name: hosts.transcriber_log(name) for name in WORKERS}  # a run's line comes when it ends: read once they stopped
+    assert [[attempt.status for attempt in attempts] for attempts in posted] == [[202]] * BURST
+    assert spooled_after_posting and not hosts.spool.exists()  # seen from outside rx, its spool is not there
+    rows = voice_note_rows(cluster)
+    assert sorted(row[1] for row in rows) == sorted(message_ids)  # nothing lost, nothing stored twice
+    assert {(row[2], row[3]) for row in rows} == {("replied", 1)}
+    assert Counter(sent.quoted_id for sent in hosts.evolution.sent) == Counter(message_ids)  # one reply each
+    # The receiver's spool is on rx alone: each note's audio was fetched again from Evolution by the host that answered it.
+    assert Counter(request["message"]["key"]["id"] for request in hosts.evolution.media_requests) == Counter(message_ids)
+    answered = Counter(next(name for name, log in by_host.items() if row[4] in log) for row in rows)
+    assert set(answered) == set(WORKERS), answered
+    print(
+        f"multi-host voice notes: {BURST} replied in {burst_seconds:.1f} s, by host {dict(sorted(answered.items()))}; "
+        f"{len(spooled_after_posting)} audio files spooled on rx after posting"
+    )
+
+
+def voice_note_rows(cluster: Cluster) -> list[tuple]:
+    with psycopg.connect(cluster.store_url_here) as connection:
+        return connection.execute("SELECT id, message_id, status, attempts, flow_run_id FROM voice_notes ORDER BY id").fetchall()
 
 
 @pytest.mark.timeout(600)
