@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from clients.audio import extension_for
+from deployments.spool_sweep import SpoolSweep
 from store.conversations import NewMessage, insert_messages
 from store.database import open_session, refused_by_store
 from store.voice_note_queue import notify_stored
@@ -54,6 +55,7 @@ class VoiceNoteWriter:
         self._lock = threading.Lock()
         self._store_answers = True  # the last batch was stored
         self._unwritten: list[_Pending] = []  # acknowledged chat messages a failed batch could not store (writer thread only)
+        self._sweep = SpoolSweep(database_url, spool_dir)  # writer thread only: between batches, all it spooled is committed
 
     async def store(self, record: NewVoiceNote, audio: bytes | None, message: NewMessage | None = None) -> tuple[int, bool]:
         """Spool `audio` (when given) and store `record` with it (and its chat message); return the note's id and whether it was stored before."""
@@ -97,10 +99,13 @@ class VoiceNoteWriter:
 
     def _run(self) -> None:
         while True:
+            self._sweep_spool()
+            wait = min(RETRY_SECONDS, self._sweep.seconds_to_next()) if self._unwritten else self._sweep.seconds_to_next()
             try:
-                first = self._queue.get(timeout=RETRY_SECONDS if self._unwritten else None)
+                first = self._queue.get(timeout=wait)
             except queue.Empty:  # no webhook meanwhile: try the kept chat messages alone
-                self._write(self._take_unwritten())
+                if self._unwritten:
+                    self._write(self._take_unwritten())
                 continue
             batch, stopping = self._take_unwritten(), first is None
             if first is not None:
@@ -122,6 +127,12 @@ class VoiceNoteWriter:
                         "%d chat messages not recorded: the store did not answer before the receiver stopped", len(self._unwritten)
                     )
                 return
+
+    def _sweep_spool(self) -> None:
+        try:
+            self._sweep.sweep_if_due()
+        except Exception:  # the writer must outlive a sweep that broke (a spool it cannot read): webhooks wait on it
+            logger.exception("spool sweep failed; trying again in %.0f s", self._sweep.seconds_to_next())
 
     def _take_unwritten(self) -> list[_Pending]:
         taken, self._unwritten = self._unwritten, []

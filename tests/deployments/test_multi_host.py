@@ -148,6 +148,8 @@ def test_a_burst_at_a_receiver_on_one_host_is_answered_once_each_by_transcribers
         spooled_after_posting = hosts.spooled_on_receiver()  # on rx's disk alone: the transcribers' hosts cannot read it
         wait_until(lambda: {row[2] for row in voice_note_rows(cluster)} == {"replied"}, 180, "every note to be replied")
         burst_seconds = time.monotonic() - started
+        # Answered elsewhere, the audio leaves rx too: the receiver removes what no note names any more.
+        wait_until(lambda: not hosts.spooled_on_receiver(), 30, "the receiver's spool on rx to be emptied")
     by_host = {name: hosts.transcriber_log(name) for name in WORKERS}  # a run's line comes when it ends: read once they stopped
     assert [[attempt.status for attempt in attempts] for attempts in posted] == [[202]] * BURST
     assert spooled_after_posting and not hosts.spool.exists()  # seen from outside rx, its spool is not there
@@ -161,7 +163,7 @@ def test_a_burst_at_a_receiver_on_one_host_is_answered_once_each_by_transcribers
     assert set(answered) == set(WORKERS), answered
     print(
         f"multi-host voice notes: {BURST} replied in {burst_seconds:.1f} s, by host {dict(sorted(answered.items()))}; "
-        f"{len(spooled_after_posting)} audio files spooled on rx after posting"
+        f"{len(spooled_after_posting)} audio files spooled on rx after posting, none left after"
     )
 
 
