@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from clients.audio import extension_for
+from deployments.spool_sweep import SpoolSweep
 from store.conversations import NewMessage, insert_messages
 from store.database import open_session, refused_by_store
 from store.voice_note_queue import notify_stored
@@ -64,6 +65,7 @@ class VoiceNoteWriter:
         self._store_answers = True  # the last batch was stored
         self._unwritten: list[_Pending] = []  # acknowledged chat messages a failed batch could not store (writer thread only)
         self._retry_at = math.inf  # when the writer tries them again
+        self._sweep = SpoolSweep(database_url, spool_dir)  # writer thread only: between batches, all it spooled is committed
 
     async def store(self, record: NewVoiceNote, audio: bytes | None, message: NewMessage | None = None) -> tuple[int, bool]:
         """Spool `audio` (when given) and store `record`; return the note's id and whether it was stored before.
@@ -112,10 +114,10 @@ class VoiceNoteWriter:
         held: list[_Pending] = []  # acknowledged chat messages waiting for their batch
         write_by = math.inf  # when the held (and the kept) messages are written
         while True:
+            self._sweep_spool()
             if self._unwritten:
                 write_by = min(write_by, self._retry_at)
-            waiting = None if write_by == math.inf else max(write_by - time.monotonic(), 0)
-            items, stopping = self._take_queued(waiting)
+            items, stopping = self._take_queued(max(min(write_by - time.monotonic(), self._sweep.seconds_to_next()), 0))
             waited = [pending for pending in items if pending.future is not None]
             if waited:  # a stored voice note's chat message comes back, to be recorded with the held ones
                 items += self._write(waited)
@@ -135,7 +137,7 @@ class VoiceNoteWriter:
                     )
                 return
 
-    def _take_queued(self, waiting: float | None) -> tuple[list[_Pending], bool]:
+    def _take_queued(self, waiting: float) -> tuple[list[_Pending], bool]:
         """What the webhooks queued: block until the first (at most `waiting` s), then take what else is there; and whether to stop."""
         items: list[_Pending] = []
         try:
@@ -151,6 +153,12 @@ class VoiceNoteWriter:
             except queue.Empty:
                 return items, False
         return items, True
+
+    def _sweep_spool(self) -> None:
+        try:
+            self._sweep.sweep_if_due()
+        except Exception:  # the writer must outlive a sweep that broke (a spool it cannot read): webhooks wait on it
+            logger.exception("spool sweep failed; trying again in %.0f s", self._sweep.seconds_to_next())
 
     def _take_unwritten(self) -> list[_Pending]:
         taken, self._unwritten = self._unwritten, []

@@ -181,6 +181,12 @@ def record_audio(session: Session, voice_note_id: int, at: datetime, *, audio_pa
     )
 
 
+def audio_in_use(session: Session, paths: list[str]) -> dict[str, str]:
+    """Which of these spooled audio paths a note still names, with its status (a finished note names it only when kept)."""
+    rows = session.execute(select(VoiceNoteRow.audio_path, VoiceNoteRow.status).where(VoiceNoteRow.audio_path.in_(paths)))
+    return {path: status for path, status in rows}
+
+
 def record_transcript(session: Session, voice_note_id: int, at: datetime, *, transcript: str, audio_seconds: float | None) -> None:
     """Keep the transcript until the reply is sent (so a re-run after a failed send need not transcribe again)."""
     values = {"transcribed_at": at, "transcript": transcript}

@@ -99,6 +99,17 @@ class Network:
         self.start(["socat", f"TCP-LISTEN:{local_port},bind=127.0.0.1,fork,reuseaddr", f"UNIX-CONNECT:{unix}"], log)
         return f"127.0.0.1:{local_port}"
 
+    def offer(self, host: Host, port: int, local_port: int, socket_dir: Path, log: Path) -> str:
+        """Make this machine's 127.0.0.1:local_port (a server of the test's) answer at host:port for every host on the
+        bridge; return that address once it listens."""
+        unix = socket_dir / f"offer-{local_port}.sock"
+        self.start(["socat", f"UNIX-LISTEN:{unix},fork,unlink-early", f"TCP:127.0.0.1:{local_port}"], log)
+        self.start(host.argv("socat", f"TCP-LISTEN:{port},bind={host.address},fork,reuseaddr", f"UNIX-CONNECT:{unix}"), log)
+        deadline = time.monotonic() + 10
+        while not (unix.exists() and listens(host, port)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return f"{host.address}:{port}"
+
     def tear_down(self) -> None:
         """Stop every process (and what they started), then delete the namespaces and with them the links."""
         for pid in tagged_processes(self.tag):
@@ -110,6 +121,12 @@ class Network:
             process.wait()
         for namespace in [host.namespace for host in self.hosts.values()] + [self.lan]:
             subprocess.run(["ip", "netns", "del", namespace], capture_output=True, timeout=30)
+
+
+def listens(host: Host, port: int) -> bool:
+    """Whether something listens on TCP `port` in this host's namespace."""
+    found = subprocess.run(host.argv("ss", "-Hltn", f"sport = :{port}"), capture_output=True, text=True, timeout=10)
+    return bool(found.stdout.strip())
 
 
 def tagged_processes(tag: str) -> list[int]:

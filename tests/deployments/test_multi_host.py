@@ -9,164 +9,34 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
-import uuid
-from dataclasses import dataclass
+from collections import Counter
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
-from deployments.work_pool import ensure_work_pool
-from tests.fakes.server import free_port
+from tests.fakes.evolution_webhook import WebhookSender, voice_note_envelope
 
-from .netns import Host, NamespacesUnavailable, Network, network
-from .test_parts import POSTGRES_ADMIN
+from .cluster import AUTH, ROOT, VIGIA, WORKERS, Cluster, read_json, running_cluster, wait_until
+from .netns import NamespacesUnavailable
 from .test_worker import PULL_FROM_CHECKOUT, deploy_where_it_ran, run_state, start_run
+from .voice_hosts import INSTANCE, TOKEN, voice_hosts
 
-ROOT = Path(__file__).resolve().parents[2]
-AUTH = "vigia:multi-host-s3cret"
-VIGIA = shutil.which("vigia") or str(ROOT / ".venv" / "bin" / "vigia")
-COPY_IGNORE = shutil.ignore_patterns(".venv", ".git", "__pycache__", ".ruff_cache", ".pytest_cache")
-WORKERS = ("w1", "w2")
-
-
-@dataclass
-class Cluster:
-    """A server host and two worker hosts on one bridge, and how the test (outside them) reaches Prefect."""
-
-    lan: Network
-    tmp: Path
-    server: Host
-    store_url: str  # the store, as every host reaches it
-    api: str  # Prefect's API, as this test reaches it
-    checkouts: dict[str, Path]
-
-    def server_env(self, **environ: str) -> dict[str, str]:
-        env = base_environment(self.tmp / "srv-home")
-        env.update({"PREFECT_API_URL": f"http://{self.server.address}:4200/api", "VIGIA_DATABASE_URL": self.store_url, **environ})
-        return env
-
-    def worker_log(self, name: str) -> str:
-        return (self.tmp / f"{name}.log").read_text(errors="replace")
-
-
-def base_environment(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "VIGIA_")) and k != "PREFECT_HOME"}
-    return {**env, "VIGIA_HOME": str(home), "PREFECT_SERVER_API_AUTH_STRING": AUTH, "VIGIA_TIMEZONE": "UTC"}
-
-
-def create_database(prefix: str) -> str:
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    return name
-
-
-def drop_database(name: str) -> None:
-    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def wait_until(predicate, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
-
-
-def answers(url: str) -> bool:
-    try:
-        return httpx.get(url, auth=tuple(AUTH.split(":")), timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-async def online_workers(pool: str = "vigia") -> set[str]:
-    async with get_client() as client:
-        return {worker.name for worker in await client.read_workers_for_work_pool(pool) if worker.status.value == "ONLINE"}
-
-
-def start_server_host(lan: Network, tmp_path: Path, prefect_database: str) -> tuple[Host, str, str]:
-    """`vigia up --only server` on a host of its own, Prefect on PostgreSQL, which this host serves to the bridge;
-    return the host, the PostgreSQL address every host uses and the API URL for this test."""
-    server = lan.add_host("srv")
-    postgres = lan.serve_postgres(server, tmp_path / "socat.log")
-    (tmp_path / "srv-home").mkdir()
-    env = base_environment(tmp_path / "srv-home")
-    env.update(
-        {
-            "VIGIA_BIND": "0.0.0.0",
-            "VIGIA_DASHBOARD_PASSWORD": "x",
-            "VIGIA_PREFECT_DATABASE_URL": f"postgresql://postgres@{postgres}/{prefect_database}",
-        }
-    )
-    lan.start(server.argv(VIGIA, "up", "--only", "server"), tmp_path / "srv.log", env, cwd=tmp_path / "srv-home")
-    api = f"http://{lan.expose(server, 4200, free_port(), tmp_path, tmp_path / 'socat.log')}/api"
-    return server, postgres, api
-
-
-def start_worker_host(cluster: Cluster, name: str) -> None:
-    """A host with its own checkout (a copy of this one) running `vigia worker --name NAME`."""
-    host = cluster.lan.add_host(name)
-    checkout = cluster.checkouts[name] = cluster.tmp / f"checkout-{name}"
-    shutil.copytree(ROOT, checkout, ignore=COPY_IGNORE)
-    env = base_environment(cluster.tmp / f"{name}-home")
-    env.update(
-        {
-            "PREFECT_API_URL": f"http://{cluster.server.address}:4200/api",
-            "VIGIA_DATABASE_URL": cluster.store_url,
-            "VIGIA_CHECKOUT": str(checkout),
-            "VIGIA_WORKER_HOST": name,
-            "PREFECT_WORKER_QUERY_SECONDS": "1",
-            "PREFECT_LOGGING_LEVEL": "INFO",  # the worker's log names each flow run it submits
-            "VIGIA_ZOMBIE_AFTER_SECONDS": "45",  # the shortest the sweep allows: the cut run is Crashed sooner
-        }
-    )
-    cluster.lan.start(host.argv(VIGIA, "worker", "--name", name), cluster.tmp / f"{name}.log", env, cwd=checkout)
+BURST = 20  # voice notes posted at once to the receiver
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """Prefect on PostgreSQL on host srv, `vigia worker` on w1 and w2, the store on PostgreSQL; all torn down after.
-
-    One cluster for the module (its start is ~45 s): the test that cuts a worker off comes last.
-    """
-    tmp_path = tmp_path_factory.mktemp("cluster")
-    prefect_database, store_database = create_database("vigia_prefect"), create_database("vigia_store")
+    """The cluster (cluster.py), one for the module: its start is ~45 s, so the test that cuts a worker off comes last."""
     try:
-        with network() as lan:
-            server, postgres, api = start_server_host(lan, tmp_path, prefect_database)
-            store_url = f"postgresql+psycopg://postgres@{postgres}/{store_database}"
-            built = Cluster(lan, tmp_path, server, store_url, api, {})
-            wait_until(lambda: answers(f"{api}/ready"), 240, f"Prefect on PostgreSQL on host srv; see {tmp_path / 'srv.log'}")
-            with temporary_settings(updates={PREFECT_API_URL: api, PREFECT_API_AUTH_STRING: AUTH}):
-                asyncio.run(ensure_work_pool())
-                for name in WORKERS:
-                    start_worker_host(built, name)
-                wait_until(lambda: asyncio.run(online_workers()) == set(WORKERS), 120, "both workers to be online")
-                yield built
+        with running_cluster(tmp_path_factory.mktemp("cluster")) as built:
+            yield built
     except NamespacesUnavailable as error:
         pytest.skip(f"network namespaces are not permitted here: {error}")
-    finally:
-        drop_database(prefect_database)
-        drop_database(store_database)
 
 
 def run_to_the_end(deployment_id: str, out: Path, seconds: float = 0.0, timeout: float = 120) -> tuple[str, float]:
@@ -221,10 +91,11 @@ def test_prefect_yaml_deployed_after_vigia_setup_runs_a_health_check_on_a_remote
     run_id = asyncio.run(health_check_run({"confirm_after_seconds": 0}))
     wait_until(lambda: asyncio.run(run_state(run_id)) in ("COMPLETED", "FAILED", "CRASHED"), 240, "the health check to finish")
     assert asyncio.run(run_state(run_id)) == "COMPLETED"
-    ran_on = [name for name in WORKERS if run_id in cluster.worker_log(name)]
-    assert len(ran_on) == 1, ran_on
-    store = cluster.store_url.replace("+psycopg", "").replace(cluster.server.address, "127.0.0.1")
-    with psycopg.connect(store) as connection:
+    # Both workers may try to submit it (each polls every second): the one that lost logs "Aborted submission" of it.
+    lines = {name: [line for line in cluster.worker_log(name).splitlines() if run_id in line] for name in WORKERS}
+    ran_on = [name for name in WORKERS if lines[name] and not any("Aborted submission" in line for line in lines[name])]
+    assert len(ran_on) == 1, lines
+    with psycopg.connect(cluster.store_url_here) as connection:
         targets = {row[0] for row in connection.execute("SELECT DISTINCT target FROM probe_results")}
     assert {"prefect", "disk", "memory"} <= targets
     print(f"multi-host health check: on {ran_on[0]}, started {asyncio.run(started_after(run_id)):.2f} s after it was created")
@@ -265,6 +136,43 @@ def test_the_backups_limit_of_one_run_holds_across_two_workers(cluster, monkeypa
     wait_until(lambda: asyncio.run(run_state(first)) == "COMPLETED", 120, "the first run to complete")
     assert asyncio.run(run_state(second)) == "CANCELLED"  # CANCEL_NEW, as prefect.yaml says for the backup
     assert not second_out.exists()  # it never started, on either worker
+
+
+@pytest.mark.timeout(600)
+def test_a_burst_at_a_receiver_on_one_host_is_answered_once_each_by_transcribers_on_two_others(cluster):
+    with voice_hosts(cluster) as hosts:
+        envelopes = [voice_note_envelope(hosts.clip, instance=INSTANCE) for _ in range(BURST)]
+        message_ids = [envelope["data"]["key"]["id"] for envelope in envelopes]
+        for message_id in message_ids:  # what Evolution gives a host that does not have the receiver's spooled audio
+            hosts.evolution.media[message_id] = (hosts.clip, "audio/ogg; codecs=opus")
+        sender = WebhookSender(f"{hosts.receiver_url}/webhooks/evolution", headers={"X-Vigia-Token": TOKEN})
+        started = time.monotonic()
+        posted = [sender.deliver(envelope) for envelope in envelopes]
+        spooled_after_posting = hosts.spooled_on_receiver()  # on rx's disk alone: the transcribers' hosts cannot read it
+        wait_until(lambda: {row[2] for row in voice_note_rows(cluster)} == {"replied"}, 180, "every note to be replied")
+        burst_seconds = time.monotonic() - started
+        # Answered elsewhere, the audio leaves rx too: the receiver removes what no note names any more.
+        wait_until(lambda: not hosts.spooled_on_receiver(), 30, "the receiver's spool on rx to be emptied")
+    by_host = {name: hosts.transcriber_log(name) for name in WORKERS}  # a run's line comes when it ends: read once they stopped
+    assert [[attempt.status for attempt in attempts] for attempts in posted] == [[202]] * BURST
+    assert spooled_after_posting and not hosts.spool.exists()  # seen from outside rx, its spool is not there
+    rows = voice_note_rows(cluster)
+    assert sorted(row[1] for row in rows) == sorted(message_ids)  # nothing lost, nothing stored twice
+    assert {(row[2], row[3]) for row in rows} == {("replied", 1)}
+    assert Counter(sent.quoted_id for sent in hosts.evolution.sent) == Counter(message_ids)  # one reply each
+    # The receiver's spool is on rx alone: each note's audio was fetched again from Evolution by the host that answered it.
+    assert Counter(request["message"]["key"]["id"] for request in hosts.evolution.media_requests) == Counter(message_ids)
+    answered = Counter(next(name for name, log in by_host.items() if row[4] in log) for row in rows)
+    assert set(answered) == set(WORKERS), answered
+    print(
+        f"multi-host voice notes: {BURST} replied in {burst_seconds:.1f} s, by host {dict(sorted(answered.items()))}; "
+        f"{len(spooled_after_posting)} audio files spooled on rx after posting, none left after"
+    )
+
+
+def voice_note_rows(cluster: Cluster) -> list[tuple]:
+    with psycopg.connect(cluster.store_url_here) as connection:
+        return connection.execute("SELECT id, message_id, status, attempts, flow_run_id FROM voice_notes ORDER BY id").fetchall()
 
 
 @pytest.mark.timeout(600)

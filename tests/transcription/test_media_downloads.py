@@ -4,14 +4,20 @@ wrapped notes (never inlined), Evolution's 5 s retry before a 400, each payload 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
+from dataclasses import replace
+from datetime import datetime, timezone
 
 import pytest
 
 from blocks.evolution import EvolutionApi
+from clients.evolution_webhook import parse_webhook
+from deployments.webhook import voice_note_record
 from store.alerts import list_alerts
 from store.database import open_session
+from store.voice_notes import insert_voice_notes
 from tests.fakes.evolution_webhook import media_key_of, voice_note_envelope
 from tests.polling import wait_until
 
@@ -48,6 +54,23 @@ def use_evolution_timeout(platform: Platform, evolution_url: str, seconds: float
 def alerts(platform: Platform) -> list:
     with open_session(platform.store_url) as session:
         return list_alerts(session)
+
+
+def test_audio_spooled_on_another_hosts_disk_is_fetched_again_and_the_note_answered_once(platform: Platform, clips: Clips):
+    envelope = voice_note_envelope(clips.speech, chat_jid=CHAT)  # inlined: the receiver spooled it, on its own host
+    hold_media(platform, envelope, clips.speech)
+    received_elsewhere = "/var/lib/vigia-receiver-host/spool/voice-notes/0f3c9a.ogg"  # no such file on this host
+    record = replace(
+        voice_note_record(parse_webhook(json.dumps(envelope).encode()), datetime.now(timezone.utc)), audio_path=received_elsewhere
+    )
+    with open_session(platform.store_url) as session:
+        [(voice_note_id, _)] = insert_voice_notes(session, [record])
+    note = platform.wait_for(voice_note_id, "replied", "failed")
+    assert (note.status, note.error, note.audio_path) == ("replied", None, None)
+    [fetch] = platform.evolution.media_requests
+    assert fetch["message"]["key"]["id"] == note.message_id
+    assert [(s.text, s.quoted_id) for s in platform.evolution.sent] == [(REPLY, note.message_id)]
+    assert list((platform.home / "spool" / "voice-notes").iterdir()) == []  # the copy fetched here went after the reply
 
 
 @pytest.mark.parametrize("wrapper", ["ephemeralMessage", "viewOnceMessage", "viewOnceMessageV2", "viewOnceMessageV2Extension"])
