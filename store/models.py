@@ -266,6 +266,9 @@ class RestoreRow(Base):
     flow_run_id: Mapped[str | None] = mapped_column(String(36))
 
 
+SPOOLED = text("audio_path IS NOT NULL")
+
+
 class VoiceNoteRow(Base):
     """One WhatsApp voice note from the webhook to the reply: stored before the receiver answers 202."""
 
@@ -275,6 +278,8 @@ class VoiceNoteRow(Base):
         Index("ix_voice_notes_received_at", "received_at"),
         Index("ix_voice_notes_status", "status"),
         Index("ix_voice_notes_lease_token", "lease_token"),
+        # The audio still on disk, for the receiver's spool sweep (deployments/spool_sweep.py).
+        Index("ix_voice_notes_audio_path", "audio_path", sqlite_where=SPOOLED, postgresql_where=SPOOLED),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)

@@ -3,13 +3,16 @@ audio no note names any more (answered, or fetched again by a transcriber on ano
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from datetime import datetime, timezone
+
+from sqlalchemy import event
 
 from deployments.spool_sweep import SpoolSweep
 from deployments.voice_note_writer import store_voice_notes
 from store import voice_notes
-from store.database import open_session
+from store.database import get_engine, open_session
 from store.voice_notes import NewVoiceNote
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=timezone.utc)
@@ -41,3 +44,23 @@ def test_the_sweep_removes_only_the_spooled_audio_no_note_names(store_url, tmp_p
         [transcribers_own.name] + [spooled[voice_note_id].rsplit("/", 1)[1] for voice_note_id in (waiting, kept, failed)]
     )
     assert sweep.kept_for_good == {spooled[kept]}  # a finished note keeps its audio on purpose: not asked about again
+
+
+def test_the_sweeps_question_is_answered_from_an_index_not_by_reading_every_note(sqlite_store_url):
+    """It runs in the receiver's writer every 10 s while audio waits: a scan of a year of notes would hold the webhooks."""
+    statements = []
+    engine = get_engine(sqlite_store_url)
+
+    def capture(connection, cursor, statement, parameters, context, executemany) -> None:
+        statements.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        with open_session(sqlite_store_url) as session:
+            voice_notes.audio_in_use(session, ["/spool/a.ogg", "/spool/b.ogg"])
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    [(statement, parameters)] = [(s, p) for s, p in statements if "audio_path" in s]
+    with sqlite3.connect(sqlite_store_url.removeprefix("sqlite:///")) as connection:
+        plan = " / ".join(row[-1] for row in connection.execute(f"EXPLAIN QUERY PLAN {statement}", parameters))
+    assert "USING INDEX ix_voice_notes_audio_path" in plan or "USING COVERING INDEX ix_voice_notes_audio_path" in plan, plan
