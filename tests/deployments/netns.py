@@ -16,6 +16,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.deployments.processes import processes_tagged
+
 SUBNET = "10.231.0"
 POSTGRES_SOCKET = "/var/run/postgresql/.s.PGSQL.5432"
 
@@ -112,7 +114,7 @@ class Network:
 
     def tear_down(self) -> None:
         """Stop every process (and what they started), then delete the namespaces and with them the links."""
-        for pid in tagged_processes(self.tag):
+        for pid in processes_tagged(self.tag):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         for process in self.processes:
@@ -127,19 +129,6 @@ def listens(host: Host, port: int) -> bool:
     """Whether something listens on TCP `port` in this host's namespace."""
     found = subprocess.run(host.argv("ss", "-Hltn", f"sport = :{port}"), capture_output=True, text=True, timeout=10)
     return bool(found.stdout.strip())
-
-
-def tagged_processes(tag: str) -> list[int]:
-    needle = f"VIGIA_TEST_TAG={tag}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if needle in (entry / "environ").read_bytes().split(b"\0"):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
 
 
 @contextlib.contextmanager

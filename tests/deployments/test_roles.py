@@ -10,7 +10,8 @@ from deployments.parts import Ports, platform_urls, prefect_server_part
 from deployments.platform_state import read_state
 from deployments.settings import load_settings
 
-from .test_up import NO_STATE, Platform, platform, processes_tagged, status_of, wait_for  # noqa: F401
+from .processes import processes_tagged
+from .test_up import NO_STATE, Platform, platform, status_of, wait_for  # noqa: F401
 
 
 def start_only(platform: Platform, only: str, **environ: str) -> subprocess.Popen:

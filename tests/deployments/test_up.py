@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from deployments.platform_state import PlatformState, read_state
+from tests.deployments.processes import processes_tagged
 from tests.fakes.server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,19 +31,6 @@ def wait_for(predicate, seconds: float, what: str, process: subprocess.Popen | N
             return value
         time.sleep(0.5)
     raise AssertionError(f"timed out after {seconds} s waiting for {what}")
-
-
-def processes_tagged(tag: str) -> list[int]:
-    needle = f"VIGIA_TEST_TAG={tag}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if needle in (entry / "environ").read_bytes().split(b"\0"):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
 
 
 def read_text(path: Path) -> str:

@@ -14,7 +14,8 @@ import pytest
 from deployments.platform_state import read_state
 from store.database import open_session
 from store.voice_notes import get_voice_note
-from tests.deployments.test_up import processes_tagged, status_of, wait_for
+from tests.deployments.processes import processes_tagged
+from tests.deployments.test_up import status_of, wait_for
 from tests.fakes.evolution_webhook import RetryRules, WebhookSender, voice_note_envelope
 from tests.fakes.server import free_port
 from tests.transcription.conftest import (  # noqa: F401  fixtures

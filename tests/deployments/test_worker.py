@@ -16,7 +16,8 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 
-from .test_up import processes_tagged, wait_for
+from .processes import processes_tagged
+from .test_up import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PULL_FROM_CHECKOUT = [{"prefect.deployments.steps.set_working_directory": {"directory": "{{ $VIGIA_CHECKOUT }}"}}]
