@@ -186,11 +186,12 @@ def test_a_notes_room_goes_to_the_next_note_when_its_reply_is_out_not_when_its_w
     try:
         first, second = (platform.send(voice_note_envelope(clips.speech, chat_jid=CHAT)) for _ in range(2))
         platform.wait_for(first, "replied", seconds=30)
-        started = platform.wait_for(second, "running", "replied", seconds=30).run_started_at
+        # Its room is the first note's: the second is claimed (its lease taken) once that room frees.
+        claimed = wait_until(lambda: platform.note(second).lease_token and datetime.now(timezone.utc), 30, "the second note's claim")
         platform.wait_for(second, "replied", seconds=30)
     finally:
         stop(threads, server)
-    assert started < published[0], "the second note waited for the first note's run to end"
+    assert claimed < published[0], "the second note waited for the first note's run to end"
     assert len(fake_evolution.sent) == 2
 
 
