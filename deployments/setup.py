@@ -15,7 +15,7 @@ from clients import postgres, redis, tcp
 from clients.errors import ClientError
 from clients.notify import SEVERITIES, Router, read_config
 from deployments.backup_plans import save_backup_plan
-from deployments.connection_names import name_connections
+from deployments.connection_names import name_connections, slug_name
 from deployments.settings import Settings
 from deployments.tokens import TOKEN_FILE, create_token_file, read_token_file
 from deployments.work_pool import ensure_work_pool
@@ -134,6 +134,7 @@ async def derive_targets(settings: Settings) -> list[HealthTarget]:
         HealthTarget(name="prefect", kind="prefect", critical=True, managed=True),
         HealthTarget(name="disk", kind="disk", url=str(settings.home), managed=True),
         HealthTarget(name="memory", kind="memory", managed=True),
+        HealthTarget(name="cpu", kind="cpu", managed=True),
     ]
     if settings.evolution_url:
         targets.append(HealthTarget(name="evolution", kind="evolution", critical=True, managed=True))
@@ -151,6 +152,19 @@ async def derive_targets(settings: Settings) -> list[HealthTarget]:
     targets += _named_targets("redis", redis_urls)
     targets.append(HealthTarget(name="backup", kind="backup", dsn=settings.database_url, critical=True, managed=True))
     targets.append(HealthTarget(name="transcription-queue", kind="queue", dsn=settings.database_url, queue_key="voice-notes", managed=True))
+    targets += _queue_targets(settings.queue_keys, settings.backup_redis[0] if settings.backup_redis else LOCAL_REDIS)
+    return targets
+
+
+def _queue_targets(queue_keys: tuple[str, ...], default_redis: str) -> list[HealthTarget]:
+    """One `queue` target per VIGIA_QUEUE_KEYS item: a bare key is on the first backup Redis (else the local one)."""
+    targets: list[HealthTarget] = []
+    for item in queue_keys:
+        url, _, key = item.partition("#") if "://" in item else (default_redis, "", item)
+        name = base = slug_name(f"queue-{key}")
+        while name in {target.name for target in targets}:
+            name = f"{base[:60]}-{len(targets) + 1}"
+        targets.append(HealthTarget(name=name, kind="queue", dsn=url, queue_key=key, managed=True))
     return targets
 
 
