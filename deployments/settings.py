@@ -70,6 +70,7 @@ class Settings:
     unanswered_alert_percent: float = 20.0
     keep_probes_days: int = 35  # raw probes, once rolled up (store/retention.py)
     keep_history_days: int = 400  # every other store row
+    keep_transcripts_days: int = 30  # kept transcripts and spooled audio (store/spool_retention.py)
     prefect_keep_runs_days: int = 35  # Prefect's flow runs, with their logs and artifacts
     prefect_keep_events_days: int = 7  # Prefect's events
     queue_keys: tuple[str, ...] = ()  # Redis keys whose length is a backlog: KEY, or redis://…#KEY on another Redis
@@ -159,6 +160,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         or 7200,
         keep_probes_days=reader.parse("VIGIA_KEEP_PROBES_DAYS", _positive_int, "a whole number of days above 0, e.g. 35") or 35,
         keep_history_days=reader.parse("VIGIA_KEEP_HISTORY_DAYS", _positive_int, "a whole number of days above 0, e.g. 400") or 400,
+        keep_transcripts_days=reader.parse("VIGIA_KEEP_TRANSCRIPTS_DAYS", _positive_int, "a whole number of days above 0, e.g. 30") or 30,
         prefect_keep_runs_days=reader.parse("VIGIA_PREFECT_KEEP_RUNS_DAYS", _positive_int, "a whole number of days above 0, e.g. 35") or 35,
         prefect_keep_events_days=reader.parse("VIGIA_PREFECT_KEEP_EVENTS_DAYS", _positive_int, "a whole number of days above 0, e.g. 7")
         or 7,

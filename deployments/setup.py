@@ -48,6 +48,8 @@ def run_setup(settings: Settings, *, dashboard_url: str, prefect_ui_url: str) ->
         unanswered_alert_percent=settings.unanswered_alert_percent,
         keep_probes_days=settings.keep_probes_days,
         keep_history_days=settings.keep_history_days,
+        keep_transcripts=settings.keep_transcripts,
+        keep_transcripts_days=settings.keep_transcripts_days,
     ).save(BLOCK_NAME, overwrite=True)
     lines.append(f"vigia-settings/{BLOCK_NAME}: store, home {settings.home}, time zone {settings.timezone}")
     if settings.evolution_url:
