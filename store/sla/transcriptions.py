@@ -106,10 +106,13 @@ def response_time_samples(session: Session, start: datetime, end: datetime) -> l
 
 def transcription_outcomes(session: Session, start: datetime, end: datetime) -> TranscriptionOutcomes:
     """Return how many notes received in [start, end) finished, and how many of them failed."""
+    # The statuses are counted, not filtered: a WHERE on status lets SQLite pick ix_voice_notes_status and walk
+    # every finished note ever stored (0.3–0.7 s on a year of notes) instead of the window's range of received_at.
     finished, failed = session.execute(
-        select(func.count(), func.sum(case((VoiceNoteRow.status == "failed", 1), else_=0))).where(
-            VoiceNoteRow.received_at >= start, VoiceNoteRow.received_at < end, VoiceNoteRow.status.in_(FINISHED_STATUSES)
-        )
+        select(
+            func.sum(case((VoiceNoteRow.status.in_(FINISHED_STATUSES), 1), else_=0)),
+            func.sum(case((VoiceNoteRow.status == "failed", 1), else_=0)),
+        ).where(VoiceNoteRow.received_at >= start, VoiceNoteRow.received_at < end)
     ).one()
     return TranscriptionOutcomes(finished or 0, failed or 0)
 
