@@ -86,6 +86,8 @@ def simulate_store_year(workdir: Path) -> tuple[int, int]:
     for name, url in urls.items():
         get_engine(url).dispose()
         sizes.append(file_bytes(workdir / name / "vigia.db"))
+        largest = sorted(table_bytes(workdir / name / "vigia.db").items(), key=lambda item: -item[1])[:5]
+        print(f"{name} store's largest tables: " + ", ".join(f"{table} {mb(size)} MB" for table, size in largest))
     return sizes[0], sizes[1]
 
 
