@@ -11,23 +11,10 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from blocks.documentation import LOGO_URL, readme_section
+from blocks.probe_kinds import PROBE_KINDS
 
-ProbeKind = Literal["http", "tcp", "postgres", "redis", "disk", "memory", "queue", "prefect", "evolution", "groq", "backup"]
-
-# Two-tier thresholds per kind (DESIGN §6), on the one number each probe measures.
-DEFAULT_THRESHOLDS: dict[str, tuple[float | None, float | None]] = {
-    "disk": (15.0, 10.0),  # free %, lower is worse
-    "memory": (80.0, 90.0),  # used %
-    "queue": (100.0, None),  # list length
-    "prefect": (1.0, 5.0),  # workflow error rate % over the last hour
-    "postgres": (80.0, 95.0),  # connections in use, % of max_connections
-    "redis": (80.0, 90.0),  # memory used, % of maxmemory (when maxmemory is set)
-    "http": (14.0, 7.0),  # days until the TLS certificate expires, lower is worse
-    "backup": (None, 26.0),  # hours since the newest verified backup (the freshness SLA)
-}
-LOWER_IS_WORSE = frozenset({"disk", "http"})
-NEEDS_URL = frozenset({"http", "tcp", "prefect"})
-NEEDS_DSN = frozenset({"postgres", "redis", "queue", "backup"})
+# The kinds are the registry's rows: a new kind is a row in blocks.probe_kinds and a measure in tasks.probe_measures.
+ProbeKind = Literal[tuple(PROBE_KINDS)]  # type: ignore[valid-type]
 
 
 class HealthTarget(BaseModel):
@@ -40,7 +27,7 @@ class HealthTarget(BaseModel):
     kind: ProbeKind = Field(description="Probe kind: how the target is checked.")
     url: str | None = Field(
         default=None,
-        description="http: the URL; tcp: host:port; prefect: the API URL; disk: the path to watch.",
+        description="http: the URL; tcp: host:port; prefect: the API URL (this run's when empty); disk: the path to watch (/ when empty).",
     )
     # Stored in the Block's `credentials`, not here: Prefect masks a secret on a path of dicts, never inside a
     # list. Excluded from every dump, and from the Blocks form so nobody types a password into the list.
@@ -49,7 +36,7 @@ class HealthTarget(BaseModel):
         exclude=True,
         description="postgres, redis and queue: the connection URL (may hold a password); backup: the store's URL.",
     )
-    queue_key: str | None = Field(default=None, description="queue: the Redis list to measure.")
+    queue_key: str | None = Field(default=None, description="queue: the Redis list or stream to measure.")
     expect_status: int | None = Field(default=None, description="http: the status expected; any 2xx or 3xx when empty.")
     json_field: str | None = Field(default=None, description="http: a dotted path into the JSON reply that must match.")
     json_value: str | None = Field(default=None, description="http: the value `json_field` must have, compared as text.")
@@ -64,21 +51,22 @@ class HealthTarget(BaseModel):
 
     @model_validator(mode="after")
     def _check_kind_fields(self) -> HealthTarget:
-        if self.kind in NEEDS_URL and self.kind != "prefect" and not self.url:
+        row = PROBE_KINDS[self.kind]
+        if row.needs_url and not self.url:
             raise ValueError(f"target {self.name!r}: url is required for kind {self.kind!r}")
-        if self.kind in NEEDS_DSN and self.dsn is None:
+        if row.needs_dsn and self.dsn is None:
             raise ValueError(f"target {self.name!r}: dsn is required for kind {self.kind!r}; add it to credentials as {self.name!r}")
-        if self.kind == "queue" and not self.queue_key:
-            raise ValueError(f"target {self.name!r}: queue_key is required for kind 'queue'")
+        if row.needs_queue_key and not self.queue_key:
+            raise ValueError(f"target {self.name!r}: queue_key is required for kind {self.kind!r}")
         if (self.json_field is None) != (self.json_value is None):
             raise ValueError(f"target {self.name!r}: json_field and json_value go together")
         return self
 
     def thresholds(self) -> tuple[float | None, float | None]:
         """Return the (warning, critical) thresholds in force for this target."""
-        default_warning, default_critical = DEFAULT_THRESHOLDS.get(self.kind, (None, None))
-        warning = self.warning_at if self.warning_at is not None else default_warning
-        critical = self.critical_at if self.critical_at is not None else default_critical
+        row = PROBE_KINDS[self.kind]
+        warning = self.warning_at if self.warning_at is not None else row.warning_at
+        critical = self.critical_at if self.critical_at is not None else row.critical_at
         return warning, critical
 
 

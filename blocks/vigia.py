@@ -46,3 +46,11 @@ vigia_settings = VigiaSettings.load("BLOCK_NAME")
         gt=0,
         description="VIGIA_KEEP_HISTORY_DAYS: hourly roll-ups and every other store row are deleted after this many days.",
     )
+    keep_transcripts: bool = Field(
+        default=False, description="VIGIA_KEEP_TRANSCRIPTS: an answered voice note's transcript and spooled audio are kept."
+    )
+    keep_transcripts_days: int = Field(
+        default=30,
+        gt=0,
+        description="VIGIA_KEEP_TRANSCRIPTS_DAYS: kept transcripts and spooled audio are deleted after this many days.",
+    )

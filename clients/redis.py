@@ -1,4 +1,4 @@
-"""Redis: PING, memory use, and the length of a list used as a queue."""
+"""Redis: PING, memory use, and the length of a list or stream used as a queue."""
 
 from __future__ import annotations
 
@@ -15,6 +15,10 @@ from clients.redaction import mask_secrets
 
 class RedisError(ClientError):
     """Redis refused or did not answer."""
+
+
+# How long a queue is, by the type of its key: a list (LPUSH/BRPOP), a stream (XADD), a sorted set (delayed jobs).
+QUEUE_LENGTHS = {"list": "llen", "stream": "xlen", "zset": "zcard", "none": None}
 
 
 @dataclass(frozen=True)
@@ -42,16 +46,19 @@ async def ping(url: str, *, timeout: float) -> RedisStatus:
     return RedisStatus((time.perf_counter() - started) * 1000, int(memory.get("used_memory", 0)), int(memory.get("maxmemory", 0)))
 
 
-async def list_length(url: str, key: str, *, timeout: float) -> tuple[int, float]:
-    """Return the length of a Redis list and the latency in ms.
+async def queue_length(url: str, key: str, *, timeout: float) -> tuple[int, float]:
+    """Return the length of a Redis list, stream or sorted set (0 when the key does not exist) and the latency in ms.
 
     Raises:
-        RedisError: as `ping` does.
+        RedisError: as `ping` does, or naming the key when it holds another type.
     """
     started = time.perf_counter()
     async with _connect(url, timeout) as client:
         try:
-            length = await client.llen(key)
+            key_type = (await client.type(key)).decode()
+            if key_type not in QUEUE_LENGTHS:
+                raise RedisError(f"key {key!r} is a {key_type}, not a list, stream or sorted set")
+            length = await getattr(client, QUEUE_LENGTHS[key_type])(key) if QUEUE_LENGTHS[key_type] else 0
         except redis_errors.RedisError as error:
             raise RedisError(_reason(error, _has_password(url))) from error
     return int(length), (time.perf_counter() - started) * 1000

@@ -136,12 +136,19 @@ def check(
 @app.command(cls=VigiaCommand)
 def prune(dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be deleted; change nothing.")] = False) -> None:
     """Apply the store's retention now: roll up complete hours, delete rows past VIGIA_KEEP_PROBES_DAYS and
-    VIGIA_KEEP_HISTORY_DAYS, compact a SQLite store (maintenance/daily does it every night)."""
+    VIGIA_KEEP_HISTORY_DAYS, spooled audio and transcripts no longer kept (VIGIA_KEEP_TRANSCRIPTS, _DAYS), compact a
+    SQLite store (maintenance/daily does it every night)."""
     from store.retention import Limits, apply_retention
 
     settings = read_settings()
-    limits = Limits(probe_days=settings.keep_probes_days, history_days=settings.keep_history_days)
-    report = apply_retention(settings.database_url, datetime.now(timezone.utc), limits, dry_run=dry_run)
+    limits = Limits(
+        probe_days=settings.keep_probes_days,
+        history_days=settings.keep_history_days,
+        transcript_days=settings.keep_transcripts_days,
+        keep_transcripts=settings.keep_transcripts,
+    )
+    spool_dir = settings.home / "spool" / "voice-notes"
+    report = apply_retention(settings.database_url, datetime.now(timezone.utc), limits, dry_run=dry_run, spool_dir=spool_dir)
     for name, count in report.pruned.tables.items():
         typer.echo(f" {name:<24} {count:>10}")
     typer.echo(report.describe())

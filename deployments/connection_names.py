@@ -49,5 +49,10 @@ def _database(kind: str, url: str) -> str:
     return urlsplit(url).path.strip("/") or ("0" if kind == "redis" else "postgres")
 
 
+def slug_name(name: str) -> str:
+    """Return `name` as a target or source name: lower-case `[a-z0-9_.-]`, at most 63 characters."""
+    return _slug(name).strip("-") or "unnamed"
+
+
 def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9_.-]+", "-", name.lower())[:MAX_LENGTH]

@@ -20,7 +20,7 @@ LOOPBACK_NAMES = ("localhost",)
 # Shown as *** by repr(Settings), so printing, logging or a traceback's locals never reveal them.
 SECRET_FIELDS = frozenset({"webhook_token", "evolution_key", "groq_key", "heartbeat_url", "dashboard_password", "prefect_auth_string"})
 # URLs that may carry a password: shown with it masked.
-URL_FIELDS = frozenset({"database_url", "backup_postgres", "backup_redis"})
+URL_FIELDS = frozenset({"database_url", "backup_postgres", "backup_redis", "queue_keys"})
 
 
 class SettingsError(Exception):
@@ -70,8 +70,10 @@ class Settings:
     unanswered_alert_percent: float = 20.0
     keep_probes_days: int = 35  # raw probes, once rolled up (store/retention.py)
     keep_history_days: int = 400  # every other store row
+    keep_transcripts_days: int = 30  # kept transcripts and spooled audio (store/spool_retention.py)
     prefect_keep_runs_days: int = 35  # Prefect's flow runs, with their logs and artifacts
     prefect_keep_events_days: int = 7  # Prefect's events
+    queue_keys: tuple[str, ...] = ()  # Redis keys whose length is a backlog: KEY, or redis://…#KEY on another Redis
 
     @property
     def bind_is_loopback(self) -> bool:
@@ -83,7 +85,7 @@ class Settings:
     def secrets(self) -> list[str]:
         """Every secret value set, and every password inside a URL setting, for masking."""
         values = [getattr(self, name) for name in sorted(SECRET_FIELDS)]
-        urls = [self.database_url, *self.backup_postgres, *self.backup_redis]
+        urls = [self.database_url, *self.backup_postgres, *self.backup_redis, *self.queue_keys]
         values += [unquote(urlsplit(url).password or "") for url in urls]
         return [value for value in values if value]
 
@@ -158,9 +160,13 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         or 7200,
         keep_probes_days=reader.parse("VIGIA_KEEP_PROBES_DAYS", _positive_int, "a whole number of days above 0, e.g. 35") or 35,
         keep_history_days=reader.parse("VIGIA_KEEP_HISTORY_DAYS", _positive_int, "a whole number of days above 0, e.g. 400") or 400,
+        keep_transcripts_days=reader.parse("VIGIA_KEEP_TRANSCRIPTS_DAYS", _positive_int, "a whole number of days above 0, e.g. 30") or 30,
         prefect_keep_runs_days=reader.parse("VIGIA_PREFECT_KEEP_RUNS_DAYS", _positive_int, "a whole number of days above 0, e.g. 35") or 35,
         prefect_keep_events_days=reader.parse("VIGIA_PREFECT_KEEP_EVENTS_DAYS", _positive_int, "a whole number of days above 0, e.g. 7")
         or 7,
+        queue_keys=reader.parse_list(
+            "VIGIA_QUEUE_KEYS", _queue_key, "comma-separated Redis keys, or redis://HOST:PORT/DB#KEY for a key on another Redis"
+        ),
     )
     if settings.keep_history_days < settings.keep_probes_days:
         reader.problems.append("VIGIA_KEEP_HISTORY_DAYS: shorter than VIGIA_KEEP_PROBES_DAYS; accepts at least as many days")
@@ -280,6 +286,16 @@ def _postgres_url(value: str) -> str:
 def _redis_url(value: str) -> str:
     if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
         raise ValueError("not a redis:// URL")
+    return value
+
+
+def _queue_key(value: str) -> str:
+    if "://" not in value:
+        return value
+    url, _, key = value.partition("#")
+    _redis_url(url)
+    if not key.strip():
+        raise ValueError("no #KEY after the Redis URL")
     return value
 
 

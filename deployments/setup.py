@@ -15,7 +15,7 @@ from clients import postgres, redis, tcp
 from clients.errors import ClientError
 from clients.notify import SEVERITIES, Router, read_config
 from deployments.backup_plans import save_backup_plan
-from deployments.connection_names import name_connections
+from deployments.connection_names import name_connections, slug_name
 from deployments.settings import Settings
 from deployments.tokens import TOKEN_FILE, create_token_file, read_token_file
 from deployments.work_pool import ensure_work_pool
@@ -48,6 +48,8 @@ def run_setup(settings: Settings, *, dashboard_url: str, prefect_ui_url: str) ->
         unanswered_alert_percent=settings.unanswered_alert_percent,
         keep_probes_days=settings.keep_probes_days,
         keep_history_days=settings.keep_history_days,
+        keep_transcripts=settings.keep_transcripts,
+        keep_transcripts_days=settings.keep_transcripts_days,
     ).save(BLOCK_NAME, overwrite=True)
     lines.append(f"vigia-settings/{BLOCK_NAME}: store, home {settings.home}, time zone {settings.timezone}")
     if settings.evolution_url:
@@ -134,6 +136,7 @@ async def derive_targets(settings: Settings) -> list[HealthTarget]:
         HealthTarget(name="prefect", kind="prefect", critical=True, managed=True),
         HealthTarget(name="disk", kind="disk", url=str(settings.home), managed=True),
         HealthTarget(name="memory", kind="memory", managed=True),
+        HealthTarget(name="cpu", kind="cpu", managed=True),
     ]
     if settings.evolution_url:
         targets.append(HealthTarget(name="evolution", kind="evolution", critical=True, managed=True))
@@ -151,6 +154,19 @@ async def derive_targets(settings: Settings) -> list[HealthTarget]:
     targets += _named_targets("redis", redis_urls)
     targets.append(HealthTarget(name="backup", kind="backup", dsn=settings.database_url, critical=True, managed=True))
     targets.append(HealthTarget(name="transcription-queue", kind="queue", dsn=settings.database_url, queue_key="voice-notes", managed=True))
+    targets += _queue_targets(settings.queue_keys, settings.backup_redis[0] if settings.backup_redis else LOCAL_REDIS)
+    return targets
+
+
+def _queue_targets(queue_keys: tuple[str, ...], default_redis: str) -> list[HealthTarget]:
+    """One `queue` target per VIGIA_QUEUE_KEYS item: a bare key is on the first backup Redis (else the local one)."""
+    targets: list[HealthTarget] = []
+    for item in queue_keys:
+        url, _, key = item.partition("#") if "://" in item else (default_redis, "", item)
+        name = base = slug_name(f"queue-{key}")
+        while name in {target.name for target in targets}:
+            name = f"{base[:60]}-{len(targets) + 1}"
+        targets.append(HealthTarget(name=name, kind="queue", dsn=url, queue_key=key, managed=True))
     return targets
 
 

@@ -2,6 +2,7 @@
 
 import asyncio
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Annotated
 
 from prefect import flow, get_run_logger, runtime
@@ -12,6 +13,7 @@ from pydantic import Field
 from blocks.evolution import EvolutionApi
 from blocks.groq import GroqApi
 from blocks.health_targets import HealthTargets
+from blocks.probe_kinds import PROBE_KINDS
 from blocks.vigia import VigiaSettings
 from store.health_runs import CHECK_INTERVAL
 from store.sla.freshness import format_local
@@ -53,7 +55,7 @@ async def health_check(
     started_at = datetime.now(timezone.utc)
     settings = await _load(VigiaSettings, "default")
     targets = await _load(HealthTargets, targets_block)
-    context = await _probe_context(targets)
+    context = await _probe_context(targets, Path(settings.home).expanduser() / "probes")
     database_url = settings.database_url.get_secret_value()
     run_id = str(runtime.flow_run.id) if runtime.flow_run.id else None
     confirm_after = timedelta(seconds=confirm_after_seconds)
@@ -94,15 +96,16 @@ async def _load(block_type, name: str):
         raise MissingBlock(f"{block_type.get_block_type_slug()}/{name} could not be loaded ({error}); run `vigia setup`") from error
 
 
-async def _probe_context(targets: HealthTargets) -> ProbeContext:
-    kinds = {target.kind for target in targets.targets}
+async def _probe_context(targets: HealthTargets, samples_dir: Path) -> ProbeContext:
+    gateways = {PROBE_KINDS[target.kind].gateway for target in targets.targets}
     settings = get_current_settings()
     auth = settings.api.auth_string
     return ProbeContext(
-        evolution=await _load_optional(EvolutionApi) if "evolution" in kinds else None,
-        groq=await _load_optional(GroqApi) if "groq" in kinds else None,
+        evolution=await _load_optional(EvolutionApi) if "evolution" in gateways else None,
+        groq=await _load_optional(GroqApi) if "groq" in gateways else None,
         prefect_api_url=settings.api.url,
         prefect_auth_string=auth.get_secret_value() if auth else None,
+        samples_dir=samples_dir,
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import flow
 
 from blocks.vigia import VigiaSettings
@@ -18,6 +20,12 @@ async def maintenance(settings_block: str = "default", dry_run: bool = False) ->
         dry_run: Only count what would be deleted; roll up and delete nothing.
     """
     settings = await VigiaSettings.aload(settings_block)
-    limits = Limits(probe_days=settings.keep_probes_days, history_days=settings.keep_history_days)
-    report = apply_store_retention(settings.database_url.get_secret_value(), limits, dry_run)
+    limits = Limits(
+        probe_days=settings.keep_probes_days,
+        history_days=settings.keep_history_days,
+        transcript_days=settings.keep_transcripts_days,
+        keep_transcripts=settings.keep_transcripts,
+    )
+    spool_dir = Path(settings.home).expanduser() / "spool" / "voice-notes"
+    report = apply_store_retention(settings.database_url.get_secret_value(), limits, spool_dir, dry_run)
     return dict(report.pruned.tables)

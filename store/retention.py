@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import and_, delete, func, select
 from sqlalchemy.orm import Session
@@ -33,6 +34,7 @@ from store.models import (
     VoiceNoteRow,
 )
 from store.probe_hours import floor_hour, forget_hours_before, roll_up_pending_hours, rolled_range
+from store.voice_note_retention import clear_transcripts, prune_spool
 
 # VACUUM rewrites the whole file: worth it only once this share of its pages is free.
 VACUUM_FREE_SHARE = 0.2
@@ -44,6 +46,8 @@ class Limits:
 
     probe_days: int = 35
     history_days: int = 400
+    transcript_days: int = 30  # kept transcripts and spooled audio, whatever VIGIA_KEEP_TRANSCRIPTS says
+    keep_transcripts: bool = False  # VIGIA_KEEP_TRANSCRIPTS: an answered note's text and audio stay until transcript_days
 
 
 @dataclass(frozen=True)
@@ -113,28 +117,47 @@ class RetentionReport:
     pruned: PruneCounts
     compacted: bool
     limits: Limits
+    spool_files_deleted: int = 0
+    transcripts_cleared: int = 0
 
     def describe(self) -> str:
         """One line: what was rolled up, deleted (or would be) per table, and whether SQLite was compacted."""
         verb = "would delete" if self.pruned.dry_run else "deleted"
         tables = ", ".join(f"{count} {name}" for name, count in self.pruned.tables.items() if count) or "nothing"
         compacted = "; VACUUM done" if self.compacted else ""
+        voice = ""
+        if self.spool_files_deleted or self.transcripts_cleared:
+            voice = (
+                f"; {verb} {self.spool_files_deleted} spooled audio files and {self.transcripts_cleared} transcripts "
+                f"(answered, or over {self.limits.transcript_days} d)"
+            )
         return (
             f"store retention: {self.hours_rolled_up} hours rolled up; {verb} {tables} (raw probes over "
-            f"{self.limits.probe_days} d once rolled up, the rest over {self.limits.history_days} d){compacted}"
+            f"{self.limits.probe_days} d once rolled up, the rest over {self.limits.history_days} d){voice}{compacted}"
         )
 
 
-def apply_retention(url: str, now: datetime, limits: Limits = Limits(), *, dry_run: bool = False) -> RetentionReport:
-    """Roll up every complete hour (a day per transaction), prune, then VACUUM a SQLite store when worthwhile.
+def apply_retention(
+    url: str, now: datetime, limits: Limits = Limits(), *, dry_run: bool = False, spool_dir: Path | None = None
+) -> RetentionReport:
+    """Roll up every complete hour (a day per transaction), drop spooled audio no note needs, prune, then VACUUM
+    a SQLite store when worthwhile.
 
     A dry run rolls nothing up and deletes nothing: it counts what a prune would delete now.
     """
     hours = 0 if dry_run else roll_up_pending_hours(url, now)
     with open_session(url) as session:
+        savepoint = session.begin_nested()  # a dry run counts inside a savepoint it rolls back; files it only counts
+        files = prune_spool(session, spool_dir, now, keep_days=limits.transcript_days, keep_audio=limits.keep_transcripts, dry_run=dry_run)
+        transcripts = clear_transcripts(session, now, keep_days=limits.transcript_days)
+        if dry_run:
+            savepoint.rollback()
+        else:
+            savepoint.commit()
+    with open_session(url) as session:
         pruned = prune_store(session, now, limits, dry_run=dry_run)
     compacted = not dry_run and pruned.total > 0 and compact_sqlite(url)
-    return RetentionReport(hours, pruned, compacted, limits)
+    return RetentionReport(hours, pruned, compacted, limits, files, transcripts)
 
 
 def compact_sqlite(url: str, free_share: float = VACUUM_FREE_SHARE) -> bool:

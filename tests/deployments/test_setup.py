@@ -41,6 +41,7 @@ def test_setup_derives_targets_from_the_settings_and_what_answers_on_localhost(t
     targets = {t.name: t for t in HealthTargets.load("default").targets}
     assert sorted(targets) == [
         "backup",
+        "cpu",
         "disk",
         "evolution",
         "groq",

@@ -30,3 +30,29 @@ def test_maintenance_prunes_with_the_blocks_limits_and_a_dry_run_keeps_everythin
     assert (dry["health_runs"], count_runs(store_url)) == (1, 2)
     done = asyncio.run(maintenance())
     assert (done["health_runs"], count_runs(store_url)) == (1, 1)
+
+
+def test_maintenance_drops_an_answered_notes_spooled_audio_from_vigia_home(sqlite_store_url, tmp_path):
+    from store.models import VoiceNoteRow
+
+    spool = tmp_path / "spool" / "voice-notes"
+    spool.mkdir(parents=True)
+    answered, waiting = spool / "answered.ogg", spool / "waiting.ogg"
+    with open_session(sqlite_store_url) as session:
+        for path, status in ((answered, "replied"), (waiting, "received")):
+            path.write_bytes(b"OggS")
+            session.add(
+                VoiceNoteRow(
+                    instance="i",
+                    message_id=path.stem,
+                    chat_jid="j",
+                    received_at=datetime.now(timezone.utc),
+                    status=status,
+                    audio_path=str(path),
+                )
+            )
+    VigiaSettings(home=str(tmp_path), database_url=sqlite_store_url).save("default", overwrite=True)
+
+    asyncio.run(maintenance())
+
+    assert (answered.exists(), waiting.exists()) == (False, True)

@@ -106,3 +106,21 @@ def test_queue_probe_over_the_warning_threshold_is_a_warning_that_stays_up(redis
 
     assert (result.ok, result.level, result.value) == (True, "warning", 150.0)
     assert result.reason == "150 items in jobs (warning threshold 100)"
+
+
+def test_queue_probe_of_a_stream_counts_its_entries(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    for index in range(120):
+        client.xadd("events", {"n": index})
+
+    result = probe(HealthTarget(name="events", kind="queue", dsn=redis_url, queue_key="events"))
+
+    assert (result.ok, result.level, result.value, result.reason) == (True, "warning", 120.0, "120 items in events (warning threshold 100)")
+
+
+def test_queue_probe_of_a_key_that_is_no_queue_fails_naming_its_type(redis_url: str) -> None:
+    redis.Redis.from_url(redis_url).set("jobs", "1")
+
+    result = probe(HealthTarget(name="jobs", kind="queue", dsn=redis_url, queue_key="jobs"))
+
+    assert (result.ok, result.level, result.reason) == (False, "critical", "key 'jobs' is a string, not a list, stream or sorted set")

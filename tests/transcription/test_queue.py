@@ -101,11 +101,11 @@ def test_the_queue_is_a_health_target_measured_in_the_store(store_url):
     from prefect.logging import disable_run_logger
 
     from blocks.health_targets import HealthTarget
-    from tasks.probes import _measure
+    from tasks.probe_measures import ProbeContext, measure_queue
 
     store_notes(store_url, 3)
     target = HealthTarget(name="transcription-queue", kind="queue", dsn=store_url, queue_key=queue.HEALTH_QUEUE_KEY)
     with disable_run_logger():
-        measure = asyncio.run(_measure(target, None, NOW + timedelta(seconds=62)))
+        measure = asyncio.run(measure_queue(target, ProbeContext(), NOW + timedelta(seconds=62)))
     assert (measure.value, measure.summary) == (3.0, "3 voice notes waiting, the oldest for 62 s; 0 being answered")
     assert target.thresholds() == (100.0, None)

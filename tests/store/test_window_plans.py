@@ -1,0 +1,39 @@
+"""The Overview's window reads search the window's range, never walk a whole table (SQLite's plans, no timing)."""
+
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import event
+
+from store.database import get_engine, open_session
+from store.sla.transcriptions import response_times, transcription_outcomes
+
+END = datetime(2026, 11, 20, tzinfo=timezone.utc)
+START = END - timedelta(days=30)
+
+
+def plans_of(url, read) -> list[str]:
+    """Run `read` on the store and return SQLite's query plan of every statement it sent."""
+    engine = get_engine(url)
+    sent = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany):
+        sent.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", keep)
+    try:
+        with open_session(url) as session:
+            read(session)
+    finally:
+        event.remove(engine, "before_cursor_execute", keep)
+    with engine.connect() as connection:
+        return [
+            " / ".join(row[3] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters))
+            for statement, parameters in sent
+            if statement.lstrip().upper().startswith("SELECT")
+        ]
+
+
+def test_transcription_reads_search_the_windows_received_at_range(sqlite_store_url):
+    plans = plans_of(sqlite_store_url, lambda session: (transcription_outcomes(session, START, END), response_times(session, START, END)))
+
+    assert plans and all("ix_voice_notes_received_at (received_at>? AND received_at<?)" in plan for plan in plans), plans
