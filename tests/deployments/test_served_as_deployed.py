@@ -124,8 +124,11 @@ def test_vigia_up_serves_every_field_prefect_deploy_deploys_from_prefect_yaml(pr
     deploy_with_prefect(prefect_file, prefect_server)
     deployed = asyncio.run(read_back(full_names))
     asyncio.run(delete_deployments(full_names))
-    asyncio.run(serve_like_vigia_up(describe_like_the_child(prefect_file)))
-    served = asyncio.run(read_back(full_names))
+    try:
+        asyncio.run(serve_like_vigia_up(describe_like_the_child(prefect_file)))
+        served = asyncio.run(read_back(full_names))
+    finally:  # the suite's Prefect server is shared: scheduled copies with limits would hold other tests' runs
+        asyncio.run(delete_deployments(full_names))
 
     for full_name in full_names:
         deployed[full_name]["entrypoint"] = module_path(deployed[full_name]["entrypoint"])

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import DeploymentFilter, FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+from prefect.client.schemas.objects import StateType
+from prefect.states import Cancelled
 
 from blocks.alert_routes import AlertRoutes
 from blocks.health_targets import HealthTarget, HealthTargets
@@ -86,6 +89,14 @@ def flow_run_process(flow_run_id) -> int | None:
     return None
 
 
+async def cancel_active_runs(client, deployment_id) -> None:
+    """The suite's Prefect server is shared: a run of the deployment another test left Running would hold its one slot
+    (CANCEL_NEW), and this test's run would be cancelled before it starts."""
+    active = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING, StateType.PENDING])))
+    for run in await client.read_flow_runs(flow_run_filter=active, deployment_filter=DeploymentFilter(id={"any_": [deployment_id]})):
+        await client.set_flow_run_state(run.id, Cancelled(), force=True)
+
+
 def poll(read, done, what: str, seconds: float = 90):
     deadline = time.monotonic() + seconds
     while True:
@@ -106,6 +117,7 @@ def test_a_health_check_killed_mid_run_is_marked_crashed_and_alerts_once(prefect
     async def start_run():
         async with get_client() as client:
             deployment = await client.read_deployment_by_name("health-check/every-5-min")
+            await cancel_active_runs(client, deployment.id)
             parameters = {"targets_block": targets, "confirm_after_seconds": 3600, "recheck_every_seconds": 1}
             return await client.create_flow_run_from_deployment(deployment.id, parameters=parameters)
 

@@ -72,12 +72,17 @@ def test_a_killed_run_is_marked_crashed_and_alerted_once_while_a_live_one_keeps_
                 again = asyncio.run(zombies.sweep(silence=timedelta(seconds=20)))
             finally:
                 AlertRoutes().save("default", overwrite=True)
-        assert [zombie.run_id for zombie in closed] == [victim_id] and again == []
+        # The suite's Prefect server is shared: runs other tests left Running are this sweep's zombies too.
+        ours = {victim_id, survivor_id}
+        [victim_closed] = [zombie for zombie in closed if zombie.run_id in ours]
+        assert victim_closed.run_id == victim_id and [zombie for zombie in again if zombie.run_id in ours] == []
         assert (asyncio.run(state_of(victim_id)), asyncio.run(state_of(survivor_id))) == ("CRASHED", "RUNNING")
-        assert [call.json["title"] for call in capture.received] == [f"[CRITICAL] {closed[0].run.name} crashed"]
-        assert f"/runs/flow-run/{victim_id}" in capture.received[0].json["message"]
+        [alert] = [call for call in capture.received if f"/runs/flow-run/{victim_id}" in call.json["message"]]
+        assert alert.json["title"] == f"[CRITICAL] {victim_closed.run.name} crashed"
+        assert len(capture.received) == len(closed) + len(again)  # one alert per zombie, none for the survivor
         with open_session(sqlite_store_url) as session:
-            assert [(a.key, a.severity) for a in list_alerts(session)] == [(run_alert_key(victim_id), "critical")]
+            stored = [(a.key, a.severity) for a in list_alerts(session)]
+        assert (run_alert_key(victim_id), "critical") in stored and len(stored) == len(closed) + len(again)
     finally:
         for process in (victim, survivor):
             if process.poll() is None:
