@@ -34,6 +34,7 @@ from pathlib import Path  # noqa: E402
 import httpx  # noqa: E402
 from hermetic import PREFECT_HOME, REPOSITORY  # noqa: E402,I001 — first: sets up the environment before Prefect loads
 
+from tests.deployments.processes import processes_with  # noqa: E402
 from tests.fakes.server import free_port  # noqa: E402
 
 MARKER_VARIABLE = "VIGIA_BENCH_MARKER"
@@ -156,16 +157,7 @@ def parents() -> dict[int, int]:
 
 def marked_processes() -> set[int]:
     """Return the pids of live processes whose environment carries this run's marker."""
-    needle = f"{MARKER_VARIABLE}={MARKER}".encode()
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if needle in (entry / "environ").read_bytes().split(b"\0"):
-                    found.add(int(entry.name))
-            except OSError:
-                continue
-    return found
+    return set(processes_with(MARKER_VARIABLE, MARKER))
 
 
 def tree(root: int) -> set[int]:

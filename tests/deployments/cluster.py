@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import shutil
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary
 
 from deployments.work_pool import ensure_work_pool
 from tests.fakes.server import free_port
+from tests.polling import wait_until
 
 from .netns import Host, Network, network
 from .test_parts import POSTGRES_ADMIN
@@ -72,16 +72,6 @@ def create_database(prefix: str) -> str:
 def drop_database(name: str) -> None:
     with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as connection:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def wait_until(predicate, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
 
 
 def answers(url: str) -> bool:
@@ -156,12 +146,12 @@ def running_cluster(tmp_path: Path) -> Iterator[Cluster]:
             server, postgres, api = start_server_host(lan, tmp_path, prefect_database)
             store_url = f"postgresql+psycopg://postgres@{postgres}/{store_database}"
             built = Cluster(lan, tmp_path, server, store_url, api, {})
-            wait_until(lambda: answers(f"{api}/ready"), 240, f"Prefect on PostgreSQL on host srv; see {tmp_path / 'srv.log'}")
+            wait_until(lambda: answers(f"{api}/ready"), 240, f"Prefect on PostgreSQL on host srv; see {tmp_path / 'srv.log'}", every=0.25)
             with temporary_settings(updates={PREFECT_API_URL: api, PREFECT_API_AUTH_STRING: AUTH}):
                 asyncio.run(ensure_work_pool())
                 for name in WORKERS:
                     start_worker_host(built, name)
-                wait_until(lambda: asyncio.run(online_workers()) == set(WORKERS), 120, "both workers to be online")
+                wait_until(lambda: asyncio.run(online_workers()) == set(WORKERS), 120, "both workers to be online", every=0.25)
                 yield built
     finally:
         drop_database(prefect_database)

@@ -8,7 +8,12 @@ from pathlib import Path
 
 def processes_tagged(tag: str) -> list[int]:
     """The pids (other than this one) whose environment holds VIGIA_TEST_TAG=`tag`."""
-    needle = f"VIGIA_TEST_TAG={tag}".encode()
+    return processes_with("VIGIA_TEST_TAG", tag)
+
+
+def processes_with(variable: str, value: str) -> list[int]:
+    """The pids (other than this one) whose environment holds `variable`=`value`."""
+    needle = f"{variable}={value}".encode()
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and int(entry.name) != os.getpid():

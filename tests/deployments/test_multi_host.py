@@ -20,8 +20,9 @@ import pytest
 from prefect.client.orchestration import get_client
 
 from tests.fakes.evolution_webhook import WebhookSender, voice_note_envelope
+from tests.polling import wait_until
 
-from .cluster import AUTH, ROOT, VIGIA, WORKERS, Cluster, read_json, running_cluster, wait_until
+from .cluster import AUTH, ROOT, VIGIA, WORKERS, Cluster, read_json, running_cluster
 from .netns import NamespacesUnavailable
 from .test_worker import PULL_FROM_CHECKOUT, deploy_where_it_ran, run_state, start_run
 from .voice_hosts import INSTANCE, TOKEN, voice_hosts
@@ -43,7 +44,7 @@ def run_to_the_end(deployment_id: str, out: Path, seconds: float = 0.0, timeout:
     """Start a run and wait for it to complete; return where it ran and how long it took to start (creation to first line)."""
     created = time.time()
     run_id = asyncio.run(start_run(deployment_id, out, seconds))
-    wait_until(lambda: asyncio.run(run_state(run_id)) == "COMPLETED", timeout, f"run {run_id} to complete")
+    wait_until(lambda: asyncio.run(run_state(run_id)) == "COMPLETED", timeout, f"run {run_id} to complete", every=0.25)
     seen = json.loads(out.read_text())
     return seen["VIGIA_WORKER_HOST"], seen["started"] - created
 
@@ -89,7 +90,7 @@ def test_prefect_yaml_deployed_after_vigia_setup_runs_a_health_check_on_a_remote
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
 
     run_id = asyncio.run(health_check_run({"confirm_after_seconds": 0}))
-    wait_until(lambda: asyncio.run(run_state(run_id)) in ("COMPLETED", "FAILED", "CRASHED"), 240, "the health check to finish")
+    wait_until(lambda: asyncio.run(run_state(run_id)) in ("COMPLETED", "FAILED", "CRASHED"), 240, "the health check to finish", every=0.25)
     assert asyncio.run(run_state(run_id)) == "COMPLETED"
     # Both workers may try to submit it (each polls every second): the one that lost logs "Aborted submission" of it.
     lines = {name: [line for line in cluster.worker_log(name).splitlines() if run_id in line] for name in WORKERS}
@@ -130,10 +131,12 @@ def test_the_backups_limit_of_one_run_holds_across_two_workers(cluster, monkeypa
     deployment_id = asyncio.run(deploy_limited_like_the_backup())
     first_out, second_out = cluster.tmp / "first.json", cluster.tmp / "second.json"
     first = asyncio.run(start_run(deployment_id, first_out, seconds=20))
-    wait_until(lambda: read_json(first_out), 120, "the first run to start")
+    wait_until(lambda: read_json(first_out), 120, "the first run to start", every=0.25)
     second = asyncio.run(start_run(deployment_id, second_out, seconds=0))  # a second backup while one runs: two idle workers
-    wait_until(lambda: asyncio.run(run_state(second)) in ("CANCELLED", "COMPLETED", "FAILED", "CRASHED"), 120, "the second run to end")
-    wait_until(lambda: asyncio.run(run_state(first)) == "COMPLETED", 120, "the first run to complete")
+    wait_until(
+        lambda: asyncio.run(run_state(second)) in ("CANCELLED", "COMPLETED", "FAILED", "CRASHED"), 120, "the second run to end", every=0.25
+    )
+    wait_until(lambda: asyncio.run(run_state(first)) == "COMPLETED", 120, "the first run to complete", every=0.25)
     assert asyncio.run(run_state(second)) == "CANCELLED"  # CANCEL_NEW, as prefect.yaml says for the backup
     assert not second_out.exists()  # it never started, on either worker
 
@@ -149,10 +152,10 @@ def test_a_burst_at_a_receiver_on_one_host_is_answered_once_each_by_transcribers
         started = time.monotonic()
         posted = [sender.deliver(envelope) for envelope in envelopes]
         spooled_after_posting = hosts.spooled_on_receiver()  # on rx's disk alone: the transcribers' hosts cannot read it
-        wait_until(lambda: {row[2] for row in voice_note_rows(cluster)} == {"replied"}, 180, "every note to be replied")
+        wait_until(lambda: {row[2] for row in voice_note_rows(cluster)} == {"replied"}, 180, "every note to be replied", every=0.25)
         burst_seconds = time.monotonic() - started
         # Answered elsewhere, the audio leaves rx too: the receiver removes what no note names any more.
-        wait_until(lambda: not hosts.spooled_on_receiver(), 30, "the receiver's spool on rx to be emptied")
+        wait_until(lambda: not hosts.spooled_on_receiver(), 30, "the receiver's spool on rx to be emptied", every=0.25)
     by_host = {name: hosts.transcriber_log(name) for name in WORKERS}  # a run's line comes when it ends: read once they stopped
     assert [[attempt.status for attempt in attempts] for attempts in posted] == [[202]] * BURST
     assert spooled_after_posting and not hosts.spool.exists()  # seen from outside rx, its spool is not there
@@ -191,13 +194,13 @@ def test_remote_workers_take_the_runs_and_a_cut_workers_next_run_completes_on_th
     # A worker's link cut mid-run: the next run completes on the other worker.
     long_out = cluster.tmp / "long.json"
     long_run = asyncio.run(start_run(deployment_id, long_out, seconds=600))
-    victim = wait_until(lambda: (read_json(long_out) or {}).get("VIGIA_WORKER_HOST"), 120, "the long run to start")
+    victim = wait_until(lambda: (read_json(long_out) or {}).get("VIGIA_WORKER_HOST"), 120, "the long run to start", every=0.25)
     cut_at = time.time()
     cluster.lan.hosts[victim].cut()
     survivor, _ = run_to_the_end(deployment_id, cluster.tmp / "after-cut.json")
     recovery = time.time() - cut_at
     # Its worker can tell Prefect nothing any more; the other worker's zombie sweep marks it Crashed (tasks/zombies.py).
-    wait_until(lambda: asyncio.run(run_state(long_run)) == "CRASHED", 180, "the cut run to be marked Crashed")
+    wait_until(lambda: asyncio.run(run_state(long_run)) == "CRASHED", 180, "the cut run to be marked Crashed", every=0.25)
     crash_marked = time.time() - cut_at
 
     timings = {"pickup_seconds": [round(p, 2) for p in pickups], "hosts": sorted(hosts_seen), "cut": victim}

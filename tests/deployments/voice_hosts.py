@@ -27,8 +27,9 @@ from tasks.groq_gate import GroqLimits, ensure_groq_limits
 from tests.fakes.evolution import FakeEvolution
 from tests.fakes.groq import FakeGroq
 from tests.fakes.server import free_port, serve_app
+from tests.polling import wait_until
 
-from .cluster import AUTH, VIGIA, WORKERS, Cluster, base_environment, wait_until
+from .cluster import AUTH, VIGIA, WORKERS, Cluster, base_environment
 
 INSTANCE = "ops-bot"
 EVOLUTION_KEY = "evo-global-key-multi-host"
@@ -96,9 +97,9 @@ def voice_hosts(cluster: Cluster) -> Iterator[VoiceHosts]:
         spool = cluster.tmp / "rx-home" / "spool" / "voice-notes"
         hosts = VoiceHosts(receiver, evolution, groq, clip, transcribers, logs, receiver_process, spool)
         try:
-            wait_until(lambda: listening(f"{receiver}/health"), 120, f"the receiver on rx; see {cluster.tmp / 'rx.log'}")
+            wait_until(lambda: listening(f"{receiver}/health"), 120, f"the receiver on rx; see {cluster.tmp / 'rx.log'}", every=0.25)
             for name in WORKERS:
-                wait_until(lambda name=name: "started: up to" in hosts.transcriber_log(name), 120, f"the transcriber on {name}")
+                wait_until(lambda name=name: "started: up to" in hosts.transcriber_log(name), 120, f"the transcriber on {name}", every=0.25)
             yield hosts
         finally:
             for process in [*transcribers.values(), receiver_process]:
