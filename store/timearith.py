@@ -4,6 +4,8 @@ from sqlalchemy import Float
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
+UNIX_EPOCH_JULIAN_DAY = 2440587.5  # 1970-01-01 00:00 UTC
+
 
 class epoch_seconds(FunctionElement):
     """Seconds since 1970-01-01 UTC of a naive-UTC timestamp column."""
@@ -14,9 +16,11 @@ class epoch_seconds(FunctionElement):
 
 @compiles(epoch_seconds, "sqlite")
 def _epoch_seconds_sqlite(element, compiler, **kw) -> str:
-    # strftime keeps whole seconds exact and milliseconds in %f; julianday() floats drift by tens of µs
+    # SQLite keeps a time as whole milliseconds of Julian day; julianday() returns them as a float of days, a few
+    # hundredths of a millisecond off, so rounding gives them back exactly. (strftime's '%s' rounds to the millisecond
+    # while '%S' truncates: their sum read 00:00:00.9995 as two seconds after midnight; one date parse, not three.)
     value = compiler.process(element.clauses, **kw)
-    return f"(CAST(strftime('%s', {value}) AS REAL) + CAST(strftime('%f', {value}) AS REAL) - CAST(strftime('%S', {value}) AS REAL))"
+    return f"(ROUND((julianday({value}) - {UNIX_EPOCH_JULIAN_DAY}) * 86400000) / 1000.0)"
 
 
 @compiles(epoch_seconds, "postgresql")
