@@ -275,7 +275,8 @@ class VoiceNoteRow(Base):
     __tablename__ = "voice_notes"
     __table_args__ = (
         UniqueConstraint("instance", "message_id", name="uq_voice_notes_instance_message"),
-        Index("ix_voice_notes_received_at", "received_at"),
+        # The window reads (store.sla.transcriptions) find all they need here, without reading the rows.
+        Index("ix_voice_notes_received_at", "received_at", "status", "replied_at"),
         Index("ix_voice_notes_status", "status"),
         Index("ix_voice_notes_lease_token", "lease_token"),
         # The audio still on disk, for the receiver's spool sweep (deployments/spool_sweep.py).
