@@ -77,18 +77,19 @@ def workflow_counts(api_url: str, start: datetime, end: datetime) -> WorkflowRun
     Raises:
         PrefectUnavailable: when the API does not answer.
     """
-    headers = _auth_headers()
-    _check_health(api_url)
     counts = []
-    for state_types in (FINISHED_TYPES, FAILED_TYPES):
-        # The body Prefect's client sends for count_flow_runs(flow_run_filter=...) with an end-time range and state types.
-        ended = {"end_time": {"after_": start.isoformat(), "before_": end.isoformat()}, "state": {"type": {"any_": list(state_types)}}}
-        try:
-            response = httpx.post(f"{api_url}/flow_runs/count", json={"flow_runs": ended}, headers=headers, timeout=TIMEOUT_SECONDS)
-            response.raise_for_status()
-        except httpx.HTTPError as error:
-            raise PrefectUnavailable(f"the Prefect API at {api_url} failed: {str(error).splitlines()[0]}") from error
-        counts.append(int(response.json()))
+    # One client for the three requests: one connection, and one TLS context built instead of three (~10 ms each).
+    with httpx.Client(headers=_auth_headers(), timeout=TIMEOUT_SECONDS) as http:
+        _check_health(http, api_url)
+        for state_types in (FINISHED_TYPES, FAILED_TYPES):
+            # The body Prefect's client sends for count_flow_runs(flow_run_filter=...) with an end-time range and state types.
+            ended = {"end_time": {"after_": start.isoformat(), "before_": end.isoformat()}, "state": {"type": {"any_": list(state_types)}}}
+            try:
+                response = http.post(f"{api_url}/flow_runs/count", json={"flow_runs": ended})
+                response.raise_for_status()
+            except httpx.HTTPError as error:
+                raise PrefectUnavailable(f"the Prefect API at {api_url} failed: {str(error).splitlines()[0]}") from error
+            counts.append(int(response.json()))
     return WorkflowRuns(finished=counts[0], failed=counts[1])
 
 
@@ -163,7 +164,8 @@ def _client(api_url: str) -> Iterator:
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
-    _check_health(api_url)
+    with httpx.Client(headers=_auth_headers(), timeout=TIMEOUT_SECONDS) as http:
+        _check_health(http, api_url)
     # The health check proved the server answers: no slow back-off on top of it when it then fails.
     updates = {PREFECT_API_URL: api_url, PREFECT_CLIENT_MAX_RETRIES: 1}
     try:
@@ -178,9 +180,9 @@ def _auth_headers() -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()} if auth else {}
 
 
-def _check_health(api_url: str) -> None:
+def _check_health(http: httpx.Client, api_url: str) -> None:
     try:
-        response = httpx.get(f"{api_url}/health", timeout=TIMEOUT_SECONDS, headers=_auth_headers())
+        response = http.get(f"{api_url}/health")
     except httpx.HTTPError as error:
         raise PrefectUnavailable(f"the Prefect API at {api_url} does not answer ({type(error).__name__})") from error
     if response.status_code == 401:
