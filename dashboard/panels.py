@@ -8,15 +8,17 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from clients.redaction import mask_phone_numbers, mask_secrets
 from dashboard.config import DashboardConfig
 from dashboard.local_time import shown_time
 from dashboard.prefect_runs import PrefectUnavailable, workflow_counts
 from dashboard.window import Window
-from store.sla import SlaRow, WorkflowRuns
+from store.sla import FIGURES, SlaRow, WorkflowRuns
 
 _COLORS = {True: "green", False: "red", None: "gray"}
+PENDING = "…"  # a tile's value while its figure is read
 
 
 def shown(text: str | None) -> str:
@@ -30,11 +32,24 @@ def page_header(title: str, window: Window) -> None:
     st.caption(window.caption())
 
 
-def sla_tiles(rows: list[SlaRow]) -> None:
-    """Show each SLA figure as a tile: its value, its target, green when met, red when missed, grey without data."""
-    for column, row in zip(st.columns(len(rows)), rows):
+def sla_tile_slots() -> list[DeltaGenerator]:
+    """Draw the five SLA tiles at once, each with its name and target and its value pending; return their slots.
+
+    The browser loads the tiles' code when the first tile arrives. Sent with the page's first elements, it loads
+    while the figures are read; sent after reads of more than ~0.1 s, React held the whole page back up to another
+    0.5 s (its Suspense fallback throttle, React 18's FALLBACK_THROTTLE_MS) once it had loaded.
+    """
+    slots = [column.empty() for column in st.columns(len(FIGURES))]
+    for slot, (_, name, target) in zip(slots, FIGURES):
+        slot.metric(name, PENDING, delta=f"reading · target {target}", delta_color="gray", delta_arrow="off", border=True)
+    return slots
+
+
+def sla_tiles(rows: list[SlaRow], slots: list[DeltaGenerator] | None = None) -> None:
+    """Show each SLA figure as a tile, in `slots` when given: its value, its target, green when met, red when missed, grey without data."""
+    for slot, row in zip(slots or st.columns(len(rows)), rows):
         verdict = {True: "meets", False: "misses", None: "no data for"}[row.meets]
-        column.metric(
+        slot.metric(
             row.name,
             row.display,
             delta=f"{verdict} target {row.target}",

@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboard import data
 from dashboard.config import read_config
-from dashboard.panels import empty_store, page_header, shown, sla_tiles, table, workflow_runs_or_banner
+from dashboard.panels import empty_store, page_header, shown, sla_tile_slots, sla_tiles, table, workflow_runs_or_banner
 from dashboard.window import chosen_window
 from store.history import store_contents
 from store.incidents import list_incidents
@@ -21,8 +21,10 @@ def render() -> None:
     if data.read(store_contents, config.store_url).is_empty:
         empty_store()
         return
-    runs = workflow_runs_or_banner(config, window)
-    sla_tiles(data.read(sla_summary, config.store_url, window.start, window.end, runs, now=window.now))
+    banner, slots = st.empty(), sla_tile_slots()  # the tiles first, values pending: see sla_tile_slots
+    with banner.container():
+        runs = workflow_runs_or_banner(config, window)
+    sla_tiles(data.read(sla_summary, config.store_url, window.start, window.end, runs, now=window.now), slots)
     st.subheader("Open incidents")
     incidents = data.read(list_incidents, config.store_url, open_only=True)
     if not incidents:

@@ -27,6 +27,7 @@ from store.sla.uptime import Uptime, uptime, uptime_windows
 
 __all__ = [
     "ERROR_RATE_TARGET_PERCENT",
+    "FIGURES",
     "FRESHNESS_TARGET_SECONDS",
     "RECOVERY_TARGET_SECONDS",
     "RESPONSE_TARGET_SECONDS",
@@ -92,57 +93,51 @@ def sla_summary(
     )
 
 
+# The five figures in DESIGN §11's order: key, name, and the target as people read it.
+FIGURES = (
+    ("uptime", "Uptime", f"≥ {UPTIME_TARGET_PERCENT} % per critical target"),
+    ("response_time", "Response time", f"p95 < {RESPONSE_TARGET_SECONDS:.0f} s"),
+    ("error_rate", "Error rate", f"< {ERROR_RATE_TARGET_PERCENT:.0f} %"),
+    ("recovery_time", "Recovery time", f"< {RECOVERY_TARGET_SECONDS / 60:.0f} min"),
+    ("backup_freshness", "Backup freshness", f"< {FRESHNESS_TARGET_SECONDS / 3600:.0f} h"),
+)
+
+
 def sla_rows(uptimes: list[Uptime], times: ResponseTimes, errors: ErrorRate, recoveries: Recoveries, fresh: Freshness) -> list[SlaRow]:
     """Return the five SLA rows from figures already read (the report reads each figure once for several uses)."""
     worst = worst_critical_uptime(uptimes)
-    return [
-        SlaRow(
-            "uptime",
-            "Uptime",
+    figures = [
+        (
             None if worst is None else worst.percent,
             "%",
             "no data" if worst is None else f"{worst.percent:.2f} % ({worst.target})",
-            f"≥ {UPTIME_TARGET_PERCENT} % per critical target",
             None if worst is None else worst.meets_target,
         ),
-        SlaRow(
-            "response_time",
-            "Response time",
+        (
             times.p95_seconds,
             "s",
             "no data" if times.p95_seconds is None else f"p95 {times.p95_seconds:.1f} s",
-            f"p95 < {RESPONSE_TARGET_SECONDS:.0f} s",
             times.meets_target,
         ),
-        SlaRow(
-            "error_rate",
-            "Error rate",
-            errors.percent,
-            "%",
-            "no data" if errors.percent is None else f"{errors.percent:.2f} %",
-            f"< {ERROR_RATE_TARGET_PERCENT:.0f} %",
-            errors.meets_target,
-        ),
-        SlaRow(
-            "recovery_time",
-            "Recovery time",
+        (errors.percent, "%", "no data" if errors.percent is None else f"{errors.percent:.2f} %", errors.meets_target),
+        (
             recoveries.worst_seconds,
             "s",
             "no incidents"
             if not recoveries.incidents
             else f"worst {format_duration(recoveries.worst_seconds)}, MTTR {format_duration(recoveries.mttr_seconds)}",
-            f"< {RECOVERY_TARGET_SECONDS / 60:.0f} min",
             recoveries.meets_target,
         ),
-        SlaRow(
-            "backup_freshness",
-            "Backup freshness",
+        (
             fresh.age_seconds,
             "s",
             fresh.first_due_text() or ("no verified backup" if fresh.age_seconds is None else format_duration(fresh.age_seconds)),
-            f"< {FRESHNESS_TARGET_SECONDS / 3600:.0f} h",
             fresh.meets_target,
         ),
+    ]
+    return [
+        SlaRow(key, name, value, unit, display, target, meets)
+        for (key, name, target), (value, unit, display, meets) in zip(FIGURES, figures, strict=True)
     ]
 
 

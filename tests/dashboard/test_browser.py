@@ -11,15 +11,20 @@ import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
+from dashboard.panels import PENDING
 from store.conversations import conversation_figures
 from store.database import open_session
-from store.sla import response_times, sla_summary
+from store.demo import seed_history
+from store.sla import FIGURES, response_times, sla_summary
 from tasks.workflow_runs import count_workflow_runs, total_runs
+from tests.conftest import POSTGRES_ADMIN
 from tests.dashboard.conftest import ROOT, window_of
 from tests.fakes.server import free_port
 
@@ -178,3 +183,24 @@ def prefect_ui(_dashboard_url: str) -> str:
     from prefect.settings import PREFECT_API_URL
 
     return PREFECT_API_URL.value().removesuffix("/api")
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
+def test_the_overview_shows_its_tiles_while_their_figures_are_still_read(store_url, prefect_server, browser, tmp_path):
+    # The probe tables locked: the SLA read waits on them; the rest of the page (store contents, Prefect) does not.
+    with open_session(store_url) as session:
+        seed_history(session, days=2, notes_per_day=40, now=datetime.now(timezone.utc))
+    with running_dashboard(store_url, prefect_server, tmp_path) as url, psycopg.connect(POSTGRES_ADMIN) as lock:
+        lock.execute(f'SET search_path TO "{store_url.rsplit("%3D", 1)[1]}"')  # the schema of the session's store
+        lock.execute("LOCK TABLE probe_results, probe_hours, rollup_marks, state_changes IN ACCESS EXCLUSIVE MODE")
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.locator('[data-testid="stMetric"]').nth(4).wait_for(timeout=30_000)
+        pending = tiles(page)
+        assert list(pending) == [name for _, name, _ in FIGURES]
+        assert all(value == PENDING for value, _ in pending.values()), pending
+        lock.rollback()  # the read goes on: the same tiles get their figures
+        page.get_by_role("heading", name="Open incidents", level=3).wait_for(timeout=30_000)
+        shown = tiles(page)
+    assert list(shown) == list(pending) and not any(value == PENDING for value, _ in shown.values()), shown
