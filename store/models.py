@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, PrimaryKeyConstraint, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from store.database import UtcDateTime
@@ -38,10 +38,12 @@ class ProbeHourRow(Base):
     """One target's probes over one whole UTC hour, rolled up: the same uptime figures as its raw rows."""
 
     __tablename__ = "probe_hours"
-    __table_args__ = (Index("ix_probe_hours_hour", "hour"),)
+    # Every read and delete is a range of hours over all targets: the primary key (hour, target) is the table
+    # itself (SQLite: WITHOUT ROWID), with no index beside it.
+    __table_args__ = (PrimaryKeyConstraint("hour", "target", name="pk_probe_hours"), {"sqlite_with_rowid": False})
 
-    target: Mapped[str] = mapped_column(String(64), primary_key=True)
-    hour: Mapped[datetime] = mapped_column(UtcDateTime(), primary_key=True)  # the hour's start
+    target: Mapped[str] = mapped_column(String(64))
+    hour: Mapped[datetime] = mapped_column(UtcDateTime())  # the hour's start
     up_seconds: Mapped[float] = mapped_column(Float)
     down_seconds: Mapped[float] = mapped_column(Float)
     maintenance_seconds: Mapped[float] = mapped_column(Float)

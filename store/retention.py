@@ -1,8 +1,9 @@
 """Retention of the store (DESIGN §13): raw probes once rolled up, everything else after a longer limit.
 
-Probes older than their limit go only when their hours are rolled up; the hourly roll-ups, state
-changes, incidents, alerts, deliveries, runs, silences, backups, restores, voice notes and chat
-metadata go after the history limit. What a read needs to start a window is kept: each target's
+Probes older than their limit go only when their hours are rolled up, and the health-check runs of
+that age with them (one row per check, read only for the newest); the hourly roll-ups, state
+changes, incidents, alerts, deliveries, silences, backups, restores, voice notes and chat metadata
+go after the history limit. What a read needs to start a window is kept: each target's
 newest state change, the newest verified backup, open incidents and anything a kept row points to.
 """
 
@@ -42,7 +43,7 @@ VACUUM_FREE_SHARE = 0.2
 
 @dataclass(frozen=True)
 class Limits:
-    """How long rows are kept: raw probes (once rolled up) and everything else."""
+    """How long rows are kept: raw probes (once rolled up) and health-check runs, and everything else."""
 
     probe_days: int = 35
     history_days: int = 400
@@ -65,7 +66,7 @@ class PruneCounts:
 
 def prune_store(session: Session, now: datetime, limits: Limits = Limits(), *, dry_run: bool = False) -> PruneCounts:
     """Delete (or only count, with `dry_run`) the rows past their limits; return the count per table."""
-    probe_cutoff = now - timedelta(days=limits.probe_days)
+    runs_cutoff = probe_cutoff = now - timedelta(days=limits.probe_days)
     done = rolled_range(session)
     # Only whole hours the roll-ups hold: a probe not rolled up yet stays whatever its age.
     probe_cutoff = min(probe_cutoff, done.end) if done is not None else None
@@ -83,7 +84,7 @@ def prune_store(session: Session, now: datetime, limits: Limits = Limits(), *, d
         ("alerts", AlertRow, AlertRow.created_at < cutoff),
         ("alert_keys", AlertKeyRow, AlertKeyRow.last_at < cutoff),
         ("incidents", IncidentRow, (IncidentRow.resolved_at < cutoff) & _unreferenced(IncidentRow.id)),
-        ("health_runs", HealthRunRow, HealthRunRow.finished_at < cutoff),
+        ("health_runs", HealthRunRow, HealthRunRow.finished_at < runs_cutoff),
         ("silences", SilenceRow, SilenceRow.ends_at < cutoff),
         ("backup_items", BackupItemRow, BackupItemRow.run_id.in_(doomed_runs)),
         ("backup_runs", BackupRunRow, BackupRunRow.id.in_(doomed_runs)),
@@ -133,7 +134,8 @@ class RetentionReport:
             )
         return (
             f"store retention: {self.hours_rolled_up} hours rolled up; {verb} {tables} (raw probes over "
-            f"{self.limits.probe_days} d once rolled up, the rest over {self.limits.history_days} d){voice}{compacted}"
+            f"{self.limits.probe_days} d once rolled up, health runs over {self.limits.probe_days} d, the rest over "
+            f"{self.limits.history_days} d){voice}{compacted}"
         )
 
 

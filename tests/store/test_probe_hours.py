@@ -148,3 +148,32 @@ def test_two_overlapping_roll_ups_roll_each_hour_once(store_url):
 def roll_up_hours_in_own_session(url: str, now: datetime) -> int:
     with open_session(url) as session:
         return roll_up_hours(session, now, max_hours=100)
+
+
+def test_migrating_the_roll_ups_to_hour_order_and_back_keeps_every_row(store_url):
+    from alembic import command
+    from alembic.config import Config
+
+    from store.database import MIGRATIONS, get_engine
+
+    with open_session(store_url) as session:
+        seed_db(session)
+    with open_session(store_url) as session:
+        roll_up_hours(session, AFTER, max_hours=24 * 9)
+
+    def stored() -> list[tuple]:
+        with get_engine(store_url).connect() as connection:
+            return [tuple(row) for row in connection.exec_driver_sql("SELECT * FROM probe_hours ORDER BY target, hour")]
+
+    def migrate_to(revision: str, step) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with get_engine(store_url).begin() as connection:
+            config.attributes["connection"] = connection
+            step(config, revision)
+
+    rolled = stored()
+    migrate_to("0010", command.downgrade)
+    assert len(rolled) > 24 * 7 and stored() == rolled
+    migrate_to("head", command.upgrade)
+    assert stored() == rolled

@@ -86,6 +86,8 @@ def seed(session) -> None:
                     instance="i", message_id=f"v{number}{suffix}", chat_jid="j", received_at=when, status="failed", audio_path=audio
                 )
             )
+    # A health run is a raw record of one check, like its probes: it goes with them, not with the history.
+    session.add(HealthRunRow(started_at=days_ago(37), finished_at=days_ago(37), targets_total=1, targets_down=0))
     for days, verified in ((50, True), (42, False), (2, False)):  # no newer verified run: the one 50 days old stays
         run_id = f"run{days}"
         session.add(BackupRunRow(id=run_id, started_at=days_ago(days), status="x", verified=verified, local_dir="x"))
@@ -118,7 +120,7 @@ def test_prune_deletes_rows_past_their_limits_keeps_what_reads_need_and_a_dry_ru
         "alerts": 1,
         "alert_keys": 1,
         "incidents": 1,  # the resolved one; the open one stays
-        "health_runs": 1,
+        "health_runs": 2,  # the old one and the one over 35 days
         "silences": 1,
         "backup_items": 1,
         "backup_runs": 1,  # the failed one; the newest verified stays however old

@@ -5,6 +5,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import event
 
 from store.database import get_engine, open_session
+from store.probe_hours import state_seconds_rolled
 from store.sla.transcriptions import response_times, transcription_outcomes
 
 END = datetime(2026, 11, 20, tzinfo=timezone.utc)
@@ -44,3 +45,16 @@ def test_transcription_reads_are_answered_from_the_index_alone(sqlite_store_url)
     plans = plans_of(sqlite_store_url, lambda session: (transcription_outcomes(session, START, END), response_times(session, START, END)))
 
     assert plans and all("USING COVERING INDEX ix_voice_notes_received_at" in plan for plan in plans), plans
+
+
+def test_hourly_roll_ups_are_kept_once_in_hour_order(sqlite_store_url):
+    # A year of roll-ups is 175 k rows: stored by rowid with a (target, hour) key and an hour index, three copies.
+    with get_engine(sqlite_store_url).connect() as connection:
+        indexes = (
+            connection.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'probe_hours'").scalars().all()
+        )
+        table = connection.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'probe_hours'").scalar_one()
+    plans = plans_of(sqlite_store_url, lambda session: state_seconds_rolled(session, START, END))
+
+    assert "WITHOUT ROWID" in table and indexes == [], (table, indexes)
+    assert plans and all("USING PRIMARY KEY (hour>? AND hour<?)" in plan for plan in plans), plans
