@@ -45,9 +45,9 @@ def sla_tile_slots() -> list[DeltaGenerator]:
     return slots
 
 
-def sla_tiles(rows: list[SlaRow], slots: list[DeltaGenerator] | None = None) -> None:
-    """Show each SLA figure as a tile, in `slots` when given: its value, its target, green when met, red when missed, grey without data."""
-    for slot, row in zip(slots or st.columns(len(rows)), rows):
+def sla_tiles(rows: list[SlaRow], slots: list[DeltaGenerator]) -> None:
+    """Show each SLA figure in its tile (sla_tile_slots): its value, its target, green when met, red when missed, grey without data."""
+    for slot, row in zip(slots, rows, strict=True):
         verdict = {True: "meets", False: "misses", None: "no data for"}[row.meets]
         slot.metric(
             row.name,

@@ -70,10 +70,10 @@ def response_times(session: Session, start: datetime, end: datetime) -> Response
 def _replied_seconds_sqlite(session: Session, replied) -> list[float]:
     """Seconds to reply of every replied note, ascending, computed and sorted by SQLite and read as bare integers.
 
-    The whole milliseconds between two julianday() values are those `epoch_seconds` subtracts (store.timearith),
-    so the figures are those of the SQL expression; reading integers spares a float and a Row per note.
+    The durations are the SQL expression's (`epoch_seconds`, whole milliseconds) as integers: sorted by SQLite,
+    they read back without float noise.
     """
-    milliseconds = func.round((func.julianday(VoiceNoteRow.replied_at) - func.julianday(VoiceNoteRow.received_at)) * 86_400_000)
+    milliseconds = func.round(_SECONDS * 1000)  # each epoch is whole milliseconds (store.timearith): exact
     return [ms / 1000 for ms in session.scalars(select(cast(milliseconds, Integer)).where(replied).order_by(milliseconds))]
 
 

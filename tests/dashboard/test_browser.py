@@ -8,7 +8,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -27,6 +26,7 @@ from tasks.workflow_runs import count_workflow_runs, total_runs
 from tests.conftest import POSTGRES_ADMIN
 from tests.dashboard.conftest import ROOT, window_of
 from tests.fakes.server import free_port
+from tests.polling import wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -81,16 +81,15 @@ def running_dashboard(store_url: str, prefect_api: str, home: Path, **environ: s
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def healthy() -> bool:
         assert process.poll() is None, process.stdout.read()
         try:
-            if httpx.get(f"{url}/_stcore/health", timeout=1).status_code == 200:
-                break
+            return httpx.get(f"{url}/_stcore/health", timeout=1).status_code == 200
         except httpx.HTTPError:
-            time.sleep(0.3)
-    else:
-        raise AssertionError("vigia dashboard did not answer within 60 s")
+            return False
+
+    wait_until(healthy, 60, "vigia dashboard answering /_stcore/health", every=0.3)
     yield url
     os.killpg(process.pid, signal.SIGINT)
     try:
