@@ -77,11 +77,9 @@ def _warm_imports(bind: str, port: int) -> None:
         except OSError:
             time.sleep(0.2)
     import altair  # noqa: F401
+    import httpx  # noqa: F401 — the Overview's Prefect counts: its CLI module pulls in rich (~0.1 s)
     import pandas  # noqa: F401
 
-    import dashboard.charts  # noqa: F401
-    import dashboard.data  # noqa: F401
-    import dashboard.panels  # noqa: F401 — httpx with it: its CLI module pulls in rich (~0.1 s)
     import store.alerts  # noqa: F401
     import store.conversations  # noqa: F401
     import store.history  # noqa: F401
